@@ -1,0 +1,325 @@
+"""Start moto's server with S3 bucket policies evaluated the way AWS evaluates them.
+
+Usage:  python launcher.py [moto_server args...] [--plain-port P]
+e.g.    python launcher.py -H 127.0.0.1 -p 4566 -c cert.pem -k key.pem --plain-port 4567
+
+Why: stock moto 5.2.x evaluates a bucket policy on object requests (GET/PUT/HEAD/DELETE of a
+key) but gets conditions wrong (see shared/docs/test-ground.md): it passes no condition values,
+evaluates only StringEquals (every other operator "matches"), and turns a statement whose
+conditions do not match into an explicit DENIED. A hardened bucket policy (deny non-TLS, deny
+puts without the expected SSE-KMS header/key) therefore denies every object request. This
+launcher replaces bucket-policy evaluation (and only that: identity and trust policies keep
+moto's own evaluator) before handing over to `moto.server.main`.
+
+--plain-port P additionally serves plain HTTP on 127.0.0.1:P from the same process, i.e. the
+same in-memory AWS state, so a test can show that a TLS-only bucket policy refuses plain HTTP
+on the very bucket the TLS port serves.
+
+The evaluator below is pure Python with no moto import, so it can be unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import re
+import sys
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+VERIFIED_MOTO_VERSION = "5.2.5"
+
+# --------------------------------------------------------------------------------------------
+# Condition evaluation (AWS semantics)
+# --------------------------------------------------------------------------------------------
+
+
+def _wildcard(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM glob: `*` is any run of characters, `?` exactly one; everything else is literal."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+
+
+def _text(value: Any) -> str:
+    """Policy JSON may carry `true` or numbers where AWS means strings ("true", "42")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# Positive operators: (context value, policy value) -> bool. A negated operator is "the key is
+# absent, or the value matches none of the policy values", which is how AWS defines them.
+_POSITIVE = {
+    "StringEquals": lambda v, p: v == p,
+    "StringEqualsIgnoreCase": lambda v, p: v.lower() == p.lower(),
+    "StringLike": lambda v, p: _wildcard(p, v),
+    "ArnEquals": lambda v, p: _wildcard(p, v),  # AWS allows wildcards in ArnEquals too
+    "ArnLike": lambda v, p: _wildcard(p, v),
+    "Bool": lambda v, p: v.lower() == p.lower(),
+}
+_NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+SUPPORTED_OPERATORS = sorted(
+    [*_POSITIVE, *_NEGATED, "Null"] + [op + "IfExists" for op in [*_POSITIVE, *_NEGATED]]
+)
+
+
+class UnsupportedCondition(ValueError):
+    pass
+
+
+def condition_operator_matches(operator: str, key: str, policy_values: Any, context: dict[str, str]) -> bool:
+    """One `operator: {key: values}` entry. Several values are OR'd. Keys are case-insensitive
+    (as in AWS); `context` must already be keyed by lower-case names."""
+    values = [_text(v) for v in (policy_values if isinstance(policy_values, list) else [policy_values])]
+    actual = context.get(key.lower())
+
+    if operator == "Null":
+        # Null: "true" means "the key is absent", "false" means "the key is present".
+        return any((v.lower() == "true") == (actual is None) for v in values)
+
+    if_exists = operator.endswith("IfExists")
+    base = operator[: -len("IfExists")] if if_exists else operator
+    if actual is None:
+        # A missing key: IfExists makes any operator true; otherwise positive operators are
+        # false and negated ones true.
+        if if_exists:
+            return True
+        if base in _POSITIVE:
+            return False
+        if base in _NEGATED:
+            return True
+        raise UnsupportedCondition(operator)
+    if base in _POSITIVE:
+        return any(_POSITIVE[base](actual, v) for v in values)
+    if base in _NEGATED:
+        return not any(_POSITIVE[_NEGATED[base]](actual, v) for v in values)
+    raise UnsupportedCondition(operator)
+
+
+def conditions_match(condition_block: dict[str, dict[str, Any]] | None, context: dict[str, str]) -> bool:
+    """A statement's whole `Condition` block: every operator and every key must hold (AND)."""
+    ctx = {k.lower(): v for k, v in context.items()}
+    for operator, keys in (condition_block or {}).items():
+        for key, policy_values in keys.items():
+            if not condition_operator_matches(operator, key, policy_values, ctx):
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Bucket policy evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statement_applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    if "NotAction" in statement:
+        if any(_wildcard(a, action, ignore_case=True) for a in _as_list(statement["NotAction"])):
+            return False
+    elif not any(_wildcard(a, action, ignore_case=True) for a in _as_list(statement.get("Action", []))):
+        return False
+    if "NotResource" in statement:
+        if any(_wildcard(r, resource) for r in _as_list(statement["NotResource"])):
+            return False
+    elif "Resource" in statement and not any(_wildcard(r, resource) for r in _as_list(statement["Resource"])):
+        return False
+    # moto does not identify the caller for bucket policies; keep its rule: a plain-string
+    # principal other than "*" never applies, any other principal applies to everybody.
+    principal = statement.get("Principal")
+    if isinstance(principal, str) and principal != "*":
+        return False
+    return conditions_match(statement.get("Condition"), context)
+
+
+def evaluate_policy(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> str | None:
+    """Returns "Deny" (an applicable Deny: it always wins), "Allow" (an applicable Allow and no
+    applicable Deny) or None (no statement applies: the caller's default handling decides).
+    A statement whose conditions do not match simply does not apply."""
+    result = None
+    for statement in _as_list(policy.get("Statement", [])):
+        if not _statement_applies(statement, action, resource, context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "Deny"
+        result = "Allow"
+    return result
+
+
+def request_context(full_url: str, headers: Any) -> dict[str, str]:
+    """The condition keys this emulator supplies: aws:SecureTransport from the URL's scheme,
+    the SSE keys from the request headers (absent when the header is absent, so that `Null`
+    and `...IfExists` behave as on AWS)."""
+    lower = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    ctx = {"aws:SecureTransport": "true" if urlparse(full_url).scheme == "https" else "false"}
+    for header in ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"):
+        if header in lower:
+            ctx["s3:" + header] = lower[header]
+    return ctx
+
+
+# --------------------------------------------------------------------------------------------
+# The patches
+# --------------------------------------------------------------------------------------------
+
+# Set for the duration of one S3 request handler: (condition context, raise_on_deny).
+_current_request: contextvars.ContextVar[tuple[dict[str, str], bool] | None] = contextvars.ContextVar(
+    "tfstate_s3_request", default=None
+)
+
+
+class MotoMismatch(RuntimeError):
+    pass
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise MotoMismatch(what)
+
+
+def apply_patches() -> str:
+    """Patch moto in-process. Raises MotoMismatch if the internals are not what was verified
+    (a moto upgrade must be re-checked, not silently run unpatched). Returns moto's version."""
+    import moto
+    import moto.s3.exceptions as s3_exceptions
+    import moto.server
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
+
+    # 1. The call sites: moto asks FakeBucket.get_permission(action, resource) from
+    #    S3Response._key_response (object requests, a DENIED answer means 403) and from the
+    #    DeleteObjects handler (under _bucket_response). Neither passes request data, so we
+    #    wrap both handlers to publish the request's condition context in a context variable.
+    _require(
+        list(inspect.signature(FakeBucket.get_permission).parameters) == ["self", "action", "resource"],
+        "moto.s3.models.FakeBucket.get_permission(self, action, resource)",
+    )
+    for name in ("_key_response", "_bucket_response"):
+        handler = getattr(S3Response, name, None)
+        _require(
+            callable(handler) and list(inspect.signature(handler).parameters)[:3] == ["self", "request", "full_url"],
+            f"moto.s3.responses.S3Response.{name}(self, request, full_url)",
+        )
+    key_source = inspect.getsource(S3Response._key_response)
+    _require(
+        "bucket.get_permission(action, resource)" in key_source and "PermissionResult.DENIED" in key_source,
+        "S3Response._key_response consulting bucket.get_permission(action, resource)",
+    )
+    _require(all(hasattr(PermissionResult, n) for n in ("PERMITTED", "DENIED", "NEUTRAL")), "PermissionResult")
+    _require(hasattr(s3_exceptions, "BucketAccessDeniedError"), "moto.s3.exceptions.BucketAccessDeniedError")
+    _require(callable(getattr(moto.server, "run_simple", None)), "moto.server.run_simple")
+
+    def with_context(original: Any, raise_on_deny: bool) -> Any:
+        def handler(self: Any, request: Any, full_url: str, *args: Any, **kwargs: Any) -> Any:
+            token = _current_request.set((request_context(full_url, request.headers), raise_on_deny))
+            try:
+                return original(self, request, full_url, *args, **kwargs)
+            finally:
+                _current_request.reset(token)
+
+        handler.__doc__ = f"{original.__qualname__}, publishing the request's condition context."
+        return handler
+
+    S3Response._key_response = with_context(S3Response._key_response, raise_on_deny=True)
+    S3Response._bucket_response = with_context(S3Response._bucket_response, raise_on_deny=False)
+
+    # 2. The evaluation itself: AWS semantics instead of moto's IAMPolicy (see evaluate_policy).
+    #    On an object request a Deny raises S3's AccessDenied error, so clients see the real
+    #    `403 AccessDenied` body instead of moto's bare, empty 403.
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        import json
+
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        current = _current_request.get()
+        context, raise_on_deny = current if current else ({}, False)
+        if action == "s3:HeadObject":  # moto derives the action from the verb; AWS needs GetObject
+            action = "s3:GetObject"
+        try:
+            verdict = evaluate_policy(json.loads(self.policy), action, resource, context)
+        except UnsupportedCondition as e:
+            # Loud, and on the safe side for a test: the request fails visibly.
+            print(f"moto-launcher: unsupported condition operator {e} in the policy of {self.name}; "
+                  f"supported: {', '.join(SUPPORTED_OPERATORS)}", file=sys.stderr, flush=True)
+            verdict = "Deny"
+        if verdict == "Deny":
+            if raise_on_deny:
+                raise s3_exceptions.BucketAccessDeniedError(bucket=self.name)
+            return PermissionResult.DENIED
+        return PermissionResult.PERMITTED if verdict == "Allow" else PermissionResult.NEUTRAL
+
+    get_permission.__doc__ = "Bucket policy evaluation with AWS condition semantics (launcher.py)."
+    FakeBucket.get_permission = get_permission
+    return moto.__version__
+
+
+def serve_plain_http_too(port: int) -> None:
+    """Make moto.server.main also serve its WSGI app over plain HTTP on 127.0.0.1:port.
+
+    moto.server.main builds one DomainDispatcherApplication and passes it to werkzeug's
+    run_simple; we wrap run_simple (as imported into moto.server) to start a second werkzeug
+    server with that same app object in a daemon thread first. Same process, same backends."""
+    import moto.server
+    from werkzeug.serving import make_server
+
+    real_run_simple = moto.server.run_simple
+
+    def run_simple(hostname: str, tls_port: int, application: Any, **kwargs: Any) -> None:
+        plain = make_server(
+            "127.0.0.1", port, application, threaded=True,
+            request_handler=kwargs.get("request_handler"),
+        )
+        threading.Thread(target=plain.serve_forever, name="plain-http", daemon=True).start()
+        print(f"moto-launcher: also serving plain HTTP on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+        real_run_simple(hostname, tls_port, application, **kwargs)
+
+    moto.server.run_simple = run_simple
+
+
+def main(argv: list[str]) -> None:
+    plain_port = None
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--plain-port":
+            plain_port = next(args, None)
+            if plain_port is None:
+                sys.exit("moto-launcher: --plain-port needs a port number")
+        elif arg.startswith("--plain-port="):
+            plain_port = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    try:
+        version = apply_patches()
+    except MotoMismatch as e:
+        sys.exit(
+            f"moto-launcher: this moto does not have the internals the launcher patches ({e}); "
+            f"it was written for moto {VERIFIED_MOTO_VERSION}: re-check scripts/moto/launcher.py"
+        )
+    if version != VERIFIED_MOTO_VERSION:
+        print(f"moto-launcher: warning: moto {version}, verified with {VERIFIED_MOTO_VERSION}", file=sys.stderr)
+    if plain_port is not None:
+        if not plain_port.isdigit():
+            sys.exit(f"moto-launcher: --plain-port {plain_port!r} is not a port number")
+        serve_plain_http_too(int(plain_port))
+    print(f"moto-launcher: moto {version} with AWS bucket-policy conditions", file=sys.stderr, flush=True)
+
+    import moto.server
+
+    # moto.server.main falls back to sys.argv when given an empty list: hide our own flag.
+    sys.argv = [sys.argv[0], *rest]
+    moto.server.main(rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

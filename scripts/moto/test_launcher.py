@@ -1,0 +1,393 @@
+"""Tests of launcher.py: the pure condition evaluator, and end to end against a launched moto
+(TLS port + --plain-port) driven by boto3. Run with the moto venv's python:
+    venv=$(scripts/install-moto.sh) && "$venv/bin/python" -m pytest scripts/moto -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import launcher  # noqa: E402
+from launcher import conditions_match, evaluate_policy, request_context  # noqa: E402
+
+REGION = "eu-west-1"
+SSE = "s3:x-amz-server-side-encryption"
+SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+
+# --------------------------------------------------------------------------------------------
+# Unit tests: condition operators and policy evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def match(operator: str, key: str, values, context: dict[str, str]) -> bool:
+    return conditions_match({operator: {key: values}}, context)
+
+
+@pytest.mark.parametrize(
+    "operator, values, context, expected",
+    [
+        ("StringEquals", "aws:kms", {SSE: "aws:kms"}, True),
+        ("StringEquals", "aws:kms", {SSE: "AES256"}, False),
+        ("StringEquals", "aws:kms", {}, False),  # missing key: positive operator is false
+        ("StringEquals", "AWS:KMS", {SSE: "aws:kms"}, False),  # values are case-sensitive
+        ("StringEqualsIgnoreCase", "AWS:KMS", {SSE: "aws:kms"}, True),
+        ("StringNotEquals", "aws:kms", {SSE: "aws:kms"}, False),
+        ("StringNotEquals", "aws:kms", {SSE: "AES256"}, True),
+        ("StringNotEquals", "aws:kms", {}, True),  # missing key: negated operator is true
+        ("StringEqualsIfExists", "aws:kms", {}, True),
+        ("StringEqualsIfExists", "aws:kms", {SSE: "AES256"}, False),
+        ("StringNotEqualsIfExists", "aws:kms", {}, True),
+        ("StringNotEqualsIfExists", "aws:kms", {SSE: "AES256"}, True),
+        ("StringNotEqualsIfExists", "aws:kms", {SSE: "aws:kms"}, False),
+        ("StringLike", "aws:*", {SSE: "aws:kms"}, True),
+        ("StringLike", "aws:km?", {SSE: "aws:kms"}, True),
+        ("StringLike", "aws:k?", {SSE: "aws:kms"}, False),
+        ("StringLike", "a.s:kms", {SSE: "aws:kms"}, False),  # "." is literal, not a regex
+        ("StringLike", "aws:*", {}, False),
+        ("StringNotLike", "aws:*", {SSE: "AES256"}, True),
+        ("StringNotLike", "aws:*", {SSE: "aws:kms"}, False),
+        ("StringNotLike", "aws:*", {}, True),
+        ("StringLikeIfExists", "aws:*", {}, True),
+        ("StringNotLikeIfExists", "aws:*", {SSE: "aws:kms"}, False),
+        # several values are OR'd (for negated operators: "matches none of them")
+        ("StringEquals", ["AES256", "aws:kms"], {SSE: "aws:kms"}, True),
+        ("StringEquals", ["AES256", "aws:kms"], {SSE: "aws:kms:dsse"}, False),
+        ("StringNotEquals", ["AES256", "aws:kms"], {SSE: "AES256"}, False),
+        ("StringNotEquals", ["AES256", "aws:kms"], {SSE: "none"}, True),
+        ("StringLike", ["AES*", "aws:*"], {SSE: "aws:kms"}, True),
+    ],
+)
+def test_string_operators(operator, values, context, expected):
+    assert match(operator, SSE, values, context) is expected
+
+
+@pytest.mark.parametrize(
+    "operator, values, context, expected",
+    [
+        ("Bool", "false", {"aws:SecureTransport": "false"}, True),
+        ("Bool", "false", {"aws:SecureTransport": "true"}, False),
+        ("Bool", False, {"aws:SecureTransport": "false"}, True),  # JSON boolean in the policy
+        ("Bool", "FALSE", {"aws:SecureTransport": "false"}, True),
+        ("Bool", "false", {}, False),
+        ("BoolIfExists", "false", {}, True),
+        ("BoolIfExists", "false", {"aws:SecureTransport": "true"}, False),
+    ],
+)
+def test_bool(operator, values, context, expected):
+    assert match(operator, "aws:SecureTransport", values, context) is expected
+
+
+@pytest.mark.parametrize(
+    "values, context, expected",
+    [
+        ("true", {}, True),  # "true": the key is absent
+        ("true", {SSE: "aws:kms"}, False),
+        ("false", {SSE: "aws:kms"}, True),  # "false": the key is present
+        ("false", {}, False),
+        (True, {}, True),
+    ],
+)
+def test_null(values, context, expected):
+    assert match("Null", SSE, values, context) is expected
+
+
+@pytest.mark.parametrize(
+    "operator, values, value, expected",
+    [
+        ("ArnEquals", "arn:aws:kms:eu-west-1:123456789012:key/abc", "arn:aws:kms:eu-west-1:123456789012:key/abc", True),
+        ("ArnLike", "arn:aws:kms:*:123456789012:key/*", "arn:aws:kms:eu-west-1:123456789012:key/abc", True),
+        ("ArnLike", "arn:aws:kms:*:111111111111:key/*", "arn:aws:kms:eu-west-1:123456789012:key/abc", False),
+        ("ArnNotLike", "arn:aws:kms:*:111111111111:key/*", "arn:aws:kms:eu-west-1:123456789012:key/abc", True),
+        ("ArnNotEquals", "arn:aws:kms:eu-west-1:123456789012:key/abc", "arn:aws:kms:eu-west-1:123456789012:key/abc", False),
+    ],
+)
+def test_arn_operators(operator, values, value, expected):
+    assert match(operator, SSE_KEY, values, {SSE_KEY: value}) is expected
+
+
+def test_keys_are_case_insensitive():
+    assert match("Bool", "AWS:securetransport", "true", {"aws:SecureTransport": "true"})
+
+
+def test_keys_and_operators_are_anded():
+    block = {"StringEquals": {SSE: "aws:kms", SSE_KEY: "k1"}, "Bool": {"aws:SecureTransport": "true"}}
+    full = {SSE: "aws:kms", SSE_KEY: "k1", "aws:SecureTransport": "true"}
+    assert conditions_match(block, full)
+    for drop in full:
+        assert not conditions_match(block, {k: v for k, v in full.items() if k != drop})
+    assert not conditions_match(block, {**full, SSE_KEY: "k2"})
+    assert conditions_match({}, {}) and conditions_match(None, {})
+
+
+def test_unsupported_operator_is_loud():
+    with pytest.raises(launcher.UnsupportedCondition):
+        match("NumericLessThan", "s3:max-keys", "10", {"s3:max-keys": "5"})
+
+
+def deny(action, resource, condition=None, **extra):
+    statement = {"Effect": "Deny", "Principal": "*", "Action": action, "Resource": resource, **extra}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def test_policy_non_matching_conditions_are_neutral():
+    policy = {"Statement": [deny("s3:*", "arn:aws:s3:::b/*", {"Bool": {"aws:SecureTransport": "false"}})]}
+    assert evaluate_policy(policy, "s3:GetObject", "arn:aws:s3:::b/k", {"aws:SecureTransport": "true"}) is None
+    assert evaluate_policy(policy, "s3:GetObject", "arn:aws:s3:::b/k", {"aws:SecureTransport": "false"}) == "Deny"
+
+
+def test_policy_deny_wins_and_scoping():
+    allow = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}
+    put_deny = deny("s3:PutObject", "arn:aws:s3:::b/*", {"Null": {SSE: "true"}})
+    policy = {"Statement": [allow, put_deny]}
+    assert evaluate_policy(policy, "s3:PutObject", "arn:aws:s3:::b/k", {}) == "Deny"
+    assert evaluate_policy(policy, "s3:PutObject", "arn:aws:s3:::b/k", {SSE: "AES256"}) == "Allow"
+    assert evaluate_policy(policy, "s3:GetObject", "arn:aws:s3:::b/k", {}) == "Allow"
+    assert evaluate_policy(policy, "s3:getobject", "arn:aws:s3:::other/k", {}) is None  # resource
+    assert evaluate_policy({"Statement": put_deny}, "s3:PutObject", "arn:aws:s3:::b/k", {}) == "Deny"
+    not_action = {"Statement": [deny("s3:*", "*", NotAction="s3:GetObject")]}
+    not_action["Statement"][0].pop("Action")
+    assert evaluate_policy(not_action, "s3:GetObject", "arn:aws:s3:::b/k", {}) is None
+    assert evaluate_policy(not_action, "s3:PutObject", "arn:aws:s3:::b/k", {}) == "Deny"
+
+
+def test_request_context():
+    assert request_context("http://127.0.0.1:1/b/k", {}) == {"aws:SecureTransport": "false"}
+    ctx = request_context(
+        "https://127.0.0.1:1/b/k",
+        {"X-Amz-Server-Side-Encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "arn:k"},
+    )
+    assert ctx == {"aws:SecureTransport": "true", SSE: "aws:kms", SSE_KEY: "arn:k"}
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: moto started through the launcher, boto3 over TLS and plain HTTP
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+        check=True, capture_output=True, timeout=60,
+    )
+    return d / "cert.pem", d / "key.pem"
+
+
+class Server:
+    def __init__(self, tls_port: int, plain_port: int | None, cert: Path):
+        self.tls_port, self.plain_port, self.cert = tls_port, plain_port, cert
+
+    def client(self, service: str = "s3", plain: bool = False):
+        import boto3
+        from botocore.config import Config
+
+        url = f"http://127.0.0.1:{self.plain_port}" if plain else f"https://127.0.0.1:{self.tls_port}"
+        return boto3.client(
+            service, endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test",
+            verify=False if plain else str(self.cert),
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        )
+
+
+def start(cmd: list[str], ports: list[int], log: Path):
+    """Start moto, wait (bounded) until every port accepts connections; fail with its log."""
+    out = open(log, "wb")
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    out.close()
+    deadline = time.monotonic() + 30
+    pending = list(ports)
+    while pending:
+        if proc.poll() is not None:
+            pytest.fail(f"moto exited with {proc.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"moto did not listen on {pending} within 30s:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", pending[0]), timeout=1).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.1)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(cert, tmp_path_factory):
+    tls_port, plain_port = free_port(), free_port()
+    log = tmp_path_factory.mktemp("moto") / "launcher.log"
+    cmd = [sys.executable, str(HERE / "launcher.py"), "-H", "127.0.0.1", "-p", str(tls_port),
+           "-c", str(cert[0]), "-k", str(cert[1]), "--plain-port", str(plain_port)]
+    proc = start(cmd, [tls_port, plain_port], log)
+    try:
+        yield Server(tls_port, plain_port, cert[0])
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def bucket(server) -> str:
+    name = f"tfstate-test-{uuid.uuid4().hex[:12]}"
+    server.client().create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return name
+
+
+@pytest.fixture(scope="module")
+def kms_keys(server) -> tuple[str, str]:
+    kms = server.client("kms")
+    return tuple(kms.create_key(Description=f"test {i}")["KeyMetadata"]["Arn"] for i in range(2))
+
+
+def put_policy(server, bucket: str, *statements) -> None:
+    server.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+
+
+def objects(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}/*"
+
+
+def tls_only(bucket: str) -> dict:
+    return deny("s3:*", [f"arn:aws:s3:::{bucket}", objects(bucket)], {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def hardened_policy(bucket: str, key_arn: str) -> list[dict]:
+    """DESIGN.md "S3 bucket": deny non-TLS, deny PutObject without the SSE-KMS header or with
+    another KMS key."""
+    return [
+        tls_only(bucket),
+        deny("s3:PutObject", objects(bucket), {"StringNotEquals": {SSE: "aws:kms"}}),
+        deny("s3:PutObject", objects(bucket), {"Null": {SSE: "true"}}),
+        deny("s3:PutObject", objects(bucket), {"StringNotEqualsIfExists": {SSE_KEY: key_arn}}),
+    ]
+
+
+def denied(call, **kwargs) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    if e.value.operation_name != "HeadObject":  # HEAD responses carry no error body
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_tls_only_policy_refuses_plain_http(server, bucket):
+    tls, plain = server.client(), server.client(plain=True)
+    tls.put_object(Bucket=bucket, Key="before", Body=b"x")
+    put_policy(server, bucket, tls_only(bucket))
+
+    denied(plain.get_object, Bucket=bucket, Key="before")
+    denied(plain.head_object, Bucket=bucket, Key="before")
+    denied(plain.put_object, Bucket=bucket, Key="k", Body=b"plain")
+    result = plain.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "before"}]})
+    assert [e["Code"] for e in result.get("Errors", [])] == ["AccessDenied"]
+
+    tls.put_object(Bucket=bucket, Key="k", Body=b"tls")
+    assert tls.get_object(Bucket=bucket, Key="k")["Body"].read() == b"tls"
+    assert tls.get_object(Bucket=bucket, Key="before")["Body"].read() == b"x"
+    tls.head_object(Bucket=bucket, Key="k")
+
+
+def test_string_not_equals_kms_lets_only_kms_through(server, bucket, kms_keys):
+    s3 = server.client()
+    put_policy(server, bucket, deny("s3:PutObject", objects(bucket), {"StringNotEquals": {SSE: "aws:kms"}}))
+    denied(s3.put_object, Bucket=bucket, Key="k", Body=b"x")
+    denied(s3.put_object, Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="AES256")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_keys[0])
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_null_requires_the_header(server, bucket):
+    s3 = server.client()
+    put_policy(server, bucket, deny("s3:PutObject", objects(bucket), {"Null": {SSE: "true"}}))
+    denied(s3.put_object, Bucket=bucket, Key="k", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="AES256")
+
+
+@pytest.mark.parametrize("operator", ["StringNotEquals", "StringNotEqualsIfExists"])
+def test_wrong_kms_key_is_refused(server, bucket, kms_keys, operator):
+    s3 = server.client()
+    expected, other = kms_keys
+    put_policy(server, bucket, deny("s3:PutObject", objects(bucket), {operator: {SSE_KEY: expected}}))
+    denied(s3.put_object, Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=expected)
+    # No key id header: for negated operators a missing key makes the condition true, with or
+    # without IfExists (AWS semantics), so the put is refused either way.
+    denied(s3.put_object, Bucket=bucket, Key="k2", Body=b"x", ServerSideEncryption="aws:kms")
+
+
+def test_hardened_policy_lets_a_correct_tls_put_through(server, bucket, kms_keys):
+    s3, plain = server.client(), server.client(plain=True)
+    expected, other = kms_keys
+    put_policy(server, bucket, *hardened_policy(bucket, expected))
+    good = dict(Bucket=bucket, Key="state.tfstate", ServerSideEncryption="aws:kms", SSEKMSKeyId=expected)
+    s3.put_object(Body=b'{"version": 4}', **good)
+    assert s3.get_object(Bucket=bucket, Key="state.tfstate")["Body"].read() == b'{"version": 4}'
+    denied(plain.put_object, Body=b"x", **good)
+    denied(plain.get_object, Bucket=bucket, Key="state.tfstate")
+    denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x")
+    denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x", ServerSideEncryption="AES256")
+    denied(s3.put_object, Body=b"x", **{**good, "SSEKMSKeyId": other})
+
+
+def test_stock_moto_denies_the_correct_put(cert, tmp_path):
+    """Why the launcher exists: unpatched moto denies even a correct TLS put under the
+    hardened policy (every conditional Deny "matches")."""
+    port = free_port()
+    code = "import sys, moto.server; moto.server.main(sys.argv[1:])"
+    cmd = [sys.executable, "-c", code, "-H", "127.0.0.1", "-p", str(port), "-c", str(cert[0]), "-k", str(cert[1])]
+    proc = start(cmd, [port], tmp_path / "stock.log")
+    try:
+        stock = Server(port, None, cert[0])
+        bucket = f"tfstate-stock-{uuid.uuid4().hex[:12]}"
+        s3 = stock.client()
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        key_arn = stock.client("kms").create_key()["KeyMetadata"]["Arn"]
+        put_policy(stock, bucket, *hardened_policy(bucket, key_arn))
+        from botocore.exceptions import ClientError
+
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    finally:
+        stop(proc)
+
+
+def test_launcher_refuses_an_unexpected_moto(tmp_path):
+    """A moto whose internals moved must stop the launcher, not run unpatched."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import moto.s3.responses as r; "
+        "del r.S3Response._key_response; import launcher; launcher.main(['-p', '1'])"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(HERE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "does not have the internals" in result.stderr and "_key_response" in result.stderr

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Starts the local test ground: etcd, kube-apiserver v1.20.2, kube-controller-manager
+# (garbage collection, namespaces, service-account tokens) and the moto AWS emulator over
+# TLS through our policy-evaluating launcher, each on free loopback ports.
+#
+#   scripts/testground-up.sh [DIR]     (DIR defaults to a new temporary directory)
+#
+# Prints DIR on stdout. DIR/env holds KEY=VALUE lines for the tests and the operator
+# (KUBECONFIG, AWS_ENDPOINT_URL, AWS_CA_BUNDLE, credentials...); DIR/pids lists what was
+# started. Stop everything with scripts/testground-down.sh DIR.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/lib.sh"
+
+dir="${1:-$(mktemp -d "${TMPDIR:-/tmp}/tfstate-testground.XXXXXX")}"
+mkdir -p "$dir/certs" "$dir/logs"
+dir="$(cd "$dir" && pwd)"
+: >"$dir/pids"
+
+# On any failure, show why and stop whatever was already started.
+fail() {
+  log "test ground failed to start: $1"
+  [ -n "${2:-}" ] && [ -f "$2" ] && { log "last lines of $2:"; tail -n 30 "$2" >&2; }
+  "$here/testground-down.sh" "$dir" >&2 || true
+  exit 1
+}
+trap 'fail "unexpected error at line $LINENO"' ERR
+
+"$here/install-kube.sh" || fail "could not install etcd / build kube-apiserver"
+venv="$("$here/install-moto.sh" | tail -n1)" || fail "could not install moto"
+apt_install curl
+
+# start NAME LOG CMD...: run CMD in its own process group, remember its PID.
+start() {
+  local name=$1 logfile=$2
+  shift 2
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  echo "$name $!" >>"$dir/pids"
+}
+
+# --- certificates and credentials -------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  -keyout "$dir/certs/moto.key" -out "$dir/certs/moto.crt" 2>/dev/null
+openssl genrsa -out "$dir/certs/sa.key" 2048 2>/dev/null
+openssl rsa -in "$dir/certs/sa.key" -pubout -out "$dir/certs/sa.pub" 2>/dev/null
+admin_token="$(openssl rand -hex 24)"
+echo "$admin_token,admin,admin,\"system:masters\"" >"$dir/tokens.csv"
+
+# --- etcd ------------------------------------------------------------------------
+etcd_port=$(free_port); etcd_peer=$(free_port)
+start etcd "$dir/logs/etcd.log" etcd --data-dir "$dir/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-cluster "default=http://127.0.0.1:$etcd_peer"
+wait_until 30 etcd curl -sf "http://127.0.0.1:$etcd_port/health" || fail "etcd did not become healthy in 30 s" "$dir/logs/etcd.log"
+
+# --- kube-apiserver ---------------------------------------------------------------
+api_port=$(free_port)
+start kube-apiserver "$dir/logs/kube-apiserver.log" "$KUBE_BIN_DIR/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$api_port" --bind-address=127.0.0.1 \
+  --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
+  --service-account-key-file="$dir/certs/sa.pub" --service-account-signing-key-file="$dir/certs/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc --authorization-mode=RBAC \
+  --service-cluster-ip-range=10.0.0.0/24 --enable-priority-and-fairness=false
+api="https://127.0.0.1:$api_port"
+wait_until 90 kube-apiserver curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $admin_token" "$api/readyz" \
+  || fail "kube-apiserver not ready in 90 s" "$dir/logs/kube-apiserver.log"
+
+cat >"$dir/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: testground
+  cluster: {server: "$api", certificate-authority: "$dir/certs/apiserver.crt"}
+users:
+- name: admin
+  user: {token: "$admin_token"}
+contexts:
+- name: testground
+  context: {cluster: testground, user: admin, namespace: default}
+current-context: testground
+KUBECONFIG
+chmod 600 "$dir/kubeconfig" "$dir/tokens.csv"
+
+# --- kube-controller-manager: garbage collection, namespace deletion, SA tokens ----
+start kube-controller-manager "$dir/logs/kube-controller-manager.log" "$KUBE_BIN_DIR/kube-controller-manager" \
+  --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" --authorization-kubeconfig="$dir/kubeconfig" \
+  --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token \
+  --service-account-private-key-file="$dir/certs/sa.key" --root-ca-file="$dir/certs/apiserver.crt" \
+  --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 --port=0
+# It has no health endpoint with --secure-port=0; the default ServiceAccount it creates
+# in "default" is the proof that it runs.
+wait_until 60 kube-controller-manager curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $admin_token" \
+  "$api/api/v1/namespaces/default/serviceaccounts/default" \
+  || fail "kube-controller-manager did not start in 60 s" "$dir/logs/kube-controller-manager.log"
+
+# --- moto, over TLS, plus a plain-HTTP port on the same state ---------------------
+moto_port=$(free_port); moto_plain_port=$(free_port)
+start moto "$dir/logs/moto.log" "$venv/bin/python" "$here/moto/launcher.py" -H 127.0.0.1 -p "$moto_port" \
+  -c "$dir/certs/moto.crt" -k "$dir/certs/moto.key" --plain-port "$moto_plain_port"
+wait_until 60 moto curl -sf --cacert "$dir/certs/moto.crt" "https://127.0.0.1:$moto_port/moto-api/" \
+  || fail "moto did not answer in 60 s" "$dir/logs/moto.log"
+
+cat >"$dir/env" <<ENV
+TESTGROUND_DIR=$dir
+KUBECONFIG=$dir/kubeconfig
+KUBE_APISERVER_URL=$api
+TESTGROUND_ADMIN_TOKEN=$admin_token
+TESTGROUND_SA_SIGNING_KEY=$dir/certs/sa.key
+AWS_ENDPOINT_URL=https://127.0.0.1:$moto_port
+TESTGROUND_AWS_PLAIN_ENDPOINT_URL=http://127.0.0.1:$moto_plain_port
+AWS_CA_BUNDLE=$dir/certs/moto.crt
+AWS_ACCESS_KEY_ID=test
+AWS_SECRET_ACCESS_KEY=test
+AWS_REGION=eu-west-1
+TESTGROUND_ACCOUNT_ID=123456789012
+ENV
+trap - ERR
+log "test ground up in $dir (apiserver $api, moto https://127.0.0.1:$moto_port)"
+echo "$dir"

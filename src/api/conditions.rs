@@ -1,0 +1,148 @@
+//! Condition types and reasons: closed enums, never loose strings.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The condition types a backend reports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionType {
+    /// True only when every part is True for the current generation.
+    Ready,
+    /// The S3 bucket exists with every required setting.
+    BucketReady,
+    /// The KMS key exists, rotates and has its alias and policy (or the existing key is usable).
+    EncryptionKeyReady,
+    /// The DynamoDB lock table exists with every required setting (or is not needed).
+    LockTableReady,
+    /// The runners' IAM role exists with its trust and inline policy.
+    RoleReady,
+    /// The backend ConfigMap is published.
+    BackendConfigPublished,
+    /// kstatus: the operator is working towards the desired state.
+    Reconciling,
+    /// kstatus: the operator cannot make progress without a change (spec, AWS side).
+    Stalled,
+}
+
+impl ConditionType {
+    /// Every condition type, in the order they appear in status.
+    pub const ALL: [ConditionType; 8] = [
+        ConditionType::Ready,
+        ConditionType::BucketReady,
+        ConditionType::EncryptionKeyReady,
+        ConditionType::LockTableReady,
+        ConditionType::RoleReady,
+        ConditionType::BackendConfigPublished,
+        ConditionType::Reconciling,
+        ConditionType::Stalled,
+    ];
+
+    /// The name written into `status.conditions[].type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::BucketReady => "BucketReady",
+            ConditionType::EncryptionKeyReady => "EncryptionKeyReady",
+            ConditionType::LockTableReady => "LockTableReady",
+            ConditionType::RoleReady => "RoleReady",
+            ConditionType::BackendConfigPublished => "BackendConfigPublished",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a condition has its status: CamelCase, also used as Event reason and metric label.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Everything matches the spec.
+    Converged,
+    /// The resource is being created.
+    Creating,
+    /// The resource is being changed to match a new spec.
+    Updating,
+    /// A setting changed outside the operator was put back.
+    DriftRepaired,
+    /// The spec is invalid; the message says what to fix. No AWS call was made.
+    InvalidSpec,
+    /// A resource of the requested name belongs to another object, or is not tagged and
+    /// `adoptExisting` is false. Nothing was touched.
+    Conflict,
+    /// AWS refused the operator's call for lack of permissions.
+    AccessDenied,
+    /// An existing resource named by the spec (existing KMS key, logging bucket) is
+    /// missing or unusable.
+    DependencyNotReady,
+    /// The part is not used by this spec (lock table in Lockfile mode, key with AES256).
+    NotRequired,
+    /// Deletion waits: the bucket still holds object versions.
+    DeletionBlocked,
+    /// The resources are being deleted.
+    Deleting,
+    /// An AWS call failed for another reason; it is retried with back-off.
+    AwsError,
+    /// A Kubernetes call failed; it is retried with back-off.
+    KubernetesError,
+}
+
+impl Reason {
+    /// The CamelCase name written into conditions, Events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Converged => "Converged",
+            Reason::Creating => "Creating",
+            Reason::Updating => "Updating",
+            Reason::DriftRepaired => "DriftRepaired",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::Conflict => "Conflict",
+            Reason::AccessDenied => "AccessDenied",
+            Reason::DependencyNotReady => "DependencyNotReady",
+            Reason::NotRequired => "NotRequired",
+            Reason::DeletionBlocked => "DeletionBlocked",
+            Reason::Deleting => "Deleting",
+            Reason::AwsError => "AwsError",
+            Reason::KubernetesError => "KubernetesError",
+        }
+    }
+
+    /// Whether retrying cannot help until something changes (kstatus `Stalled`).
+    pub fn is_permanent(self) -> bool {
+        matches!(self, Reason::InvalidSpec | Reason::Conflict | Reason::DependencyNotReady | Reason::AccessDenied)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde_names() {
+        for t in ConditionType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for r in [Reason::Converged, Reason::DriftRepaired, Reason::InvalidSpec, Reason::KubernetesError] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
+
+    #[test]
+    fn only_unfixable_reasons_are_permanent() {
+        assert!(Reason::InvalidSpec.is_permanent());
+        assert!(Reason::Conflict.is_permanent());
+        assert!(!Reason::AwsError.is_permanent());
+        assert!(!Reason::Creating.is_permanent());
+    }
+}

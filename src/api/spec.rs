@@ -1,0 +1,371 @@
+//! The desired state of a backend: `TerraformStateBackend.spec`.
+//!
+//! Every field carries a doc comment (it becomes the OpenAPI description that
+//! `kubectl explain` shows) and every constraint a structural schema can express is
+//! expressed here, because the target API servers (v1.20) know no CEL rules. What a
+//! schema cannot say is re-checked by [`crate::reconcile::validate`].
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::patterns;
+use super::status::TerraformStateBackendStatus;
+
+/// The desired state of a Terraform state backend. Only `bucket.name` and `access.trust`
+/// are required; everything else has a safe default.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tfstate.dev",
+    version = "v1alpha1",
+    kind = "TerraformStateBackend",
+    plural = "terraformstatebackends",
+    shortname = "tfsb",
+    category = "terraform",
+    namespaced,
+    doc = "A complete, hardened Terraform/OpenTofu S3 state backend: an encrypted, versioned S3 bucket, a KMS key, a DynamoDB lock table and a least-privilege IAM role for the Terraform runners, continuously converged by tfstate-operator, and a ConfigMap holding the rendered `backend \"s3\"` configuration.",
+    status = "TerraformStateBackendStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Bucket","type":"string","jsonPath":".spec.bucket.name"}"#,
+    printcolumn = r#"{"name":"Lock","type":"string","jsonPath":".spec.locking.mode"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformStateBackendSpec {
+    /// AWS region of every resource of this backend, e.g. `eu-west-1`. Defaults to the
+    /// operator's `--default-region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::REGION))]
+    pub region: Option<String>,
+
+    /// The S3 bucket that holds the state objects. It is always versioned, encrypted,
+    /// TLS-only and closed to the public.
+    pub bucket: BucketSpec,
+
+    /// Path of the state object inside the bucket, as Terraform's `key`. Must not start
+    /// or end with `/` nor contain `//`. Defaults to `<namespace>/<name>/terraform.tfstate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = patterns::OBJECT_KEY))]
+    pub state_key: Option<String>,
+
+    /// Prefix of the state objects of non-default workspaces, as Terraform's
+    /// `workspace_key_prefix` (Terraform's own default is `env:`). Must not start or end
+    /// with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = patterns::OBJECT_KEY))]
+    pub workspace_key_prefix: Option<String>,
+
+    /// How state objects (and the lock table) are encrypted at rest.
+    #[serde(default)]
+    pub encryption: EncryptionSpec,
+
+    /// How Terraform locks the state: a DynamoDB table, an S3 lock file, or both.
+    #[serde(default)]
+    pub locking: LockingSpec,
+
+    /// The IAM role that Terraform runners assume to use this backend, and who may assume it.
+    pub access: AccessSpec,
+
+    /// What happens to the AWS resources when this object is deleted. `Retain` (default)
+    /// leaves them; `Delete` removes the role, the lock table and the key (after its
+    /// deletion window), and the bucket only when it holds no object versions at all:
+    /// the operator never deletes Terraform state.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Take over existing AWS resources of the requested names that carry no ownership
+    /// tags (they are tagged then). Without it such resources are a Conflict and are
+    /// left untouched. Resources owned by another object are never taken.
+    #[serde(default)]
+    pub adopt_existing: bool,
+
+    /// Tags added to every AWS resource of this backend (besides the ownership tags).
+    /// Keys must not start with `aws:` nor `tfstate.dev/`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 47))]
+    pub tags: BTreeMap<String, String>,
+
+    /// Where and how the backend configuration is published for Terraform runners.
+    #[serde(default)]
+    pub output: OutputSpec,
+}
+
+/// The state bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketSpec {
+    /// Globally unique S3 bucket name: 3-63 characters, lowercase letters, digits, dots
+    /// and hyphens, starting and ending with a letter or digit.
+    #[schemars(length(min = 3, max = 63), regex(pattern = patterns::BUCKET_NAME))]
+    pub name: String,
+
+    /// Days after which non-current versions of state objects expire. 0 keeps old
+    /// versions forever. The current version of a state object never expires.
+    #[serde(default = "default_noncurrent_days")]
+    #[schemars(range(min = 0))]
+    pub noncurrent_version_expiration_days: i32,
+
+    /// Optional S3 server access logging into an existing bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logging: Option<AccessLoggingSpec>,
+}
+
+fn default_noncurrent_days() -> i32 {
+    90
+}
+
+/// S3 server access logging of the state bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLoggingSpec {
+    /// Existing bucket (same account and region) that receives the access logs. It must
+    /// not be the state bucket itself.
+    #[schemars(length(min = 3, max = 63), regex(pattern = patterns::BUCKET_NAME))]
+    pub target_bucket: String,
+
+    /// Prefix of the log objects in the target bucket, e.g. `tfstate/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub target_prefix: Option<String>,
+}
+
+/// Encryption at rest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// `KMS` (default): SSE-KMS with a customer managed key; `AES256`: SSE-S3.
+    #[serde(default)]
+    pub mode: EncryptionMode,
+
+    /// The KMS key, with mode `KMS`: exactly one of `create` or `existingKeyArn`. When
+    /// omitted, a key is created with the defaults of `create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<KmsKeySpec>,
+}
+
+/// Server-side encryption mode.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum EncryptionMode {
+    /// SSE-KMS with a customer managed key (created by the operator or existing).
+    #[default]
+    #[serde(rename = "KMS")]
+    Kms,
+    /// SSE-S3 with S3-managed keys.
+    #[serde(rename = "AES256")]
+    Aes256,
+}
+
+/// Which KMS key encrypts the backend: exactly one of `create` or `existingKeyArn`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsKeySpec {
+    /// Create (and manage) a dedicated symmetric key with rotation enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<KmsKeyCreateSpec>,
+
+    /// Use an existing key in the backend's region, by key ARN
+    /// (`arn:aws:kms:REGION:ACCOUNT:key/ID`). The operator does not change it; its key
+    /// policy must let the runners' role use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::KMS_KEY_ARN))]
+    pub existing_key_arn: Option<String>,
+}
+
+/// A KMS key created and managed by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsKeyCreateSpec {
+    /// Alias of the key, `alias/...` (not `alias/aws/...`). Defaults to
+    /// `alias/tfstate-<namespace>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 7, max = 256), regex(pattern = patterns::KMS_ALIAS))]
+    pub alias: Option<String>,
+
+    /// Waiting period, in days (7-30), before the key is deleted once scheduled for
+    /// deletion (deletionPolicy `Delete`).
+    #[serde(default = "default_deletion_window")]
+    #[schemars(range(min = 7, max = 30))]
+    pub deletion_window_days: i32,
+
+    /// Extra IAM principal ARNs allowed to administer the key (not to use it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = patterns::PRINCIPAL_ARN)))]
+    pub admins: Vec<String>,
+}
+
+fn default_deletion_window() -> i32 {
+    30
+}
+
+impl Default for KmsKeyCreateSpec {
+    fn default() -> Self {
+        Self { alias: None, deletion_window_days: default_deletion_window(), admins: Vec::new() }
+    }
+}
+
+/// State locking.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LockingSpec {
+    /// `DynamoDB` (default): a lock table; `Lockfile`: S3 conditional writes of
+    /// `<key>.tflock` (Terraform >= 1.10 `use_lockfile`); `Both`: both at once, to migrate.
+    #[serde(default)]
+    pub mode: LockMode,
+
+    /// The DynamoDB lock table, with mode `DynamoDB` or `Both`.
+    #[serde(default)]
+    pub table: LockTableSpec,
+}
+
+/// How Terraform locks the state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum LockMode {
+    /// A DynamoDB table (`dynamodb_table`).
+    #[default]
+    DynamoDB,
+    /// An S3 lock file next to the state (`use_lockfile = true`).
+    Lockfile,
+    /// Both, as Terraform supports during a migration from DynamoDB to lock files.
+    Both,
+}
+
+impl LockMode {
+    /// Whether this mode uses the DynamoDB lock table.
+    pub fn uses_table(self) -> bool {
+        matches!(self, LockMode::DynamoDB | LockMode::Both)
+    }
+
+    /// Whether this mode uses the S3 lock file.
+    pub fn uses_lockfile(self) -> bool {
+        matches!(self, LockMode::Lockfile | LockMode::Both)
+    }
+}
+
+/// The DynamoDB lock table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockTableSpec {
+    /// Table name (3-255 characters: letters, digits, `_`, `-`, `.`). Defaults to
+    /// `<bucket>-lock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = patterns::TABLE_NAME))]
+    pub name: Option<String>,
+
+    /// Point-in-time recovery of the table.
+    #[serde(default = "default_true")]
+    pub point_in_time_recovery: bool,
+
+    /// Deletion protection of the table (lifted by the operator only when it deletes the
+    /// table itself, with deletionPolicy `Delete`).
+    #[serde(default = "default_true")]
+    pub deletion_protection: bool,
+}
+
+impl Default for LockTableSpec {
+    fn default() -> Self {
+        Self { name: None, point_in_time_recovery: true, deletion_protection: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The runners' IAM role.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessSpec {
+    /// IAM role name (1-64 characters of letters, digits and `+=,.@_-`). Defaults to
+    /// `tfstate-<namespace>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = patterns::ROLE_NAME))]
+    pub role_name: Option<String>,
+
+    /// Who may assume the role: at least one service account or AWS principal.
+    pub trust: TrustSpec,
+
+    /// ARN of a managed policy used as the role's permissions boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::POLICY_ARN))]
+    pub permissions_boundary_arn: Option<String>,
+
+    /// Maximum session duration of the role, in seconds (3600-43200).
+    #[serde(default = "default_session_duration")]
+    #[schemars(range(min = 3600, max = 43200))]
+    pub max_session_duration_seconds: i32,
+}
+
+fn default_session_duration() -> i32 {
+    3600
+}
+
+/// The principals trusted to assume the runners' role.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustSpec {
+    /// Kubernetes service accounts of the Terraform runners. They need `oidcProviderArn`
+    /// (IRSA) or `eksPodIdentity: true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<ServiceAccountRef>,
+
+    /// ARN of the cluster's IAM OIDC provider, for IRSA
+    /// (`arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::OIDC_PROVIDER_ARN))]
+    pub oidc_provider_arn: Option<String>,
+
+    /// Trust EKS Pod Identity (`pods.eks.amazonaws.com`) for the service accounts.
+    #[serde(default)]
+    pub eks_pod_identity: bool,
+
+    /// IAM principal ARNs (roles, users, account roots) allowed to assume the role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = patterns::PRINCIPAL_ARN)))]
+    pub aws_principals: Vec<String>,
+}
+
+/// A Kubernetes service account.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub struct ServiceAccountRef {
+    /// Namespace of the service account.
+    #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
+    pub namespace: String,
+    /// Name of the service account.
+    #[schemars(length(min = 1, max = 253), regex(pattern = patterns::DNS_SUBDOMAIN))]
+    pub name: String,
+}
+
+/// What happens to the AWS resources when the object is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum DeletionPolicy {
+    /// Leave every AWS resource as it is.
+    #[default]
+    Retain,
+    /// Delete the role, lock table and key; the bucket only when it holds no versions.
+    Delete,
+}
+
+/// The published backend configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputSpec {
+    /// Name of the ConfigMap (in this object's namespace) that receives `backend.tf`,
+    /// `backend.tfbackend` and one key per setting. Defaults to `<name>-backend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = patterns::DNS_SUBDOMAIN))]
+    pub config_map_name: Option<String>,
+
+    /// Render `assume_role = { role_arn = ... }` so that runners assume the backend's
+    /// role themselves. Turn it off when the runners already run as the role (IRSA, Pod
+    /// Identity).
+    #[serde(default = "default_true")]
+    pub assume_role: bool,
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        Self { config_map_name: None, assume_role: true }
+    }
+}

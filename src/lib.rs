@@ -1,0 +1,9 @@
+//! tfstate-operator: turns one `TerraformStateBackend` object into a complete, hardened
+//! Terraform state backend in AWS (encrypted versioned S3 bucket, KMS key, DynamoDB lock
+//! table, least-privilege IAM role) and publishes the `backend "s3"` configuration.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library.
+
+pub mod api;
+pub mod aws;
+pub mod reconcile;

@@ -1,0 +1,4 @@
+//! The reconcile pipeline, one step per file:
+//! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status.
+
+pub mod validate;

@@ -1,0 +1,548 @@
+//! Step 1, pure: re-check the whole spec, including what the CRD schema cannot express,
+//! and resolve every derived default. Returns every problem at once, each with its field
+//! path and a message that says what to fix. Nothing here talks to AWS or Kubernetes, so
+//! an invalid spec never costs an AWS call.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::api::{DeletionPolicy, EncryptionMode, LockMode, ServiceAccountRef, TerraformStateBackendSpec, patterns};
+
+/// Prefix of the ownership tags; user tags may not use it.
+pub const RESERVED_TAG_PREFIX: &str = "tfstate.dev/";
+/// Tags the operator adds to every resource (managed-by, owner, owner UID).
+pub const OWNERSHIP_TAG_COUNT: usize = 3;
+/// The lowest tag limit among S3 buckets, KMS keys, DynamoDB tables and IAM roles.
+const AWS_MAX_TAGS: usize = 50;
+
+/// Which object is being validated: derived names are built from it.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectRef<'a> {
+    /// The object's namespace.
+    pub namespace: &'a str,
+    /// The object's name.
+    pub name: &'a str,
+}
+
+/// Operator-wide settings that fill in what a spec leaves out.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorDefaults {
+    /// `--default-region`.
+    pub region: Option<String>,
+}
+
+/// One problem in a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `spec.bucket.name`.
+    pub path: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The validate step's error: every problem found in the spec.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ValidationError {
+    /// The spec is invalid; nothing may be done in AWS until it is fixed.
+    #[error("invalid spec: {}", join(.0))]
+    InvalidSpec(Vec<FieldError>),
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A spec that passed validation, with every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidSpec {
+    /// AWS region of every resource.
+    pub region: String,
+    /// State bucket name.
+    pub bucket: String,
+    /// Days until non-current versions expire; `None` keeps them forever.
+    pub noncurrent_version_expiration_days: Option<i32>,
+    /// Server access logging target.
+    pub access_logging: Option<AccessLogging>,
+    /// Key of the state object.
+    pub state_key: String,
+    /// Terraform's `workspace_key_prefix`, when set.
+    pub workspace_key_prefix: Option<String>,
+    /// How state is encrypted.
+    pub encryption: Encryption,
+    /// How state is locked.
+    pub lock_mode: LockMode,
+    /// The lock table, in DynamoDB and Both modes.
+    pub lock_table: Option<LockTable>,
+    /// The runners' role.
+    pub role: Role,
+    /// What deletion does.
+    pub deletion_policy: DeletionPolicy,
+    /// Whether untagged resources of the requested names may be adopted.
+    pub adopt_existing: bool,
+    /// User tags for every resource.
+    pub tags: BTreeMap<String, String>,
+    /// Name of the published ConfigMap.
+    pub config_map_name: String,
+    /// Whether to render `assume_role` into the backend configuration.
+    pub render_assume_role: bool,
+}
+
+/// Resolved access logging settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLogging {
+    /// Bucket receiving the logs.
+    pub target_bucket: String,
+    /// Prefix of the log objects (may be empty).
+    pub target_prefix: String,
+}
+
+/// Resolved encryption settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3.
+    Aes256,
+    /// SSE-KMS with a key the operator creates and manages.
+    CreateKey {
+        /// Alias of the key.
+        alias: String,
+        /// Deletion window in days.
+        deletion_window_days: i32,
+        /// Extra key administrators.
+        admins: Vec<String>,
+    },
+    /// SSE-KMS with an existing key.
+    ExistingKey {
+        /// ARN of the key.
+        arn: String,
+    },
+}
+
+/// Resolved lock table settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockTable {
+    /// Table name.
+    pub name: String,
+    /// Point-in-time recovery.
+    pub point_in_time_recovery: bool,
+    /// Deletion protection.
+    pub deletion_protection: bool,
+}
+
+/// Resolved role settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Role name.
+    pub name: String,
+    /// Service accounts (sorted, unique).
+    pub service_accounts: Vec<ServiceAccountRef>,
+    /// IRSA OIDC provider.
+    pub oidc_provider_arn: Option<String>,
+    /// Trust EKS Pod Identity.
+    pub eks_pod_identity: bool,
+    /// AWS principals (sorted, unique).
+    pub aws_principals: Vec<String>,
+    /// Permissions boundary.
+    pub permissions_boundary_arn: Option<String>,
+    /// Maximum session duration, in seconds.
+    pub max_session_duration_seconds: i32,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("patterns are constants covered by tests")
+}
+
+static REGION: LazyLock<Regex> = LazyLock::new(|| re(patterns::REGION));
+static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(patterns::BUCKET_NAME));
+static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"^\d+\.\d+\.\d+\.\d+$"));
+static KMS_KEY_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::KMS_KEY_ARN));
+static KMS_ALIAS: LazyLock<Regex> = LazyLock::new(|| re(patterns::KMS_ALIAS));
+static TABLE: LazyLock<Regex> = LazyLock::new(|| re(patterns::TABLE_NAME));
+static ROLE: LazyLock<Regex> = LazyLock::new(|| re(patterns::ROLE_NAME));
+static POLICY_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::POLICY_ARN));
+static OIDC_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::OIDC_PROVIDER_ARN));
+static PRINCIPAL_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::PRINCIPAL_ARN));
+static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_LABEL));
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_SUBDOMAIN));
+static TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
+
+/// Collects every problem instead of stopping at the first.
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { path: path.into(), message: message.into() });
+    }
+}
+
+/// Validates `spec` of the object `obj` and resolves its defaults.
+pub fn validate(
+    obj: ObjectRef<'_>,
+    spec: &TerraformStateBackendSpec,
+    defaults: &OperatorDefaults,
+) -> Result<ValidSpec, ValidationError> {
+    let mut p = Problems::default();
+
+    let region = match spec.region.as_ref().or(defaults.region.as_ref()) {
+        Some(r) => {
+            if !REGION.is_match(r) {
+                p.add("spec.region", format!("{r:?} is not an AWS region name; use one like \"eu-west-1\""));
+            }
+            r.clone()
+        }
+        None => {
+            p.add("spec.region", "no region: set spec.region, or start the operator with --default-region");
+            String::new()
+        }
+    };
+
+    check_bucket_name(&mut p, "spec.bucket.name", &spec.bucket.name);
+    if spec.bucket.noncurrent_version_expiration_days < 0 {
+        p.add(
+            "spec.bucket.noncurrentVersionExpirationDays",
+            "must be 0 (keep old versions forever) or a positive number of days",
+        );
+    }
+    let access_logging = spec.bucket.access_logging.as_ref().map(|l| {
+        let path = "spec.bucket.accessLogging.targetBucket";
+        check_bucket_name(&mut p, path, &l.target_bucket);
+        if l.target_bucket == spec.bucket.name {
+            p.add(path, "must not be the state bucket itself (logs would log themselves); name a separate log bucket");
+        }
+        AccessLogging {
+            target_bucket: l.target_bucket.clone(),
+            target_prefix: l.target_prefix.clone().unwrap_or_default(),
+        }
+    });
+
+    let state_key =
+        spec.state_key.clone().unwrap_or_else(|| format!("{}/{}/terraform.tfstate", obj.namespace, obj.name));
+    check_object_key(&mut p, "spec.stateKey", &state_key, 1024);
+    if state_key.ends_with(".tflock") {
+        p.add("spec.stateKey", "must not end with \".tflock\": Terraform uses \"<key>.tflock\" as the lock file");
+    }
+    if let Some(prefix) = &spec.workspace_key_prefix {
+        check_object_key(&mut p, "spec.workspaceKeyPrefix", prefix, 512);
+    }
+
+    let encryption = resolve_encryption(&mut p, obj, spec, &region);
+    let lock_table = resolve_lock_table(&mut p, spec);
+    let role = resolve_role(&mut p, obj, spec);
+    check_tags(&mut p, &spec.tags);
+
+    let config_map_name = spec.output.config_map_name.clone().unwrap_or_else(|| format!("{}-backend", obj.name));
+    check_derived(
+        &mut p,
+        "spec.output.configMapName",
+        spec.output.config_map_name.is_none(),
+        &config_map_name,
+        253,
+        DNS_SUBDOMAIN.is_match(&config_map_name),
+        "a DNS subdomain name (lowercase letters, digits, '-' and '.')",
+    );
+
+    if !p.0.is_empty() {
+        return Err(ValidationError::InvalidSpec(p.0));
+    }
+    Ok(ValidSpec {
+        region,
+        bucket: spec.bucket.name.clone(),
+        noncurrent_version_expiration_days: Some(spec.bucket.noncurrent_version_expiration_days).filter(|d| *d > 0),
+        access_logging,
+        state_key,
+        workspace_key_prefix: spec.workspace_key_prefix.clone(),
+        encryption,
+        lock_mode: spec.locking.mode,
+        lock_table,
+        role,
+        deletion_policy: spec.deletion_policy,
+        adopt_existing: spec.adopt_existing,
+        tags: spec.tags.clone(),
+        config_map_name,
+        render_assume_role: spec.output.assume_role,
+    })
+}
+
+/// S3's bucket naming rules, beyond what the schema's pattern says.
+fn check_bucket_name(p: &mut Problems, path: &str, name: &str) {
+    let fix = "bucket names are 3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit";
+    if !(3..=63).contains(&name.len()) || !BUCKET.is_match(name) {
+        p.add(path, format!("{name:?} is not a valid S3 bucket name: {fix}"));
+    } else if name.contains("..") {
+        p.add(path, format!("{name:?} has two adjacent dots, which S3 forbids"));
+    } else if IPV4.is_match(name) {
+        p.add(path, format!("{name:?} looks like an IP address, which S3 forbids as a bucket name"));
+    } else if let Some(bad) = ["xn--", "sthree-", "amzn-s3-demo-"].iter().find(|x| name.starts_with(*x)) {
+        p.add(path, format!("{name:?} starts with {bad:?}, a prefix S3 reserves"));
+    } else if let Some(bad) =
+        ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().find(|x| name.ends_with(*x))
+    {
+        p.add(path, format!("{name:?} ends with {bad:?}, a suffix S3 reserves"));
+    }
+}
+
+/// Terraform's rules for `key` and `workspace_key_prefix`.
+fn check_object_key(p: &mut Problems, path: &str, key: &str, max: usize) {
+    if key.is_empty() || key.len() > max {
+        p.add(path, format!("must be 1-{max} bytes long"));
+    } else if key.starts_with('/') || key.ends_with('/') {
+        p.add(path, format!("{key:?} must not start or end with '/' (Terraform refuses it)"));
+    } else if key.contains("//") {
+        p.add(path, format!("{key:?} must not contain \"//\" (Terraform refuses it)"));
+    }
+}
+
+/// A derived default name must satisfy AWS's rules too; if it does not, the user has to
+/// pick the name explicitly.
+fn check_derived(p: &mut Problems, path: &str, derived: bool, value: &str, max: usize, chars_ok: bool, rule: &str) {
+    let what = if derived {
+        format!("the default {value:?} (derived from the object's namespace and name)")
+    } else {
+        format!("{value:?}")
+    };
+    let hint = if derived { format!("; set {path} explicitly") } else { String::new() };
+    if value.len() > max {
+        p.add(path, format!("{what} is {} characters long, more than the {max} allowed{hint}", value.len()));
+    } else if !chars_ok {
+        p.add(path, format!("{what} is not {rule}{hint}"));
+    }
+}
+
+fn resolve_encryption(
+    p: &mut Problems,
+    obj: ObjectRef<'_>,
+    spec: &TerraformStateBackendSpec,
+    region: &str,
+) -> Encryption {
+    let enc = &spec.encryption;
+    match (enc.mode, &enc.kms_key) {
+        (EncryptionMode::Aes256, Some(_)) => {
+            p.add(
+                "spec.encryption.kmsKey",
+                "is only used with mode KMS: remove it, or set spec.encryption.mode to KMS",
+            );
+            Encryption::Aes256
+        }
+        (EncryptionMode::Aes256, None) => Encryption::Aes256,
+        (EncryptionMode::Kms, Some(k)) if k.create.is_some() && k.existing_key_arn.is_some() => {
+            p.add("spec.encryption.kmsKey", "set exactly one of create or existingKeyArn, not both");
+            Encryption::Aes256
+        }
+        (EncryptionMode::Kms, Some(k)) if k.create.is_none() && k.existing_key_arn.is_none() => {
+            p.add(
+                "spec.encryption.kmsKey",
+                "set exactly one of create or existingKeyArn (or omit kmsKey to create a key)",
+            );
+            Encryption::Aes256
+        }
+        (EncryptionMode::Kms, Some(k)) if k.existing_key_arn.is_some() => {
+            let arn = k.existing_key_arn.clone().unwrap_or_default();
+            let path = "spec.encryption.kmsKey.existingKeyArn";
+            if !KMS_KEY_ARN.is_match(&arn) {
+                p.add(
+                    path,
+                    format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
+                );
+            } else if arn.split(':').nth(3) != Some(region) && !region.is_empty() {
+                p.add(path, format!("the key is in region {:?} but the backend is in {region:?}; S3 needs a key in the bucket's region", arn.split(':').nth(3).unwrap_or_default()));
+            }
+            Encryption::ExistingKey { arn }
+        }
+        (EncryptionMode::Kms, k) => {
+            let create = k.as_ref().and_then(|k| k.create.clone()).unwrap_or_default();
+            let path = "spec.encryption.kmsKey.create.alias";
+            let alias = create.alias.clone().unwrap_or_else(|| format!("alias/tfstate-{}-{}", obj.namespace, obj.name));
+            check_derived(
+                p,
+                path,
+                create.alias.is_none(),
+                &alias,
+                256,
+                KMS_ALIAS.is_match(&alias),
+                "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
+            );
+            if alias.starts_with("alias/aws/") {
+                p.add(path, "aliases under alias/aws/ are reserved for AWS managed keys; choose another alias");
+            }
+            if !(7..=30).contains(&create.deletion_window_days) {
+                p.add("spec.encryption.kmsKey.create.deletionWindowDays", "must be between 7 and 30 days");
+            }
+            check_principals(p, "spec.encryption.kmsKey.create.admins", &create.admins);
+            Encryption::CreateKey {
+                alias,
+                deletion_window_days: create.deletion_window_days,
+                admins: sorted_unique(&create.admins),
+            }
+        }
+    }
+}
+
+fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Option<LockTable> {
+    let t = &spec.locking.table;
+    if !spec.locking.mode.uses_table() {
+        if t.name.is_some() {
+            p.add(
+                "spec.locking.table.name",
+                "a lock table is only used with locking mode DynamoDB or Both: remove the name or change the mode",
+            );
+        }
+        return None;
+    }
+    let name = t.name.clone().unwrap_or_else(|| format!("{}-lock", spec.bucket.name));
+    check_derived(
+        p,
+        "spec.locking.table.name",
+        t.name.is_none(),
+        &name,
+        255,
+        TABLE.is_match(&name) && name.len() >= 3,
+        "a DynamoDB table name (3-255 letters, digits, '_', '-' or '.')",
+    );
+    Some(LockTable {
+        name,
+        point_in_time_recovery: t.point_in_time_recovery,
+        deletion_protection: t.deletion_protection,
+    })
+}
+
+fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Role {
+    let a = &spec.access;
+    let name = a.role_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
+    check_derived(
+        p,
+        "spec.access.roleName",
+        a.role_name.is_none(),
+        &name,
+        64,
+        ROLE.is_match(&name),
+        "an IAM role name (letters, digits and +=,.@_-)",
+    );
+
+    let t = &a.trust;
+    if t.service_accounts.is_empty() && t.aws_principals.is_empty() {
+        p.add("spec.access.trust", "trust at least one principal: add serviceAccounts (with oidcProviderArn or eksPodIdentity) or awsPrincipals");
+    }
+    if !t.service_accounts.is_empty() && t.oidc_provider_arn.is_none() && !t.eks_pod_identity {
+        p.add("spec.access.trust.serviceAccounts", "service accounts can only assume the role through IRSA or EKS Pod Identity: set oidcProviderArn or eksPodIdentity: true");
+    }
+    if t.service_accounts.is_empty() && (t.oidc_provider_arn.is_some() || t.eks_pod_identity) {
+        p.add(
+            "spec.access.trust.serviceAccounts",
+            "oidcProviderArn and eksPodIdentity trust service accounts: list at least one in serviceAccounts",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, sa) in t.service_accounts.iter().enumerate() {
+        let path = format!("spec.access.trust.serviceAccounts[{i}]");
+        if sa.namespace.len() > 63 || !DNS_LABEL.is_match(&sa.namespace) {
+            p.add(format!("{path}.namespace"), format!("{:?} is not a Kubernetes namespace name", sa.namespace));
+        }
+        if sa.name.len() > 253 || !DNS_SUBDOMAIN.is_match(&sa.name) {
+            p.add(format!("{path}.name"), format!("{:?} is not a Kubernetes service account name", sa.name));
+        }
+        if !seen.insert(sa) {
+            p.add(path, format!("{}/{} is listed twice; remove the duplicate", sa.namespace, sa.name));
+        }
+    }
+    if let Some(arn) = &t.oidc_provider_arn
+        && !OIDC_ARN.is_match(arn)
+    {
+        p.add(
+            "spec.access.trust.oidcProviderArn",
+            format!(
+                "{arn:?} is not an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/ISSUER-HOST-AND-PATH)"
+            ),
+        );
+    }
+    check_principals(p, "spec.access.trust.awsPrincipals", &t.aws_principals);
+    if let Some(arn) = &a.permissions_boundary_arn
+        && !POLICY_ARN.is_match(arn)
+    {
+        p.add(
+            "spec.access.permissionsBoundaryArn",
+            format!("{arn:?} is not an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)"),
+        );
+    }
+    if !(3600..=43200).contains(&a.max_session_duration_seconds) {
+        p.add("spec.access.maxSessionDurationSeconds", "must be between 3600 (1 hour) and 43200 (12 hours)");
+    }
+    let mut service_accounts = t.service_accounts.clone();
+    service_accounts.sort();
+    service_accounts.dedup();
+    Role {
+        name,
+        service_accounts,
+        oidc_provider_arn: t.oidc_provider_arn.clone(),
+        eks_pod_identity: t.eks_pod_identity,
+        aws_principals: sorted_unique(&t.aws_principals),
+        permissions_boundary_arn: a.permissions_boundary_arn.clone(),
+        max_session_duration_seconds: a.max_session_duration_seconds,
+    }
+}
+
+fn check_principals(p: &mut Problems, path: &str, arns: &[String]) {
+    let mut seen = BTreeSet::new();
+    for (i, arn) in arns.iter().enumerate() {
+        if !PRINCIPAL_ARN.is_match(arn) {
+            p.add(
+                format!("{path}[{i}]"),
+                format!("{arn:?} is not an IAM principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME)"),
+            );
+        }
+        if !seen.insert(arn) {
+            p.add(format!("{path}[{i}]"), format!("{arn:?} is listed twice; remove the duplicate"));
+        }
+    }
+}
+
+fn check_tags(p: &mut Problems, tags: &BTreeMap<String, String>) {
+    let max = AWS_MAX_TAGS - OWNERSHIP_TAG_COUNT;
+    if tags.len() > max {
+        p.add(
+            "spec.tags",
+            format!(
+                "{} tags, but at most {max} fit next to the operator's {OWNERSHIP_TAG_COUNT} ownership tags",
+                tags.len()
+            ),
+        );
+    }
+    for (k, v) in tags {
+        let path = format!("spec.tags[{k}]");
+        if k.is_empty() || k.chars().count() > 128 {
+            p.add(&path, "tag keys are 1-128 characters long");
+        } else if k.to_ascii_lowercase().starts_with("aws:") {
+            p.add(&path, "tag keys starting with \"aws:\" are reserved by AWS");
+        } else if k.starts_with(RESERVED_TAG_PREFIX) {
+            p.add(
+                &path,
+                format!(
+                    "tag keys starting with {RESERVED_TAG_PREFIX:?} are reserved for the operator's ownership tags"
+                ),
+            );
+        } else if !TAG_CHARS.is_match(k) {
+            p.add(&path, "tag keys may hold letters, digits, spaces and _ . : / = + - @ only");
+        }
+        if v.chars().count() > 256 {
+            p.add(&path, "tag values are at most 256 characters long");
+        } else if !TAG_CHARS.is_match(v) {
+            p.add(&path, "tag values may hold letters, digits, spaces and _ . : / = + - @ only");
+        }
+    }
+}
+
+fn sorted_unique(items: &[String]) -> Vec<String> {
+    items.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+//! Shared helpers of the integration tests: they run against the real test ground that
+//! `scripts/testground-up.sh` starts (the README's test command does it for you).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use tfstate_operator::aws::AwsSettings;
+
+/// The test ground described by the env file that `testground-up.sh` wrote.
+pub struct Ground {
+    env: HashMap<String, String>,
+}
+
+impl Ground {
+    /// Reads `$TFSTATE_TESTGROUND_ENV`. Fails loudly when it is missing: these tests
+    /// must never pass by not running.
+    pub fn load() -> Ground {
+        let path = std::env::var("TFSTATE_TESTGROUND_ENV").unwrap_or_else(|_| {
+            panic!(
+                "TFSTATE_TESTGROUND_ENV is not set: integration tests need the test ground. \
+                 Run the README's test command (scripts/test.sh), or start it with \
+                 `dir=$(scripts/testground-up.sh)` and export TFSTATE_TESTGROUND_ENV=$dir/env"
+            )
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read test ground env {path}: {e}"));
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Ground { env }
+    }
+
+    /// A value of the env file.
+    pub fn var(&self, key: &str) -> &str {
+        self.env.get(key).unwrap_or_else(|| panic!("test ground env has no {key}"))
+    }
+
+    /// A Kubernetes client with the admin token.
+    pub async fn kube(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
+        Client::try_from(config).expect("kube client")
+    }
+
+    /// The operator's AWS settings pointing at the emulator (TLS, its CA trusted).
+    pub fn aws_settings(&self) -> AwsSettings {
+        AwsSettings {
+            endpoint_url: Some(self.var("AWS_ENDPOINT_URL").to_string()),
+            ca_bundle: Some(PathBuf::from(self.var("AWS_CA_BUNDLE"))),
+            default_region: Some(self.var("AWS_REGION").to_string()),
+        }
+    }
+}
+
+/// The repository root (where `crds/` and `samples/` are).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A short random suffix for names that must not collide between tests and runs.
+pub fn random_suffix() -> String {
+    let n = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{:08x}", n as u32)
+}
+
+/// Applies the CRD from `crds/` and waits until the API server serves it.
+pub async fn install_crd(client: &Client) {
+    let yaml = std::fs::read_to_string(repo_root().join("crds/terraformstatebackends.tfstate.dev.yaml")).expect("read crds/");
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).expect("crds/ holds a CRD");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.metadata.name.clone().expect("CRD has a name");
+    api.patch(&name, &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
+    for _ in 0..100 {
+        let got = api.get(&name).await.expect("get CRD");
+        let established = got
+            .status
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        if established {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("CRD {name} not Established after 10 s");
+}
+
+/// Creates a fresh namespace `<prefix>-<random>` and returns its name.
+pub async fn test_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{}", random_suffix());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    name
+}
+
+/// Deletes a namespace (the controller-manager finishes the job in the background).
+pub async fn delete_namespace(client: &Client, name: &str) {
+    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::default()).await;
+}
