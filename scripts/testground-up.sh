@@ -39,9 +39,16 @@ start() {
 }
 
 # --- certificates and credentials -------------------------------------------------
-openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=127.0.0.1" \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-  -keyout "$dir/certs/moto.key" -out "$dir/certs/moto.crt" 2>/dev/null
+# A throw-away CA and a server certificate for moto signed by it: rustls (rightly)
+# refuses a self-signed CA certificate presented as a server certificate.
+c="$dir/certs"
+openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=tfstate test ground CA" \
+  -keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$c/moto.key" -out "$c/moto.csr" 2>/dev/null
+printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+  "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$c/moto.ext"
+openssl x509 -req -in "$c/moto.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial -days 3 \
+  -extfile "$c/moto.ext" -out "$c/moto.crt" 2>/dev/null
 openssl genrsa -out "$dir/certs/sa.key" 2048 2>/dev/null
 openssl rsa -in "$dir/certs/sa.key" -pubout -out "$dir/certs/sa.pub" 2>/dev/null
 admin_token="$(openssl rand -hex 24)"
@@ -99,7 +106,7 @@ wait_until 60 kube-controller-manager curl -sf --cacert "$dir/certs/apiserver.cr
 moto_port=$(free_port); moto_plain_port=$(free_port)
 start moto "$dir/logs/moto.log" "$venv/bin/python" "$here/moto/launcher.py" -H 127.0.0.1 -p "$moto_port" \
   -c "$dir/certs/moto.crt" -k "$dir/certs/moto.key" --plain-port "$moto_plain_port"
-wait_until 60 moto curl -sf --cacert "$dir/certs/moto.crt" "https://127.0.0.1:$moto_port/moto-api/" \
+wait_until 60 moto curl -sf --cacert "$dir/certs/ca.crt" "https://127.0.0.1:$moto_port/moto-api/" \
   || fail "moto did not answer in 60 s" "$dir/logs/moto.log"
 
 cat >"$dir/env" <<ENV
@@ -110,7 +117,7 @@ TESTGROUND_ADMIN_TOKEN=$admin_token
 TESTGROUND_SA_SIGNING_KEY=$dir/certs/sa.key
 AWS_ENDPOINT_URL=https://127.0.0.1:$moto_port
 TESTGROUND_AWS_PLAIN_ENDPOINT_URL=http://127.0.0.1:$moto_plain_port
-AWS_CA_BUNDLE=$dir/certs/moto.crt
+AWS_CA_BUNDLE=$dir/certs/ca.crt
 AWS_ACCESS_KEY_ID=test
 AWS_SECRET_ACCESS_KEY=test
 AWS_REGION=eu-west-1

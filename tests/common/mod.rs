@@ -37,6 +37,12 @@ impl Ground {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
+        // The operator takes AWS credentials from the SDK's default chain, as in
+        // production; here that chain must find the emulator's from the environment.
+        assert!(
+            std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
+            "AWS_ACCESS_KEY_ID is not set: export the test ground env first (set -a; . {path}; set +a)"
+        );
         Ground { env }
     }
 
@@ -48,7 +54,8 @@ impl Ground {
     /// A Kubernetes client with the admin token.
     pub async fn kube(&self) -> Client {
         let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")).expect("read kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
         Client::try_from(config).expect("kube client")
     }
 
@@ -75,7 +82,8 @@ pub fn random_suffix() -> String {
 
 /// Applies the CRD from `crds/` and waits until the API server serves it.
 pub async fn install_crd(client: &Client) {
-    let yaml = std::fs::read_to_string(repo_root().join("crds/terraformstatebackends.tfstate.dev.yaml")).expect("read crds/");
+    let yaml =
+        std::fs::read_to_string(repo_root().join("crds/terraformstatebackends.tfstate.dev.yaml")).expect("read crds/");
     let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).expect("crds/ holds a CRD");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd.metadata.name.clone().expect("CRD has a name");

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one:
+#   formatting and lints, unit tests, the emulator launcher's own tests, and the
+#   integration tests against a real kube-apiserver and the AWS emulator, which this
+#   script starts on free loopback ports and stops again (also on failure).
+#
+#   scripts/test.sh [extra cargo test arguments, e.g. a test name filter]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+source "$here/lib.sh"
+cd "$root"
+
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
+# Keep the heavy Rust build outside the repository so that fresh clones build warm.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check || die "code is not formatted: run cargo fmt"
+log "cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+"$here/install-kube.sh"
+venv="$("$here/install-moto.sh" | tail -n1)"
+log "tests of the moto launcher"
+"$venv/bin/python" -m pytest -p no:cacheprovider -q "$here/moto"
+
+# Build before starting the ground, so that it does not idle through a cold compile.
+cargo test --locked --no-run
+dir="$("$here/testground-up.sh")"
+trap '"$here/testground-down.sh" "$dir"' EXIT
+set -a
+# shellcheck disable=SC1091
+. "$dir/env"
+set +a
+export TFSTATE_TESTGROUND_ENV="$dir/env"
+log "cargo test (unit, CRD, and integration tests on the test ground)"
+cargo test --locked "$@"
