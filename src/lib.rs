@@ -7,3 +7,5 @@
 pub mod api;
 pub mod aws;
 pub mod reconcile;
+pub mod policy;
+pub mod render;

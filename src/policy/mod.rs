@@ -1,0 +1,1 @@
+//! Typed IAM, key and bucket policy documents (being written).

@@ -1,0 +1,1 @@
+//! Rendering of the backend configuration (being written).
