@@ -18,15 +18,18 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
 log "cargo fmt --check"
 cargo fmt --all -- --check || die "code is not formatted: run cargo fmt"
 log "cargo clippy -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --features failpoints -- -D warnings
 
 "$here/install-kube.sh"
+"$here/install-terraform-inspect.sh"
 venv="$("$here/install-moto.sh" | tail -n1)"
 log "tests of the moto launcher"
 "$venv/bin/python" -m pytest -p no:cacheprovider -q "$here/moto"
 
 # Build before starting the ground, so that it does not idle through a cold compile.
-cargo test --locked --no-run
+# `failpoints` compiles in the crash-test hooks (and the crash-safety test that uses them).
+features=(--features failpoints)
+cargo test --locked "${features[@]}" --no-run
 dir="$("$here/testground-up.sh")"
 trap '"$here/testground-down.sh" "$dir"' EXIT
 set -a
@@ -35,4 +38,4 @@ set -a
 set +a
 export TFSTATE_TESTGROUND_ENV="$dir/env"
 log "cargo test (unit, CRD, and integration tests on the test ground)"
-cargo test --locked "$@"
+cargo test --locked "${features[@]}" "$@"

@@ -6,6 +6,11 @@
 
 pub mod api;
 pub mod aws;
-pub mod reconcile;
+pub mod context;
+pub mod controller;
+pub mod failpoint;
+pub mod offline;
 pub mod policy;
+pub mod reconcile;
 pub mod render;
+pub mod telemetry;

@@ -1,9 +1,18 @@
 //! The `tfstate-operator` command: a thin CLI over the library.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
+use tfstate_operator::context::{Context, ReconcileConfig};
+use tfstate_operator::controller::{self, ControllerConfig};
+use tfstate_operator::failpoint::Failpoints;
+use tfstate_operator::reconcile::validate::OperatorDefaults;
+use tfstate_operator::telemetry::{self, LogFormat};
 
 /// Kubernetes operator for hardened Terraform S3 state backends.
 #[derive(Parser, Debug)]
@@ -15,23 +24,127 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print the backend configuration of a TerraformStateBackend object, offline.
+    Render(RenderArgs),
     /// Print the TerraformStateBackend CustomResourceDefinition as YAML (what `crds/` holds).
     Crd,
 }
 
+/// Settings shared by `run` and `render`.
+#[derive(Args, Debug)]
+struct AwsArgs {
+    /// Region of backends whose spec names none.
+    #[arg(long, env = "TFSTATE_DEFAULT_REGION")]
+    default_region: Option<String>,
+    /// Custom AWS endpoint (S3-compatible stores, local testing); also rendered into the
+    /// published `endpoints`.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// PEM bundle of the CAs to trust for AWS (as the standard AWS_CA_BUNDLE).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    aws_ca_bundle: Option<PathBuf>,
+    /// Watch one namespace only (default: all).
+    #[arg(long, env = "TFSTATE_NAMESPACE")]
+    namespace: Option<String>,
+    /// How often every backend is checked for drift.
+    #[arg(long, env = "TFSTATE_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+    /// How many backends are reconciled at once.
+    #[arg(long, env = "TFSTATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Log format.
+    #[arg(long, env = "TFSTATE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Crash-test fail point (test builds only), e.g. `after-create-key`.
+    #[cfg(feature = "failpoints")]
+    #[arg(long, hide = true, env = "TFSTATE_FAILPOINT")]
+    failpoint: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct RenderArgs {
+    /// YAML file of the object (`-` for standard input).
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crd => match tfstate_operator::api::crd_yaml() {
-            Ok(yaml) => {
-                // A closed pipe (`| head`) is not worth a panic.
-                let _ = std::io::stdout().write_all(yaml.as_bytes());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: cannot serialize the CRD: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Crd => {
+            tfstate_operator::api::crd_yaml().map_err(|e| format!("cannot serialize the CRD: {e}")).map(print)
+        }
+        Command::Render(args) => render(args).map(print),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn print(text: String) {
+    // A closed pipe (`| head`) is not worth a panic.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn render(args: RenderArgs) -> Result<String, String> {
+    let mut yaml = String::new();
+    if args.file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut yaml).map_err(|e| format!("reading standard input: {e}"))?;
+    } else {
+        yaml = std::fs::read_to_string(&args.file).map_err(|e| format!("reading {}: {e}", args.file.display()))?;
+    }
+    let defaults = OperatorDefaults { region: args.aws.default_region };
+    let rendered = tfstate_operator::offline::render_object(&yaml, &defaults, args.aws.aws_endpoint_url.as_deref())
+        .map_err(|e| e.to_string())?;
+    let mut out = format!(
+        "# backend.tf\n{}\n# backend.tfbackend\n{}\n# flat keys\n",
+        rendered.backend_tf, rendered.backend_tfbackend
+    );
+    for (k, v) in &rendered.flat {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    Ok(out)
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    telemetry::init(args.log_format);
+    #[cfg(feature = "failpoints")]
+    let failpoints = Failpoints::armed(args.failpoint.clone());
+    #[cfg(not(feature = "failpoints"))]
+    let failpoints = Failpoints::default();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+        let settings = AwsSettings {
+            endpoint_url: args.aws.aws_endpoint_url.clone(),
+            ca_bundle: args.aws_ca_bundle,
+            default_region: args.aws.default_region.clone(),
+        };
+        let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?;
+        let config = ReconcileConfig {
+            defaults: OperatorDefaults { region: args.aws.default_region },
+            endpoint_url: args.aws.aws_endpoint_url,
+            resync_interval: args.resync_interval,
+        };
+        let ctx = Arc::new(Context::new(client, aws, config, failpoints));
+        tracing::info!(namespace = ?args.namespace, resync = ?args.resync_interval, "tfstate-operator starting");
+        controller::run(ctx, ControllerConfig { namespace: args.namespace, concurrency: args.concurrency }).await;
+        tracing::info!("tfstate-operator stopped");
+        Ok(())
+    })
 }

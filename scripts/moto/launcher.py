@@ -233,6 +233,22 @@ def apply_patches() -> str:
     S3Response._key_response = with_context(S3Response._key_response, raise_on_deny=True)
     S3Response._bucket_response = with_context(S3Response._bucket_response, raise_on_deny=False)
 
+    # 4. GetBucketVersioning: moto 5.2.5's response serializer names the root element
+    #    GetBucketVersioningResponse, but S3 answers <VersioningConfiguration>. boto3 does not
+    #    care; the Rust SDK (rightly) refuses the document. Answer as S3 does.
+    _require(callable(getattr(S3Response, "get_bucket_versioning", None)), "S3Response.get_bucket_versioning")
+
+    def get_bucket_versioning(self: Any) -> Any:
+        status = self.backend.get_bucket_versioning(self.bucket_name)
+        inner = f"<Status>{status}</Status>" if status else ""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</VersioningConfiguration>'
+        )
+        return 200, {}, body
+
+    S3Response.get_bucket_versioning = get_bucket_versioning
+
     # 2. The evaluation itself: AWS semantics instead of moto's IAMPolicy (see evaluate_policy).
     #    On an object request a Deny raises S3's AccessDenied error, so clients see the real
     #    `403 AccessDenied` body instead of moto's bare, empty 403.

@@ -391,3 +391,18 @@ def test_launcher_refuses_an_unexpected_moto(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(HERE)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "does not have the internals" in result.stderr and "_key_response" in result.stderr
+
+
+def test_get_bucket_versioning_answers_with_s3s_document(server, bucket):
+    """moto 5.2.5 names the root element GetBucketVersioningResponse; strict clients (the Rust
+    SDK) need S3's VersioningConfiguration, which the launcher restores."""
+    s3 = server.client()
+    bodies = []
+    s3.meta.events.register("after-call.s3.GetBucketVersioning", lambda http_response, **_: bodies.append(http_response.content))
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    for body in bodies:
+        root = body.decode().split("?>", 1)[1].strip()
+        assert root.startswith("<VersioningConfiguration "), root
+    assert b"<Status>Enabled</Status>" in bodies[1]

@@ -66,6 +66,10 @@ pub enum Reason {
     Converged,
     /// The resource is being created.
     Creating,
+    /// The resource was created by this reconcile.
+    Created,
+    /// The resource was changed to match a changed spec.
+    Updated,
     /// The resource is being changed to match a new spec.
     Updating,
     /// A setting changed outside the operator was put back.
@@ -98,6 +102,8 @@ impl Reason {
         match self {
             Reason::Converged => "Converged",
             Reason::Creating => "Creating",
+            Reason::Created => "Created",
+            Reason::Updated => "Updated",
             Reason::Updating => "Updating",
             Reason::DriftRepaired => "DriftRepaired",
             Reason::InvalidSpec => "InvalidSpec",

@@ -43,4 +43,10 @@ pub struct TerraformStateBackendStatus {
     /// Name of the published ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
+
+    /// Set just before the operator creates the KMS key and cleared once the key is
+    /// recorded in `kmsKeyArn`: after a crash in between, the operator finds the key by
+    /// its ownership tags instead of creating a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_creation_started_at: Option<String>,
 }

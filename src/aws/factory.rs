@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_types::region::Region;
+
+use super::calls::{CallCounter, CountingInterceptor};
 
 /// The operator's AWS settings (`--aws-endpoint-url`, `--aws-ca-bundle`, `--default-region`).
 #[derive(Clone, Debug, Default)]
@@ -69,6 +71,7 @@ pub struct AwsClients {
 pub struct AwsClientFactory {
     base: SdkConfig,
     settings: AwsSettings,
+    calls: Arc<CallCounter>,
     by_region: Mutex<HashMap<String, AwsClients>>,
 }
 
@@ -86,7 +89,12 @@ impl AwsClientFactory {
             loader = loader.endpoint_url(url.clone());
         }
         let base = loader.load().await;
-        Ok(Self { base, settings, by_region: Mutex::new(HashMap::new()) })
+        Ok(Self { base, settings, calls: CallCounter::new(), by_region: Mutex::new(HashMap::new()) })
+    }
+
+    /// The counters of every call made by the clients of this factory.
+    pub fn calls(&self) -> &Arc<CallCounter> {
+        &self.calls
     }
 
     /// The settings this factory was built from.
@@ -104,18 +112,26 @@ impl AwsClientFactory {
 
     fn build(&self, region: &str) -> AwsClients {
         let conf = self.base.to_builder().region(Region::new(region.to_string())).build();
+        let count = CountingInterceptor(self.calls.clone());
         let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
             // Custom endpoints rarely resolve virtual-hosted bucket names; AWS itself
             // accepts both styles.
             .force_path_style(self.settings.endpoint_url.is_some())
+            .interceptor(count.clone())
             .build();
         AwsClients {
             region: region.to_string(),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            kms: aws_sdk_kms::Client::new(&conf),
-            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
-            iam: aws_sdk_iam::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&conf).interceptor(count.clone()).build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&conf).interceptor(count.clone()).build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&conf).interceptor(count.clone()).build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&conf).interceptor(count).build()),
         }
     }
 }

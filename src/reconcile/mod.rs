@@ -1,4 +1,13 @@
 //! The reconcile pipeline, one step per file:
 //! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status.
 
+pub mod apply;
+pub mod backend;
+pub mod cleanup;
+pub mod desired;
+pub mod error;
+pub mod observe;
+pub mod plan;
+pub mod publish;
+pub mod status;
 pub mod validate;

@@ -1,0 +1,106 @@
+//! What every reconcile shares: clients, configuration, identity, back-off state.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::OnceCell;
+
+use crate::aws::{AwsClientFactory, AwsClients, AwsError};
+use crate::failpoint::Failpoints;
+use crate::policy::principal_arn_for_policy;
+use crate::reconcile::desired::Identity;
+use crate::reconcile::validate::OperatorDefaults;
+
+/// The operator's settings that reconciles need (from flags, read once at start-up).
+#[derive(Clone, Debug)]
+pub struct ReconcileConfig {
+    /// Region of backends that name none.
+    pub defaults: OperatorDefaults,
+    /// Custom AWS endpoint, rendered into the published `endpoints`.
+    pub endpoint_url: Option<String>,
+    /// Drift check interval.
+    pub resync_interval: Duration,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// AWS clients and call counters.
+    pub aws: AwsClientFactory,
+    /// Settings.
+    pub config: ReconcileConfig,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Crash-test fail points.
+    pub failpoints: Failpoints,
+    identity: OnceCell<Identity>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A new context.
+    pub fn new(client: Client, aws: AwsClientFactory, config: ReconcileConfig, failpoints: Failpoints) -> Self {
+        let reporter = Reporter { controller: "tfstate-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            aws,
+            config,
+            failpoints,
+            identity: OnceCell::new(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Who the operator is in AWS (STS GetCallerIdentity, asked once per process).
+    pub async fn identity(&self, aws: &AwsClients) -> Result<Identity, AwsError> {
+        self.identity
+            .get_or_try_init(|| async {
+                use crate::aws::error::Context as _;
+                let out = aws.sts.get_caller_identity().send().await.ctx("sts", "GetCallerIdentity")?;
+                let arn = out.arn().unwrap_or_default().to_string();
+                Ok(Identity {
+                    account_id: out.account().unwrap_or_default().to_string(),
+                    partition: arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_string(),
+                    operator_arn: principal_arn_for_policy(&arn),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Records a failed reconcile of `key`; returns the back-off before the next try
+    /// (5 s doubling up to 5 minutes).
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff(*n)
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// Exponential back-off: 5 s, 10 s, 20 s ... capped at 300 s.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let secs: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300]);
+    }
+}

@@ -1,0 +1,85 @@
+//! kube-runtime wiring: the Controller over TerraformStateBackend objects (and the
+//! ConfigMaps they own), the finalizer as the top-level action, and the error policy.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::finalizer::{self, Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use crate::api::{FINALIZER, TerraformStateBackend};
+use crate::context::Context;
+use crate::reconcile::backend::apply_backend;
+use crate::reconcile::cleanup::cleanup_backend;
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::publish::MANAGED_LABEL;
+
+/// The controller's own settings.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Watch one namespace only (`None`: all).
+    pub namespace: Option<String>,
+    /// Backends reconciled at once.
+    pub concurrency: u16,
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
+    let client = ctx.client.clone();
+    let (backends, config_maps): (Api<TerraformStateBackend>, Api<ConfigMap>) = match &config.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let managed = format!("{}={}", MANAGED_LABEL.0, MANAGED_LABEL.1);
+    Controller::new(backends, watcher::Config::default())
+        .owns(config_maps, watcher::Config::default().labels(&managed))
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn key_of(obj: &TerraformStateBackend) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The top-level action: the finalizer helper decides between Apply and Cleanup.
+async fn reconcile(
+    obj: Arc<TerraformStateBackend>,
+    ctx: Arc<Context>,
+) -> Result<Action, finalizer::Error<ReconcileError>> {
+    let key = key_of(&obj);
+    let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Event::Apply(obj) => apply_backend(&obj, &ctx).await,
+            Event::Cleanup(obj) => cleanup_backend(&obj, &ctx).await,
+        }
+    })
+    .await;
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Transient failures back off exponentially per object; permanent problems never get
+/// here (they are written into status and wait for a change).
+fn error_policy(obj: Arc<TerraformStateBackend>, err: &finalizer::Error<ReconcileError>, ctx: Arc<Context>) -> Action {
+    let delay = ctx.failed(&key_of(&obj));
+    let reason = match err {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.metric_label(),
+        _ => "kubernetes_error",
+    };
+    tracing::warn!(object = %key_of(&obj), error = %err, reason, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

@@ -1,0 +1,72 @@
+//! The backend role's inline policy: what Terraform's S3 backend documents as its minimum,
+//! and nothing more. Above all no `s3:DeleteObject` on state: plan and apply only read and
+//! overwrite it, so a runner (or a mistaken script) can never make the current state vanish.
+//! The one Terraform command this refuses is `terraform workspace delete`, deliberately.
+
+use super::document::{Effect, PolicyDocument, Statement};
+
+/// What the runner policy depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerPolicyInput<'a> {
+    /// AWS partition, e.g. `aws`.
+    pub partition: &'a str,
+    /// Bucket name.
+    pub bucket: &'a str,
+    /// Terraform's `key`.
+    pub state_key: &'a str,
+    /// The effective `workspace_key_prefix` (Terraform's default is `env:`).
+    pub workspace_key_prefix: &'a str,
+    /// S3 native locking (`use_lockfile`): lock mode Lockfile or Both.
+    pub lockfile: bool,
+    /// The DynamoDB lock table (lock mode DynamoDB or Both).
+    pub table_arn: Option<&'a str>,
+    /// The KMS key of the state (KMS encryption).
+    pub kms_key_arn: Option<&'a str>,
+}
+
+/// The runner policy: `ListStatePrefixes`, `ReadWriteState`, and when they apply
+/// `ManageLockFiles`, `UseLockTable` and `UseStateKey`.
+pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
+    let bucket_arn = format!("arn:{}:s3:::{}", input.partition, input.bucket);
+    let (key, wkp) = (input.state_key, input.workspace_key_prefix);
+    // The default workspace's object and every other workspace's `<wkp>/<workspace>/<key>`.
+    let objects = |suffix: &str| [format!("{bucket_arn}/{key}{suffix}"), format!("{bucket_arn}/{wkp}/*/{key}{suffix}")];
+
+    let mut statements = vec![
+        // Terraform lists `<wkp>/` to enumerate workspaces, and the key itself to find state.
+        Statement::new("ListStatePrefixes", Effect::Allow)
+            .actions(["s3:ListBucket"])
+            .resources([bucket_arn.as_str()])
+            .condition("StringLike", "s3:prefix", [key.to_owned(), format!("{wkp}/"), format!("{wkp}/*")]),
+        Statement::new("ReadWriteState", Effect::Allow)
+            .actions(["s3:GetObject", "s3:PutObject"])
+            .resources(objects("")),
+    ];
+    if input.lockfile {
+        // The lock file is created and deleted on every run, unlike the state.
+        statements.push(
+            Statement::new("ManageLockFiles", Effect::Allow)
+                .actions(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
+                .resources(objects(".tflock")),
+        );
+    }
+    if let Some(table) = input.table_arn {
+        statements.push(
+            Statement::new("UseLockTable", Effect::Allow)
+                .actions(["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"])
+                .resources([table]),
+        );
+    }
+    if let Some(kms_key) = input.kms_key_arn {
+        statements.push(
+            Statement::new("UseStateKey", Effect::Allow)
+                .actions(["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"])
+                .resources([kms_key]),
+        );
+    }
+    PolicyDocument::new(statements)
+}
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

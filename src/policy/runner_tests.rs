@@ -1,0 +1,186 @@
+//! The runner policy: exact statements per lock and encryption mode, and no deletes on state.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::policy::test_support::{assert_json, assert_survives_aws_rewrite};
+
+const TABLE: &str = "arn:aws:dynamodb:eu-west-1:123456789012:table/acme-tfstate-lock";
+const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-123456789abc";
+const STATE: &str = "team-payments/prod/terraform.tfstate";
+
+fn input(
+    lockfile: bool,
+    table_arn: Option<&'static str>,
+    kms_key_arn: Option<&'static str>,
+) -> RunnerPolicyInput<'static> {
+    RunnerPolicyInput {
+        partition: "aws",
+        bucket: "acme-tfstate",
+        state_key: STATE,
+        workspace_key_prefix: "env:",
+        lockfile,
+        table_arn,
+        kms_key_arn,
+    }
+}
+
+fn list_and_state() -> Vec<Value> {
+    vec![
+        json!({
+            "Sid": "ListStatePrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::acme-tfstate",
+            "Condition": {"StringLike": {"s3:prefix": [STATE, "env:/", "env:/*"]}}
+        }),
+        json!({
+            "Sid": "ReadWriteState", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [
+                format!("arn:aws:s3:::acme-tfstate/{STATE}"),
+                format!("arn:aws:s3:::acme-tfstate/env:/*/{STATE}")
+            ]
+        }),
+    ]
+}
+
+fn lock_files() -> Value {
+    json!({
+        "Sid": "ManageLockFiles", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": [
+            format!("arn:aws:s3:::acme-tfstate/{STATE}.tflock"),
+            format!("arn:aws:s3:::acme-tfstate/env:/*/{STATE}.tflock")
+        ]
+    })
+}
+
+fn lock_table() -> Value {
+    json!({
+        "Sid": "UseLockTable", "Effect": "Allow",
+        "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+        "Resource": TABLE
+    })
+}
+
+fn state_key() -> Value {
+    json!({
+        "Sid": "UseStateKey", "Effect": "Allow",
+        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+        "Resource": KEY
+    })
+}
+
+/// Every combination of lock file, lock table and key, with the statements each must produce.
+fn all_modes() -> Vec<(RunnerPolicyInput<'static>, Vec<Value>)> {
+    let mut out = Vec::new();
+    for lockfile in [false, true] {
+        for table in [None, Some(TABLE)] {
+            for key in [None, Some(KEY)] {
+                let mut expected = list_and_state();
+                expected.extend(lockfile.then(lock_files));
+                expected.extend(table.map(|_| lock_table()));
+                expected.extend(key.map(|_| state_key()));
+                out.push((input(lockfile, table, key), expected));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn exact_statements_in_every_mode() {
+    for (input, expected) in all_modes() {
+        assert_json(&runner_policy(&input), expected);
+    }
+}
+
+#[test]
+fn dynamodb_mode_with_kms() {
+    let doc = runner_policy(&input(false, Some(TABLE), Some(KEY)));
+    let mut expected = list_and_state();
+    expected.extend([lock_table(), state_key()]);
+    assert_json(&doc, expected);
+}
+
+#[test]
+fn both_mode_has_lock_files_and_table() {
+    let doc = runner_policy(&input(true, Some(TABLE), Some(KEY)));
+    let sids: Vec<_> = doc.statements.iter().filter_map(|s| s.sid.as_deref()).collect();
+    assert_eq!(sids, ["ListStatePrefixes", "ReadWriteState", "ManageLockFiles", "UseLockTable", "UseStateKey"]);
+}
+
+#[test]
+fn custom_workspace_prefix_and_partition() {
+    let doc = runner_policy(&RunnerPolicyInput {
+        partition: "aws-cn",
+        workspace_key_prefix: "workspaces",
+        ..input(true, None, None)
+    });
+    let list = &doc.statements[0];
+    assert_eq!(list.resource, Some(vec!["arn:aws-cn:s3:::acme-tfstate".to_owned()]));
+    let prefixes = &list.condition.as_ref().expect("condition")["StringLike"]["s3:prefix"];
+    assert_eq!(prefixes, &[STATE.into(), "workspaces/".into(), "workspaces/*".into()]);
+    assert_eq!(
+        doc.statements[2].resource.as_deref().expect("resources")[1],
+        format!("arn:aws-cn:s3:::acme-tfstate/workspaces/*/{STATE}.tflock")
+    );
+}
+
+#[test]
+fn never_deletes_state() {
+    for (input, _) in all_modes() {
+        let doc = runner_policy(&input);
+        for s in &doc.statements {
+            let actions = s.action.iter().flatten().map(|a| a.to_lowercase());
+            // No wildcard could smuggle a delete in either.
+            assert!(s.not_action.is_none() && s.not_resource.is_none());
+            for a in actions {
+                assert!(!a.contains('*'), "wildcard action {a}");
+                if a == "s3:deleteobject" {
+                    let resources = s.resource.as_deref().expect("resources");
+                    assert!(resources.iter().all(|r| r.ends_with(".tflock")), "DeleteObject on {resources:?}");
+                }
+            }
+        }
+        let deletes = doc.statements.iter().flat_map(|s| s.action.iter().flatten()).any(|a| a.contains("Delete"));
+        assert_eq!(deletes, input.lockfile || input.table_arn.is_some());
+    }
+}
+
+#[test]
+fn grants_only_the_documented_actions() {
+    let doc = runner_policy(&input(true, Some(TABLE), Some(KEY)));
+    let mut actions: Vec<_> = doc.statements.iter().flat_map(|s| s.action.iter().flatten().cloned()).collect();
+    actions.sort();
+    actions.dedup();
+    let expected = [
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+    ];
+    assert_eq!(actions, expected);
+}
+
+#[test]
+fn survives_aws_rewrites() {
+    for (input, _) in all_modes() {
+        assert_survives_aws_rewrite(&runner_policy(&input));
+    }
+}
+
+#[test]
+fn modes_differ_semantically() {
+    let modes: Vec<_> = all_modes().into_iter().map(|(i, _)| runner_policy(&i)).collect();
+    for (i, a) in modes.iter().enumerate() {
+        for (j, b) in modes.iter().enumerate() {
+            assert_eq!(a.semantically_eq(b), i == j, "modes {i} and {j}");
+        }
+    }
+}

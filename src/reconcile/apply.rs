@@ -1,0 +1,154 @@
+//! Step 5, AWS writes only: carries out exactly the planned changes, in dependency
+//! order within a resource. Which resources run concurrently is the caller's business.
+
+use crate::aws::s3::{self, Logging};
+use crate::aws::{AwsClients, AwsError, Tags, dynamodb, iam, kms};
+use crate::failpoint::Failpoints;
+
+use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLINE_POLICY_NAME};
+use super::observe::{ObservedKey, ObservedRole, ObservedTable};
+use super::plan::{BucketChange, KeyChange, RoleChange, TableChange};
+
+/// Applies role changes; returns the role's ARN.
+pub async fn apply_role(
+    aws: &AwsClients,
+    desired: &DesiredRole,
+    observed: Option<&ObservedRole>,
+    changes: &[RoleChange],
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let c = &aws.iam;
+    let no_tags = Tags::new();
+    let current_tags = observed.map(|r| &r.info.tags).unwrap_or(&no_tags);
+    for change in changes {
+        match change {
+            RoleChange::Create => {
+                iam::create_role(
+                    c,
+                    &desired.name,
+                    &desired.description,
+                    &desired.trust.to_json(),
+                    desired.max_session_duration,
+                    desired.boundary.as_deref(),
+                    tags,
+                )
+                .await?;
+            }
+            RoleChange::UpdateTrust => iam::update_trust(c, &desired.name, &desired.trust.to_json()).await?,
+            RoleChange::UpdateMaxSession => {
+                iam::update_max_session(c, &desired.name, desired.max_session_duration).await?
+            }
+            RoleChange::SetBoundary => iam::set_boundary(c, &desired.name, desired.boundary.as_deref()).await?,
+            RoleChange::SyncTags => iam::sync_tags(c, &desired.name, current_tags, tags).await?,
+            RoleChange::PutInlinePolicy => {} // needs the key: see apply_inline_policy
+        }
+    }
+    Ok(())
+}
+
+/// Puts the role's inline policy.
+pub async fn apply_inline_policy(aws: &AwsClients, role: &str, policy_json: &str) -> Result<(), AwsError> {
+    iam::put_inline_policy(&aws.iam, role, INLINE_POLICY_NAME, policy_json).await
+}
+
+/// Applies key changes; returns the ARN of the key in use (`None` with SSE-S3).
+/// `failpoints` can kill the process right after CreateKey, as a crash would.
+pub async fn apply_key(
+    aws: &AwsClients,
+    desired: &DesiredKey,
+    observed: &ObservedKey,
+    changes: &[KeyChange],
+    tags: &Tags,
+    failpoints: &Failpoints,
+) -> Result<Option<String>, AwsError> {
+    let c = &aws.kms;
+    let (alias, policy, description) = match desired {
+        DesiredKey::None => return Ok(None),
+        DesiredKey::Existing { arn } => return Ok(Some(arn.clone())),
+        DesiredKey::Managed { alias, policy, description, .. } => (alias, policy, description),
+    };
+    let (mut key_id, mut arn, current_tags) = match observed {
+        ObservedKey::Found { info, settings, .. } => (info.key_id.clone(), info.arn.clone(), settings.tags.clone()),
+        _ => (String::new(), String::new(), Tags::new()),
+    };
+    for change in changes {
+        match change {
+            KeyChange::Create => {
+                let info = kms::create_key(c, description, &policy.to_json(), tags).await?;
+                failpoints.hit("after-create-key");
+                key_id = info.key_id;
+                arn = info.arn;
+                kms::set_alias(c, alias, &key_id, false).await?;
+                kms::enable_rotation(c, &key_id).await?;
+            }
+            KeyChange::CancelDeletion => kms::cancel_deletion(c, &key_id).await?,
+            KeyChange::Enable => kms::enable_key(c, &key_id).await?,
+            // The alias may exist pointing at a key that is gone; UpdateAlias then.
+            KeyChange::SetAlias => match kms::set_alias(c, alias, &key_id, false).await {
+                Err(e) if e.code == "AlreadyExistsException" => kms::set_alias(c, alias, &key_id, true).await?,
+                other => other?,
+            },
+            KeyChange::EnableRotation => kms::enable_rotation(c, &key_id).await?,
+            KeyChange::PutPolicy => kms::put_policy(c, &key_id, &policy.to_json()).await?,
+            KeyChange::SyncTags => kms::sync_tags(c, &key_id, &current_tags, tags).await?,
+        }
+    }
+    Ok(Some(arn))
+}
+
+/// Applies bucket changes.
+pub async fn apply_bucket(
+    aws: &AwsClients,
+    desired: &DesiredBucket,
+    changes: &[BucketChange],
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let (c, b) = (&aws.s3, desired.name.as_str());
+    for change in changes {
+        match change {
+            BucketChange::Create => match s3::create_bucket(c, b, &aws.region).await {
+                // Created by us in an earlier, interrupted attempt (tags come next).
+                Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
+                other => other?,
+            },
+            BucketChange::PutTags => s3::put_tags(c, b, tags).await?,
+            BucketChange::EnableVersioning => s3::enable_versioning(c, b).await?,
+            BucketChange::PutEncryption => s3::put_encryption(c, b, desired.kms_key_arn.as_deref()).await?,
+            BucketChange::PutPublicAccessBlock => {
+                s3::put_public_access_block(c, b, desired.public_access_block).await?
+            }
+            BucketChange::EnforceBucketOwner => s3::enforce_bucket_owner(c, b).await?,
+            BucketChange::PutLifecycle => s3::put_lifecycle(c, b, &desired.lifecycle).await?,
+            BucketChange::PutPolicy => s3::put_policy(c, b, &desired.policy.to_json()).await?,
+            BucketChange::PutLogging => s3::put_logging(c, b, desired.logging.as_ref().map(|l: &Logging| l)).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Applies table changes.
+pub async fn apply_table(
+    aws: &AwsClients,
+    desired: &DesiredTable,
+    observed: Option<&ObservedTable>,
+    changes: &[TableChange],
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let (c, t) = (&aws.dynamodb, desired.name.as_str());
+    let no_tags = Tags::new();
+    let current_tags = observed.map(|o| &o.settings.tags).unwrap_or(&no_tags);
+    for change in changes {
+        match change {
+            TableChange::Create => {
+                dynamodb::create(c, t, desired.kms_key_arn.as_deref(), desired.deletion_protection, tags).await?;
+            }
+            TableChange::Update { deletion_protection, sse_key, on_demand } => {
+                dynamodb::update(c, t, *deletion_protection, sse_key.as_ref().map(|k| k.as_deref()), *on_demand).await?
+            }
+            TableChange::SetPitr(on) => dynamodb::set_pitr(c, t, *on).await?,
+            TableChange::SyncTags => dynamodb::sync_tags(c, &desired.arn, current_tags, tags).await?,
+            TableChange::WaitUntilActive => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! The Apply side of a backend's life: validate -> desired -> observe -> plan -> apply
+//! -> publish -> status. Every step is its own module; this file only orders them.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::api::{ConditionType as C, Reason, TerraformStateBackend};
+use crate::aws::AwsClients;
+use crate::context::Context;
+use crate::render::render;
+
+use super::apply::{apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
+use super::desired::{DesiredKey, Identity, Owner, desired_key, desired_resources, desired_role, resource_tags};
+use super::error::ReconcileError;
+use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
+use super::plan::{KeyChange, TableChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
+use super::publish::publish;
+use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
+use super::validate::{ObjectRef, ValidSpec, validate};
+
+/// How soon to look again while AWS finishes something (a table being created).
+const SOON: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The owner of a backend's resources, from the object's metadata.
+pub fn owner_of(obj: &TerraformStateBackend) -> Result<Owner, ReconcileError> {
+    Ok(Owner {
+        namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("namespace"))?,
+        name: obj.name_any(),
+        uid: obj.uid().ok_or(ReconcileError::MissingMetadata("uid"))?,
+    })
+}
+
+/// Converges one backend.
+pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result<Action, ReconcileError> {
+    let owner = owner_of(obj)?;
+    let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let generation = obj.metadata.generation.unwrap_or(0);
+    let previous = obj.status.as_ref();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    let target = ObjectRef { namespace: &owner.namespace, name: &owner.name };
+    let valid = match validate(target, &obj.spec, &ctx.config.defaults) {
+        Ok(valid) => valid,
+        Err(e) => {
+            // Nothing is done in AWS for an invalid spec; it waits for the next edit.
+            let status = next_status(previous, generation, invalid_spec_report(&e.to_string()), &now);
+            if status::write(&api, &owner.name, previous, &status).await? {
+                event(ctx, obj, EventType::Warning, Reason::InvalidSpec, e.to_string()).await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+
+    let aws = ctx.aws.clients(&valid.region);
+    let mut run =
+        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report: StatusReport::default(), events: vec![] };
+    let result = run.converge(&aws).await;
+    let Run { mut report, events, .. } = run;
+    if let Err(e) = &result {
+        // Parts not reached before the failure show the failure.
+        for t in status::PARTS {
+            report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
+        }
+    }
+    let status = next_status(previous, generation, report, &now);
+    let wrote = status::write(&api, &owner.name, previous, &status).await?;
+    // Events only for what changed: a no-op resync is silent.
+    if wrote {
+        for (kind, reason, note) in events {
+            event(ctx, obj, kind, reason, note).await;
+        }
+    }
+    match result {
+        Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),
+        Ok(()) if status.conditions.iter().any(|c| c.reason == Reason::Conflict.as_str()) => Ok(Action::await_change()),
+        Ok(()) => Ok(Action::requeue(ctx.config.resync_interval)),
+        Err(e) => Err(e),
+    }
+}
+
+/// One reconcile's working state.
+struct Run<'a> {
+    ctx: &'a Context,
+    obj: &'a TerraformStateBackend,
+    api: &'a Api<TerraformStateBackend>,
+    owner: &'a Owner,
+    valid: &'a ValidSpec,
+    report: StatusReport,
+    events: Vec<(EventType, Reason, String)>,
+}
+
+impl Run<'_> {
+    async fn converge(&mut self, aws: &AwsClients) -> Result<(), ReconcileError> {
+        let (ctx, valid, owner) = (self.ctx, self.valid, self.owner);
+        let id = ctx.identity(aws).await?;
+        let tags = resource_tags(valid, owner);
+        let previous = self.obj.status.as_ref();
+        self.report.account_id = Some(id.account_id.clone());
+        self.report.config_map_name = Some(valid.config_map_name.clone());
+        self.report.bucket_arn = Some(format!("arn:{}:s3:::{}", id.partition, valid.bucket));
+        self.report.key_creation_started_at = previous.and_then(|s| s.key_creation_started_at.clone());
+
+        let d_role = desired_role(valid, &id, owner);
+        let d_key = desired_key(valid, &id, owner);
+        let hints = KeyHints {
+            known_arn: previous
+                .and_then(|s| s.kms_key_arn.clone())
+                .filter(|_| matches!(d_key, DesiredKey::Managed { .. })),
+            creation_started: self.report.key_creation_started_at.is_some(),
+        };
+        let observed = observe(aws, valid, &d_key, owner, &hints).await?;
+        let adopt = valid.adopt_existing;
+
+        // The role first: the key policy names it, and KMS refuses unknown principals.
+        let role_ok = match plan_role(&d_role, observed.role.as_ref(), &tags, owner, adopt) {
+            Ok(changes) => {
+                apply_role(aws, &d_role, observed.role.as_ref(), &changes, &tags).await?;
+                self.settle(C::RoleReady, &format!("IAM role {}", d_role.name), &changes, observed.role.is_none());
+                self.report.role_arn = Some(d_role.arn.clone());
+                true
+            }
+            Err(b) => {
+                self.block(C::RoleReady, b.reason, b.message);
+                false
+            }
+        };
+
+        let key_arn = self.converge_key(aws, &d_key, &observed, &tags, role_ok).await?;
+        let key_usable = key_arn.is_some() || matches!(d_key, DesiredKey::None);
+        if !key_usable {
+            for t in [C::BucketReady, C::LockTableReady] {
+                self.block(t, Reason::DependencyNotReady, "waiting for the KMS key (see EncryptionKeyReady)".into());
+            }
+            self.block(C::BackendConfigPublished, Reason::DependencyNotReady, "waiting for the KMS key".into());
+            return Ok(());
+        }
+        self.converge_resources(aws, &id, key_arn.as_deref(), &observed, &tags, role_ok).await
+    }
+
+    async fn converge_key(
+        &mut self,
+        aws: &AwsClients,
+        d_key: &DesiredKey,
+        observed: &ObservedBackend,
+        tags: &crate::aws::Tags,
+        role_ok: bool,
+    ) -> Result<Option<String>, ReconcileError> {
+        match d_key {
+            DesiredKey::None => {
+                self.report.parts.insert(
+                    C::EncryptionKeyReady,
+                    PartState::ready(Reason::NotRequired, "SSE-S3 (AES256): no KMS key"),
+                );
+                return Ok(None);
+            }
+            DesiredKey::Managed { .. } if !role_ok => {
+                self.block(
+                    C::EncryptionKeyReady,
+                    Reason::DependencyNotReady,
+                    "waiting for the IAM role, which the key policy names".into(),
+                );
+                return Ok(None);
+            }
+            _ => {}
+        }
+        let changes = match plan_key(d_key, &observed.key, tags, self.owner, self.valid.adopt_existing) {
+            Ok(changes) => changes,
+            Err(b) => {
+                self.block(C::EncryptionKeyReady, b.reason, b.message);
+                return Ok(None);
+            }
+        };
+        if changes.contains(&KeyChange::Create) && self.report.key_creation_started_at.is_none() {
+            // Crash safety: record the intent before CreateKey, so that a restart looks
+            // for a key carrying our tags instead of creating a second one.
+            let mut intent = self.report.clone();
+            intent.key_creation_started_at = Some(k8s_openapi::jiff::Timestamp::now().to_string());
+            intent.reconciling = Some("creating the KMS key".into());
+            let generation = self.obj.metadata.generation.unwrap_or(0);
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let status = next_status(self.obj.status.as_ref(), generation, intent.clone(), &now);
+            status::write(self.api, &self.owner.name, self.obj.status.as_ref(), &status).await?;
+            self.report.key_creation_started_at = intent.key_creation_started_at;
+        }
+        let arn = apply_key(aws, d_key, &observed.key, &changes, tags, &self.ctx.failpoints).await?;
+        let what = match d_key {
+            DesiredKey::Existing { arn } => format!("existing KMS key {arn}"),
+            _ => format!("KMS key {}", arn.as_deref().unwrap_or_default()),
+        };
+        self.settle(C::EncryptionKeyReady, &what, &changes, changes.contains(&KeyChange::Create));
+        self.report.kms_key_arn = arn.clone();
+        self.report.key_creation_started_at = None;
+        Ok(arn)
+    }
+
+    async fn converge_resources(
+        &mut self,
+        aws: &AwsClients,
+        id: &Identity,
+        key_arn: Option<&str>,
+        observed: &ObservedBackend,
+        tags: &crate::aws::Tags,
+        role_ok: bool,
+    ) -> Result<(), ReconcileError> {
+        let (valid, owner, adopt) = (self.valid, self.owner, self.valid.adopt_existing);
+        let res = desired_resources(valid, id, key_arn, self.ctx.config.endpoint_url.as_deref());
+        let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
+        let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
+        let inline = if role_ok { plan_inline_policy(&res.runner_policy, observed.role.as_ref()) } else { vec![] };
+        let role_name = &valid.role.name;
+        let policy_json = res.runner_policy.to_json();
+        // Independent resources are written concurrently; each part's outcome is recorded
+        // on its own, so one failing part does not hide the others.
+        let (b, t, i) = tokio::join!(
+            async {
+                match &bucket_plan {
+                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags).await,
+                    Err(_) => Ok(()),
+                }
+            },
+            async {
+                match (&table_plan, &res.table) {
+                    (Ok(changes), Some(table)) => apply_table(aws, table, observed.table.as_ref(), changes, tags).await,
+                    _ => Ok(()),
+                }
+            },
+            async { if inline.is_empty() { Ok(()) } else { apply_inline_policy(aws, role_name, &policy_json).await } },
+        );
+        let mut first_error = None;
+
+        match (bucket_plan, b) {
+            (Ok(_), Err(e)) if e.code == "InvalidTargetBucketForLogging" => {
+                let target = valid.access_logging.as_ref().map(|l| l.target_bucket.as_str()).unwrap_or_default();
+                let msg = format!(
+                    "access logging target bucket {target} does not exist or does not accept logs: create it in {} or fix spec.bucket.accessLogging",
+                    valid.region
+                );
+                self.block(C::BucketReady, Reason::DependencyNotReady, msg);
+            }
+            (Ok(_), Err(e)) => {
+                self.fail(C::BucketReady, &e);
+                first_error.get_or_insert(e);
+            }
+            (Ok(changes), Ok(())) => {
+                let created = matches!(observed.bucket, ObservedBucket::Missing);
+                self.settle(C::BucketReady, &format!("S3 bucket {}", valid.bucket), &changes, created);
+            }
+            (Err(b), _) => self.block(C::BucketReady, b.reason, b.message),
+        }
+        match (table_plan, &res.table, t) {
+            (_, None, _) => {
+                let msg = "lock files in S3 (use_lockfile): no DynamoDB table";
+                self.report.parts.insert(C::LockTableReady, PartState::ready(Reason::NotRequired, msg));
+            }
+            (Ok(_), Some(_), Err(e)) => {
+                self.fail(C::LockTableReady, &e);
+                first_error.get_or_insert(e);
+            }
+            (Ok(changes), Some(table), Ok(()))
+                if changes.contains(&TableChange::WaitUntilActive)
+                    || changes.contains(&TableChange::Create) && table.pitr =>
+            {
+                // PITR can only be turned on once the table is ACTIVE: look again shortly.
+                self.report.reconciling = Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
+                let msg = format!("DynamoDB table {} is being created", table.name);
+                self.report.parts.insert(C::LockTableReady, PartState::not_ready(Reason::Creating, msg));
+            }
+            (Ok(changes), Some(table), Ok(())) => {
+                self.settle(
+                    C::LockTableReady,
+                    &format!("DynamoDB table {}", table.name),
+                    &changes,
+                    observed.table.is_none(),
+                );
+                self.report.lock_table_arn = Some(table.arn.clone());
+            }
+            (Err(b), _, _) => self.block(C::LockTableReady, b.reason, b.message),
+        }
+        match i {
+            Err(e) => {
+                self.fail(C::RoleReady, &e);
+                first_error.get_or_insert(e);
+            }
+            Ok(()) if role_ok && !inline.is_empty() => {
+                // The role part settled before the key existed; now its inline policy too.
+                let created = observed.role.is_none();
+                self.settle(C::RoleReady, &format!("IAM role {}", valid.role.name), &inline, created);
+            }
+            Ok(()) => {}
+        }
+        if let Some(e) = first_error {
+            self.block(C::BackendConfigPublished, Reason::Creating, "waiting for the other parts".into());
+            return Err(e.into());
+        }
+        self.publish(&res.backend).await
+    }
+
+    async fn publish(&mut self, backend: &crate::render::BackendSettings) -> Result<(), ReconcileError> {
+        let waiting: Vec<C> = [C::BucketReady, C::EncryptionKeyReady, C::LockTableReady, C::RoleReady]
+            .into_iter()
+            .filter(|t| !self.report.parts.get(t).is_some_and(|p| p.ready))
+            .collect();
+        if !waiting.is_empty() {
+            // Runners must not start against a half-built backend. Waiting on a stalled
+            // part is a stall; waiting on one still being created is progress.
+            let stalled = waiting.iter().any(|t| self.report.parts.get(t).is_some_and(|p| p.reason.is_permanent()));
+            let reason = if stalled { Reason::DependencyNotReady } else { Reason::Creating };
+            let msg = format!("waiting for {}", waiting.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
+            self.report.parts.insert(C::BackendConfigPublished, PartState::not_ready(reason, msg));
+            return Ok(());
+        }
+        let data = render(backend)?.into_configmap_data();
+        let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+        let name = &self.valid.config_map_name;
+        match publish(&cms, self.obj, name, &data).await {
+            Ok(wrote) => {
+                let reason = if wrote { Reason::Updated } else { Reason::Converged };
+                let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend and one key per setting");
+                self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
+                Ok(())
+            }
+            Err(e @ super::publish::PublishError::NotOurs(_)) => {
+                self.block(C::BackendConfigPublished, Reason::Conflict, e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records a part that is converged now, and the Event its changes deserve.
+    fn settle<T: std::fmt::Debug>(&mut self, part: C, what: &str, changes: &[T], created: bool) {
+        let list = changes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
+        let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation) != self.obj.metadata.generation;
+        let (reason, message) = if changes.is_empty() {
+            let unchanged = self.report.parts.get(&part).filter(|p| p.ready).cloned();
+            if let Some(p) = unchanged {
+                // Already settled earlier in this run (the role, before its inline policy).
+                self.report.parts.insert(part, p);
+                return;
+            }
+            (Reason::Converged, format!("{what} matches the spec"))
+        } else if created {
+            (Reason::Created, format!("{what} created"))
+        } else if spec_changed {
+            (Reason::Updated, format!("{what} updated: {list}"))
+        } else {
+            (Reason::DriftRepaired, format!("{what}: repaired changes made outside the operator: {list}"))
+        };
+        if reason != Reason::Converged {
+            let kind = EventType::Normal;
+            self.events.push((kind, reason, message.clone()));
+        }
+        self.report.parts.insert(part, PartState::ready(reason, message));
+    }
+
+    /// Records a part whose writes failed (retried with back-off).
+    fn fail(&mut self, part: C, e: &crate::aws::AwsError) {
+        let reason =
+            if e.kind == crate::aws::AwsErrorKind::AccessDenied { Reason::AccessDenied } else { Reason::AwsError };
+        self.report.parts.insert(part, PartState::not_ready(reason, e.to_string()));
+    }
+
+    /// Records a part that cannot be converged now.
+    fn block(&mut self, part: C, reason: Reason, message: String) {
+        if reason.is_permanent() {
+            self.events.push((EventType::Warning, reason, message.clone()));
+        }
+        self.report.parts.insert(part, PartState::not_ready(reason, message));
+    }
+}
+
+/// Publishes an Event about `obj` (failures are logged, never fatal).
+pub async fn event(ctx: &Context, obj: &TerraformStateBackend, type_: EventType, reason: Reason, note: String) {
+    let ev =
+        Event { type_, reason: reason.as_str().into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an Event");
+    }
+}

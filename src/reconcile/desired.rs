@@ -1,0 +1,270 @@
+//! Step 2, pure: the desired AWS state of a backend, from its validated spec and the
+//! identities involved. Everything AWS must look like is decided here, once.
+
+use crate::aws::Tags;
+use crate::aws::s3::{Lifecycle, Logging, PublicAccessBlock};
+use crate::policy::{
+    BucketPolicyEncryption, BucketPolicyInput, KeyPolicyInput, PolicyDocument, RunnerPolicyInput, TrustPolicyInput,
+    bucket_policy, key_policy, runner_policy, trust_policy,
+};
+use crate::render::{BackendSettings, Endpoints};
+
+use super::validate::{Encryption, ValidSpec};
+
+/// Ownership tag: who manages the resource.
+pub const TAG_MANAGED_BY: &str = "tfstate.dev/managed-by";
+/// Ownership tag: `<namespace>/<name>` of the owning object.
+pub const TAG_OWNER: &str = "tfstate.dev/owner";
+/// Ownership tag: UID of the owning object (names can be reused, UIDs cannot).
+pub const TAG_OWNER_UID: &str = "tfstate.dev/owner-uid";
+/// Value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY: &str = "tfstate-operator";
+/// Name of the runners' inline policy.
+pub const INLINE_POLICY_NAME: &str = "tfstate-backend";
+/// ID of the operator's lifecycle rule.
+pub const LIFECYCLE_RULE_ID: &str = "tfstate-operator";
+/// Days after which incomplete multipart uploads are aborted.
+pub const ABORT_MULTIPART_DAYS: i32 = 7;
+/// Terraform's default `workspace_key_prefix`.
+pub const TERRAFORM_DEFAULT_WORKSPACE_PREFIX: &str = "env:";
+
+/// The object that owns the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+/// Who the operator is in AWS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Account of every resource.
+    pub account_id: String,
+    /// ARN partition (`aws`, `aws-cn`, `aws-us-gov`).
+    pub partition: String,
+    /// The operator's principal, as a key policy can name it.
+    pub operator_arn: String,
+}
+
+/// The KMS key of the backend.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DesiredKey {
+    /// SSE-S3: no key.
+    None,
+    /// An existing key: checked, never changed.
+    Existing {
+        /// Its ARN.
+        arn: String,
+    },
+    /// A key the operator creates and keeps converged.
+    Managed {
+        /// Alias.
+        alias: String,
+        /// Deletion window for deletionPolicy Delete.
+        deletion_window_days: i32,
+        /// Description.
+        description: String,
+        /// Key policy.
+        policy: PolicyDocument,
+    },
+}
+
+/// The state bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredBucket {
+    /// Name.
+    pub name: String,
+    /// Default encryption key (`None`: SSE-S3).
+    pub kms_key_arn: Option<String>,
+    /// Public access block (always all four).
+    pub public_access_block: PublicAccessBlock,
+    /// Lifecycle rules (exactly these).
+    pub lifecycle: Vec<Lifecycle>,
+    /// Bucket policy.
+    pub policy: PolicyDocument,
+    /// Access logging, when the spec asks for it.
+    pub logging: Option<Logging>,
+}
+
+/// The lock table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredTable {
+    /// Name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// SSE key (`None`: AWS owned key, with SSE-S3 backends).
+    pub kms_key_arn: Option<String>,
+    /// Point-in-time recovery.
+    pub pitr: bool,
+    /// Deletion protection.
+    pub deletion_protection: bool,
+}
+
+/// The runners' role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredRole {
+    /// Name.
+    pub name: String,
+    /// ARN (deterministic: the account and the name).
+    pub arn: String,
+    /// Description.
+    pub description: String,
+    /// Trust policy.
+    pub trust: PolicyDocument,
+    /// Maximum session duration.
+    pub max_session_duration: i32,
+    /// Permissions boundary.
+    pub boundary: Option<String>,
+}
+
+/// Everything but the key, once the key's ARN is known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredResources {
+    /// Bucket.
+    pub bucket: DesiredBucket,
+    /// Lock table (DynamoDB and Both modes).
+    pub table: Option<DesiredTable>,
+    /// The role's inline policy.
+    pub runner_policy: PolicyDocument,
+    /// The backend configuration to publish.
+    pub backend: BackendSettings,
+}
+
+/// Ownership tags of `owner`.
+pub fn ownership_tags(owner: &Owner) -> Tags {
+    Tags::from([
+        (TAG_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (TAG_OWNER.to_string(), format!("{}/{}", owner.namespace, owner.name)),
+        (TAG_OWNER_UID.to_string(), owner.uid.clone()),
+    ])
+}
+
+/// Tags of every resource: the user's plus the ownership tags.
+pub fn resource_tags(valid: &ValidSpec, owner: &Owner) -> Tags {
+    let mut tags = valid.tags.clone();
+    tags.extend(ownership_tags(owner));
+    tags
+}
+
+/// ARN of the runners' role.
+pub fn role_arn(valid: &ValidSpec, id: &Identity) -> String {
+    format!("arn:{}:iam::{}:role/{}", id.partition, id.account_id, valid.role.name)
+}
+
+/// The role (without its inline policy, which needs the key ARN).
+pub fn desired_role(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredRole {
+    let r = &valid.role;
+    let service_accounts: Vec<(String, String)> =
+        r.service_accounts.iter().map(|sa| (sa.namespace.clone(), sa.name.clone())).collect();
+    let trust = trust_policy(&TrustPolicyInput {
+        partition: &id.partition,
+        account_id: &id.account_id,
+        service_accounts: &service_accounts,
+        oidc_provider_arn: r.oidc_provider_arn.as_deref(),
+        eks_pod_identity: r.eks_pod_identity,
+        aws_principals: &r.aws_principals,
+    });
+    DesiredRole {
+        name: r.name.clone(),
+        arn: role_arn(valid, id),
+        description: format!(
+            "Terraform state backend {}/{} (managed by tfstate-operator)",
+            owner.namespace, owner.name
+        ),
+        trust,
+        max_session_duration: r.max_session_duration_seconds,
+        boundary: r.permissions_boundary_arn.clone(),
+    }
+}
+
+/// The key.
+pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKey {
+    match &valid.encryption {
+        Encryption::Aes256 => DesiredKey::None,
+        Encryption::ExistingKey { arn } => DesiredKey::Existing { arn: arn.clone() },
+        Encryption::CreateKey { alias, deletion_window_days, admins } => DesiredKey::Managed {
+            alias: alias.clone(),
+            deletion_window_days: *deletion_window_days,
+            description: format!("Terraform state of {}/{} (managed by tfstate-operator)", owner.namespace, owner.name),
+            policy: key_policy(&KeyPolicyInput {
+                partition: &id.partition,
+                account_id: &id.account_id,
+                operator_arn: &id.operator_arn,
+                role_arn: &role_arn(valid, id),
+                admins,
+            }),
+        },
+    }
+}
+
+/// Bucket, table, inline policy and backend configuration, given the key's ARN
+/// (`None` with SSE-S3). `endpoint_url` is the operator's custom AWS endpoint, which
+/// runners must use too.
+pub fn desired_resources(
+    valid: &ValidSpec,
+    id: &Identity,
+    key_arn: Option<&str>,
+    endpoint_url: Option<&str>,
+) -> DesiredResources {
+    let p = &id.partition;
+    let bucket = DesiredBucket {
+        name: valid.bucket.clone(),
+        kms_key_arn: key_arn.map(str::to_string),
+        public_access_block: PublicAccessBlock::ALL,
+        lifecycle: vec![Lifecycle {
+            id: LIFECYCLE_RULE_ID.into(),
+            enabled: true,
+            prefix: String::new(),
+            noncurrent_days: valid.noncurrent_version_expiration_days,
+            abort_multipart_days: Some(ABORT_MULTIPART_DAYS),
+            expires_current: false,
+        }],
+        policy: bucket_policy(&BucketPolicyInput {
+            partition: p,
+            bucket: &valid.bucket,
+            encryption: match key_arn {
+                Some(key_arn) => BucketPolicyEncryption::Kms { key_arn },
+                None => BucketPolicyEncryption::Aes256,
+            },
+        }),
+        logging: valid
+            .access_logging
+            .as_ref()
+            .map(|l| Logging { target_bucket: l.target_bucket.clone(), target_prefix: l.target_prefix.clone() }),
+    };
+    let table = valid.lock_table.as_ref().map(|t| DesiredTable {
+        name: t.name.clone(),
+        arn: format!("arn:{p}:dynamodb:{}:{}:table/{}", valid.region, id.account_id, t.name),
+        kms_key_arn: key_arn.map(str::to_string),
+        pitr: t.point_in_time_recovery,
+        deletion_protection: t.deletion_protection,
+    });
+    let workspace_prefix = valid.workspace_key_prefix.as_deref().unwrap_or(TERRAFORM_DEFAULT_WORKSPACE_PREFIX);
+    let runner_policy = runner_policy(&RunnerPolicyInput {
+        partition: p,
+        bucket: &valid.bucket,
+        state_key: &valid.state_key,
+        workspace_key_prefix: workspace_prefix,
+        lockfile: valid.lock_mode.uses_lockfile(),
+        table_arn: table.as_ref().map(|t| t.arn.as_str()),
+        kms_key_arn: key_arn,
+    });
+    let mut backend = BackendSettings::new(&valid.bucket, &valid.state_key, &valid.region);
+    backend.encrypt = true;
+    backend.kms_key_id = key_arn.map(str::to_string);
+    backend.dynamodb_table = table.as_ref().map(|t| t.name.clone());
+    backend.use_lockfile = valid.lock_mode.uses_lockfile();
+    backend.assume_role_arn = valid.render_assume_role.then(|| role_arn(valid, id));
+    backend.workspace_key_prefix = valid.workspace_key_prefix.clone();
+    backend.endpoints = endpoint_url.map(Endpoints::all);
+    DesiredResources { bucket, table, runner_policy, backend }
+}
+
+#[cfg(test)]
+#[path = "desired_tests.rs"]
+mod tests;

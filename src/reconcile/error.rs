@@ -1,0 +1,67 @@
+//! The reconcile's error: each variant maps to a condition reason, an Event reason and
+//! a metric label, and says whether retrying can help.
+
+use crate::api::Reason;
+use crate::aws::{AwsError, AwsErrorKind, FactoryError};
+use crate::render::RenderError;
+
+use super::publish::PublishError;
+
+/// Why a reconcile did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// A Kubernetes call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Publishing the ConfigMap failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Rendering the backend configuration failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The AWS clients could not be built.
+    #[error(transparent)]
+    Factory(#[from] FactoryError),
+    /// The object lacks metadata the API server always sets.
+    #[error("the object has no {0}")]
+    MissingMetadata(&'static str),
+    /// Deletion waits until the bucket holds no object versions.
+    #[error("bucket {bucket} still holds {versions} object version(s); the operator never deletes Terraform state")]
+    DeletionBlocked {
+        /// The bucket.
+        bucket: String,
+        /// How many versions (and delete markers) remain (at least).
+        versions: u64,
+    },
+}
+
+impl ReconcileError {
+    /// The condition and Event reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ReconcileError::Aws(e) if e.kind == AwsErrorKind::AccessDenied => Reason::AccessDenied,
+            ReconcileError::Aws(_) | ReconcileError::Factory(_) => Reason::AwsError,
+            ReconcileError::Publish(PublishError::NotOurs(_)) => Reason::Conflict,
+            ReconcileError::Kube(_) | ReconcileError::Publish(_) | ReconcileError::MissingMetadata(_) => {
+                Reason::KubernetesError
+            }
+            ReconcileError::Render(_) => Reason::InvalidSpec,
+            ReconcileError::DeletionBlocked { .. } => Reason::DeletionBlocked,
+        }
+    }
+
+    /// The metric label (the reason, in snake case).
+    pub fn metric_label(&self) -> &'static str {
+        match self.reason() {
+            Reason::AccessDenied => "access_denied",
+            Reason::AwsError => "aws_error",
+            Reason::Conflict => "conflict",
+            Reason::InvalidSpec => "invalid_spec",
+            Reason::DeletionBlocked => "deletion_blocked",
+            _ => "kubernetes_error",
+        }
+    }
+}

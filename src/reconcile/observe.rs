@@ -1,0 +1,171 @@
+//! Step 3, AWS reads only: what exists now. The four resources are read concurrently;
+//! a converged backend costs 16 reads (17 with access logging) and nothing else.
+
+use crate::aws::dynamodb::{self, TableInfo, TableSettings};
+use crate::aws::iam::{self, RoleInfo};
+use crate::aws::kms::{self, KeyInfo, KeySettings};
+use crate::aws::s3::{self, BucketSettings};
+use crate::aws::{AwsClients, AwsError, AwsErrorKind, Tags};
+
+use super::desired::{DesiredKey, INLINE_POLICY_NAME, Owner, TAG_OWNER_UID};
+use super::validate::ValidSpec;
+
+/// What the previous reconciles left in status that helps finding the key.
+#[derive(Clone, Debug, Default)]
+pub struct KeyHints {
+    /// `status.kmsKeyArn`: the key created earlier (found even if its alias was deleted).
+    pub known_arn: Option<String>,
+    /// `status.keyCreationStartedAt` is set: a crash may have left a key without alias.
+    pub creation_started: bool,
+}
+
+/// The KMS key as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObservedKey {
+    /// SSE-S3: no key is involved.
+    NotNeeded,
+    /// The existing key named by the spec (`None`: it does not exist).
+    Existing(Option<KeyInfo>),
+    /// No managed key was found.
+    Missing,
+    /// The managed key.
+    Found {
+        /// DescribeKey.
+        info: KeyInfo,
+        /// Whether it was found through its alias (otherwise the alias is missing).
+        has_alias: bool,
+        /// Policy, rotation, tags.
+        settings: KeySettings,
+    },
+}
+
+/// The bucket as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObservedBucket {
+    /// No bucket of that name (in any account we can see).
+    Missing,
+    /// The name belongs to another AWS account.
+    OtherAccount,
+    /// The bucket exists; its settings are read only when it is (or may become) ours.
+    Exists {
+        /// Tags.
+        tags: Tags,
+        /// Managed settings, when read.
+        settings: Option<BucketSettings>,
+    },
+}
+
+/// The role as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedRole {
+    /// GetRole.
+    pub info: RoleInfo,
+    /// The inline policy document (URL-encoded JSON).
+    pub inline_policy: Option<String>,
+}
+
+/// The lock table as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTable {
+    /// DescribeTable.
+    pub info: TableInfo,
+    /// PITR and tags.
+    pub settings: TableSettings,
+}
+
+/// Everything observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedBackend {
+    /// Key.
+    pub key: ObservedKey,
+    /// Bucket.
+    pub bucket: ObservedBucket,
+    /// Role (`None`: missing).
+    pub role: Option<ObservedRole>,
+    /// Lock table (`None`: missing or not used).
+    pub table: Option<ObservedTable>,
+}
+
+/// Reads the AWS side of a backend.
+pub async fn observe(
+    aws: &AwsClients,
+    valid: &ValidSpec,
+    key: &DesiredKey,
+    owner: &Owner,
+    hints: &KeyHints,
+) -> Result<ObservedBackend, AwsError> {
+    let (key, bucket, role, table) = tokio::try_join!(
+        observe_key(aws, key, owner, hints),
+        observe_bucket(aws, &valid.bucket, valid.access_logging.is_some(), owner, valid.adopt_existing),
+        observe_role(aws, &valid.role.name),
+        observe_table(aws, valid.lock_table.as_ref().map(|t| t.name.as_str())),
+    )?;
+    Ok(ObservedBackend { key, bucket, role, table })
+}
+
+async fn observe_key(
+    aws: &AwsClients,
+    key: &DesiredKey,
+    owner: &Owner,
+    hints: &KeyHints,
+) -> Result<ObservedKey, AwsError> {
+    let alias = match key {
+        DesiredKey::None => return Ok(ObservedKey::NotNeeded),
+        DesiredKey::Existing { arn } => return Ok(ObservedKey::Existing(kms::describe_key(&aws.kms, arn).await?)),
+        DesiredKey::Managed { alias, .. } => alias,
+    };
+    // The alias points at a key: plan decides from its tags whether it is ours.
+    if let Some(info) = kms::describe_key(&aws.kms, alias).await? {
+        let settings = kms::get_settings(&aws.kms, &info.key_id).await?;
+        return Ok(ObservedKey::Found { info, has_alias: true, settings });
+    }
+    // No alias: find our key by what we remember of it.
+    let candidate = match &hints.known_arn {
+        Some(arn) => kms::describe_key(&aws.kms, arn).await?,
+        None if hints.creation_started => {
+            kms::find_tagged(&aws.kms, TAG_OWNER_UID, &owner.uid).await?.into_iter().next()
+        }
+        None => None,
+    };
+    match candidate {
+        Some(info) => {
+            let settings = kms::get_settings(&aws.kms, &info.key_id).await?;
+            Ok(ObservedKey::Found { info, has_alias: false, settings })
+        }
+        None => Ok(ObservedKey::Missing),
+    }
+}
+
+async fn observe_bucket(
+    aws: &AwsClients,
+    name: &str,
+    with_logging: bool,
+    owner: &Owner,
+    adopt: bool,
+) -> Result<ObservedBucket, AwsError> {
+    let tags = match s3::get_tags(&aws.s3, name).await {
+        Ok(Some(tags)) => tags,
+        Ok(None) => return Ok(ObservedBucket::Missing),
+        // S3 bucket names are global: a bucket we may not even read is someone else's.
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => return Ok(ObservedBucket::OtherAccount),
+        Err(e) => return Err(e),
+    };
+    let ours = tags.get(TAG_OWNER_UID) == Some(&owner.uid);
+    let adoptable = adopt && !tags.contains_key(TAG_OWNER_UID);
+    // Settings of a bucket we may not touch are none of our business (and cost reads).
+    let settings = if ours || adoptable { Some(s3::get_settings(&aws.s3, name, with_logging).await?) } else { None };
+    Ok(ObservedBucket::Exists { tags, settings })
+}
+
+async fn observe_role(aws: &AwsClients, name: &str) -> Result<Option<ObservedRole>, AwsError> {
+    let (info, inline_policy) =
+        tokio::try_join!(iam::get_role(&aws.iam, name), iam::get_inline_policy(&aws.iam, name, INLINE_POLICY_NAME))?;
+    Ok(info.map(|info| ObservedRole { info, inline_policy }))
+}
+
+async fn observe_table(aws: &AwsClients, name: Option<&str>) -> Result<Option<ObservedTable>, AwsError> {
+    let Some(name) = name else { return Ok(None) };
+    let Some(info) = dynamodb::describe(&aws.dynamodb, name).await? else { return Ok(None) };
+    let settings = dynamodb::get_settings(&aws.dynamodb, name, &info.arn).await?;
+    Ok(Some(ObservedTable { info, settings }))
+}

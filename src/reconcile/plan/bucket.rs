@@ -1,0 +1,119 @@
+//! The state bucket's plan.
+
+use crate::api::Reason;
+use crate::aws::Tags;
+use crate::aws::s3::{BucketSettings, DefaultEncryption};
+use crate::reconcile::desired::{DesiredBucket, Owner};
+use crate::reconcile::observe::ObservedBucket;
+
+use super::{Blocked, PartPlan, check_ownership, comparable_tags, policy_matches};
+
+/// A write to the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BucketChange {
+    /// CreateBucket (BucketOwnerEnforced), then every setting below.
+    Create,
+    /// Replace the tags.
+    PutTags,
+    /// Turn versioning on.
+    EnableVersioning,
+    /// Set default encryption.
+    PutEncryption,
+    /// Block all public access.
+    PutPublicAccessBlock,
+    /// Object ownership BucketOwnerEnforced.
+    EnforceBucketOwner,
+    /// Replace the lifecycle rules.
+    PutLifecycle,
+    /// Replace the bucket policy.
+    PutPolicy,
+    /// Set access logging.
+    PutLogging,
+}
+
+/// Every setting change a freshly created bucket needs.
+pub const AFTER_CREATE: [BucketChange; 7] = [
+    BucketChange::PutTags,
+    BucketChange::EnableVersioning,
+    BucketChange::PutEncryption,
+    BucketChange::PutPublicAccessBlock,
+    BucketChange::PutLifecycle,
+    BucketChange::PutPolicy,
+    BucketChange::PutLogging,
+];
+
+/// Plans the bucket.
+pub fn plan_bucket(
+    desired: &DesiredBucket,
+    observed: &ObservedBucket,
+    tags: &Tags,
+    owner: &Owner,
+    adopt: bool,
+) -> PartPlan<BucketChange> {
+    let what = format!("S3 bucket {}", desired.name);
+    let (observed_tags, settings) = match observed {
+        ObservedBucket::Missing => {
+            let mut changes = vec![BucketChange::Create];
+            changes.extend(
+                AFTER_CREATE.iter().filter(|c| **c != BucketChange::PutLogging || desired.logging.is_some()).cloned(),
+            );
+            return Ok(changes);
+        }
+        ObservedBucket::OtherAccount => {
+            return Err(Blocked {
+                reason: Reason::Conflict,
+                message: format!(
+                    "{what} belongs to another AWS account (bucket names are global): choose another name"
+                ),
+            });
+        }
+        ObservedBucket::Exists { tags, settings } => (tags, settings),
+    };
+    check_ownership(&what, observed_tags, owner, adopt)?;
+    let Some(s) = settings else {
+        return Err(Blocked {
+            reason: Reason::AwsError,
+            message: format!("internal error: settings of {what} were not read"),
+        });
+    };
+    let mut changes = Vec::new();
+    if comparable_tags(observed_tags) != *tags {
+        changes.push(BucketChange::PutTags);
+    }
+    changes.extend(settings_changes(desired, s));
+    Ok(changes)
+}
+
+fn settings_changes(desired: &DesiredBucket, s: &BucketSettings) -> Vec<BucketChange> {
+    let mut changes = Vec::new();
+    if !s.versioning_enabled {
+        changes.push(BucketChange::EnableVersioning);
+    }
+    let encryption_ok = match (&desired.kms_key_arn, &s.encryption) {
+        (Some(arn), Some(DefaultEncryption::Kms { key_id: Some(id), bucket_key: true })) => id == arn,
+        (None, Some(DefaultEncryption::Aes256 { .. })) => true,
+        _ => false,
+    };
+    if !encryption_ok {
+        changes.push(BucketChange::PutEncryption);
+    }
+    if s.public_access_block != Some(desired.public_access_block) {
+        changes.push(BucketChange::PutPublicAccessBlock);
+    }
+    if s.object_ownership.as_deref() != Some("BucketOwnerEnforced") {
+        changes.push(BucketChange::EnforceBucketOwner);
+    }
+    let mut observed_rules = s.lifecycle.clone();
+    observed_rules.sort_by(|a, b| a.id.cmp(&b.id));
+    if observed_rules != desired.lifecycle {
+        changes.push(BucketChange::PutLifecycle);
+    }
+    if !policy_matches(s.policy.as_deref(), &desired.policy) {
+        changes.push(BucketChange::PutPolicy);
+    }
+    // Logging is managed only when the spec asks for it: otherwise it is read as None.
+    if desired.logging.is_some() && s.logging != desired.logging {
+        changes.push(BucketChange::PutLogging);
+    }
+    changes
+}

@@ -1,0 +1,58 @@
+//! The runners' role's plan.
+
+use crate::aws::Tags;
+use crate::policy::PolicyDocument;
+use crate::reconcile::desired::{DesiredRole, Owner};
+use crate::reconcile::observe::ObservedRole;
+
+use super::{PartPlan, check_ownership, comparable_tags, policy_matches};
+
+/// A write to the role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleChange {
+    /// CreateRole with trust, session duration, boundary and tags.
+    Create,
+    /// Replace the trust policy.
+    UpdateTrust,
+    /// Change the maximum session duration.
+    UpdateMaxSession,
+    /// Set or remove the permissions boundary.
+    SetBoundary,
+    /// Make the tags exactly the desired ones.
+    SyncTags,
+    /// Put the inline policy.
+    PutInlinePolicy,
+}
+
+/// Plans the role itself (its inline policy is planned once the key is known).
+pub fn plan_role(
+    desired: &DesiredRole,
+    observed: Option<&ObservedRole>,
+    tags: &Tags,
+    owner: &Owner,
+    adopt: bool,
+) -> PartPlan<RoleChange> {
+    let Some(observed) = observed else { return Ok(vec![RoleChange::Create]) };
+    let info = &observed.info;
+    check_ownership(&format!("IAM role {}", desired.name), &info.tags, owner, adopt)?;
+    let mut changes = Vec::new();
+    if !policy_matches(Some(&info.trust_policy), &desired.trust) {
+        changes.push(RoleChange::UpdateTrust);
+    }
+    if info.max_session_duration != desired.max_session_duration {
+        changes.push(RoleChange::UpdateMaxSession);
+    }
+    if info.permissions_boundary_arn != desired.boundary {
+        changes.push(RoleChange::SetBoundary);
+    }
+    if comparable_tags(&info.tags) != *tags {
+        changes.push(RoleChange::SyncTags);
+    }
+    Ok(changes)
+}
+
+/// Plans the inline policy of an existing (or just created) role.
+pub fn plan_inline_policy(desired: &PolicyDocument, observed: Option<&ObservedRole>) -> Vec<RoleChange> {
+    let current = observed.and_then(|r| r.inline_policy.as_deref());
+    if policy_matches(current, desired) { vec![] } else { vec![RoleChange::PutInlinePolicy] }
+}

@@ -1,0 +1,74 @@
+//! The lock table's plan.
+
+use crate::api::Reason;
+use crate::aws::Tags;
+use crate::reconcile::desired::{DesiredTable, Owner};
+use crate::reconcile::observe::ObservedTable;
+
+use super::{Blocked, PartPlan, check_ownership, comparable_tags};
+
+/// A write to the lock table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableChange {
+    /// CreateTable (LockID, on-demand, SSE, deletion protection, tags), then PITR.
+    Create,
+    /// One UpdateTable for what differs.
+    Update {
+        /// New deletion protection.
+        deletion_protection: Option<bool>,
+        /// New SSE key (inner `None`: AWS owned key).
+        sse_key: Option<Option<String>>,
+        /// Switch to on-demand billing.
+        on_demand: bool,
+    },
+    /// Turn PITR on or off.
+    SetPitr(bool),
+    /// Make the tags exactly the desired ones.
+    SyncTags,
+    /// The table is still being created or updated: look again shortly.
+    WaitUntilActive,
+}
+
+/// Plans the lock table (`None` desired: no table is used; an existing one is left alone).
+pub fn plan_table(
+    desired: Option<&DesiredTable>,
+    observed: Option<&ObservedTable>,
+    tags: &Tags,
+    owner: &Owner,
+    adopt: bool,
+) -> PartPlan<TableChange> {
+    let Some(desired) = desired else { return Ok(vec![]) };
+    let Some(observed) = observed else { return Ok(vec![TableChange::Create, TableChange::SetPitr(desired.pitr)]) };
+    let what = format!("DynamoDB table {}", desired.name);
+    check_ownership(&what, &observed.settings.tags, owner, adopt)?;
+    let info = &observed.info;
+    if info.hash_key.as_ref().is_none_or(|(name, ty)| name != "LockID" || ty != "S") || info.has_range_key {
+        return Err(Blocked {
+            reason: Reason::Conflict,
+            message: format!(
+                "{what} has the key schema {:?}{}, but Terraform locks need exactly a hash key LockID of type S: \
+                 choose another table name",
+                info.hash_key,
+                if info.has_range_key { " with a range key" } else { "" }
+            ),
+        });
+    }
+    if info.status != "ACTIVE" {
+        return Ok(vec![TableChange::WaitUntilActive]);
+    }
+    let mut changes = Vec::new();
+    let deletion_protection =
+        (info.deletion_protection != desired.deletion_protection).then_some(desired.deletion_protection);
+    let sse_key = (info.sse_kms_key_arn != desired.kms_key_arn).then(|| desired.kms_key_arn.clone());
+    let on_demand = info.billing_mode != "PAY_PER_REQUEST";
+    if deletion_protection.is_some() || sse_key.is_some() || on_demand {
+        changes.push(TableChange::Update { deletion_protection, sse_key, on_demand });
+    }
+    if observed.settings.pitr != desired.pitr {
+        changes.push(TableChange::SetPitr(desired.pitr));
+    }
+    if comparable_tags(&observed.settings.tags) != *tags {
+        changes.push(TableChange::SyncTags);
+    }
+    Ok(changes)
+}

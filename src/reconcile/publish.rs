@@ -1,0 +1,71 @@
+//! Step 6: publish the backend configuration as a ConfigMap owned by the object (so it
+//! is garbage-collected with it), by server-side apply, skipped when unchanged.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::TerraformStateBackend;
+
+use super::status::FIELD_MANAGER;
+
+/// Label on every ConfigMap the operator publishes (the controller watches only these).
+pub const MANAGED_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "tfstate-operator");
+/// Label naming the backend a ConfigMap belongs to.
+pub const BACKEND_LABEL: &str = "tfstate.dev/backend";
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A ConfigMap of that name exists and belongs to something else.
+    #[error(
+        "ConfigMap {0} exists and is not owned by this TerraformStateBackend: choose another spec.output.configMapName"
+    )]
+    NotOurs(String),
+    /// The API call failed.
+    #[error("publishing ConfigMap {name}: {source}")]
+    Kube {
+        /// ConfigMap name.
+        name: String,
+        /// Error.
+        source: kube::Error,
+    },
+}
+
+/// Makes ConfigMap `name` hold exactly `data`. Returns whether a write was made.
+pub async fn publish(
+    api: &Api<ConfigMap>,
+    owner: &TerraformStateBackend,
+    name: &str,
+    data: &BTreeMap<String, String>,
+) -> Result<bool, PublishError> {
+    let kube_err = |source| PublishError::Kube { name: name.to_string(), source };
+    let owner_ref =
+        owner.controller_owner_ref(&()).ok_or_else(|| kube_err(kube::Error::LinesCodecMaxLineLengthExceeded))?;
+    if let Some(existing) = api.get_opt(name).await.map_err(kube_err)? {
+        let ours = existing.owner_references().iter().any(|r| r.uid == owner_ref.uid);
+        if !ours {
+            return Err(PublishError::NotOurs(name.to_string()));
+        }
+        if existing.data.as_ref() == Some(data)
+            && existing.labels().get(MANAGED_LABEL.0).map(String::as_str) == Some(MANAGED_LABEL.1)
+        {
+            return Ok(false);
+        }
+    }
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": { MANAGED_LABEL.0: MANAGED_LABEL.1, BACKEND_LABEL: owner.name_any() },
+            "ownerReferences": [owner_ref],
+        },
+        "data": data,
+    });
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
+    Ok(true)
+}

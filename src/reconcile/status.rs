@@ -1,0 +1,176 @@
+//! Step 7: the object's status. Building it is pure (the clock comes in as a value);
+//! writing it is one server-side apply with a fixed field manager, skipped when nothing
+//! but timestamps would change.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::api::{ConditionType, Reason, TerraformStateBackend, TerraformStateBackendStatus};
+
+/// Field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "tfstate-operator";
+
+/// The state of one part (bucket, key, table, role, published config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartState {
+    /// Condition status.
+    pub ready: bool,
+    /// Reason.
+    pub reason: Reason,
+    /// Message: what happened or what to do.
+    pub message: String,
+}
+
+impl PartState {
+    /// A part that is as desired.
+    pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self { ready: true, reason, message: message.into() }
+    }
+
+    /// A part that is not (yet) as desired.
+    pub fn not_ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self { ready: false, reason, message: message.into() }
+    }
+}
+
+/// Everything a reconcile learned, to be written into status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusReport {
+    /// One state per part condition type.
+    pub parts: BTreeMap<ConditionType, PartState>,
+    /// ARNs and names, where known.
+    pub bucket_arn: Option<String>,
+    /// KMS key ARN.
+    pub kms_key_arn: Option<String>,
+    /// Lock table ARN.
+    pub lock_table_arn: Option<String>,
+    /// Role ARN.
+    pub role_arn: Option<String>,
+    /// Account.
+    pub account_id: Option<String>,
+    /// ConfigMap name.
+    pub config_map_name: Option<String>,
+    /// Crash-safety marker for key creation.
+    pub key_creation_started_at: Option<String>,
+    /// Work is still under way (requeued soon): kstatus `Reconciling`.
+    pub reconciling: Option<String>,
+}
+
+/// The parts whose conditions make up `Ready`.
+pub const PARTS: [ConditionType; 5] = [
+    ConditionType::BucketReady,
+    ConditionType::EncryptionKeyReady,
+    ConditionType::LockTableReady,
+    ConditionType::RoleReady,
+    ConditionType::BackendConfigPublished,
+];
+
+/// Builds the next status from `report`, keeping each condition's
+/// `lastTransitionTime` while its status does not change.
+pub fn next_status(
+    previous: Option<&TerraformStateBackendStatus>,
+    generation: i64,
+    report: StatusReport,
+    now: &Time,
+) -> TerraformStateBackendStatus {
+    let prev_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut conditions = Vec::new();
+    let mut push = |t: ConditionType, s: &PartState| {
+        let status = if s.ready { "True" } else { "False" };
+        let since = prev_conditions
+            .iter()
+            .find(|c| c.type_ == t.as_str() && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        conditions.push(Condition {
+            type_: t.as_str().to_string(),
+            status: status.to_string(),
+            reason: s.reason.as_str().to_string(),
+            message: s.message.clone(),
+            last_transition_time: since,
+            observed_generation: Some(generation),
+        });
+    };
+
+    let parts: Vec<(ConditionType, &PartState)> =
+        PARTS.iter().filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
+    let not_ready = parts.iter().find(|(_, s)| !s.ready);
+    let ready = match not_ready {
+        None if parts.len() == PARTS.len() => {
+            PartState::ready(Reason::Converged, "The backend is ready: every part is converged")
+        }
+        None => PartState::not_ready(Reason::Creating, "Not every part has been checked yet"),
+        Some((t, s)) => PartState::not_ready(s.reason, format!("{t}: {}", s.message)),
+    };
+    push(ConditionType::Ready, &ready);
+    for (t, s) in &parts {
+        push(*t, s);
+    }
+    // kstatus: Reconciling and Stalled are present only while they are true.
+    if let Some(msg) = &report.reconciling {
+        push(ConditionType::Reconciling, &PartState::ready(Reason::Creating, msg.clone()));
+    } else if let Some((_, s)) = not_ready.filter(|(_, s)| s.reason.is_permanent()) {
+        push(ConditionType::Stalled, &PartState::ready(s.reason, s.message.clone()));
+    }
+
+    TerraformStateBackendStatus {
+        observed_generation: Some(generation),
+        conditions,
+        bucket_arn: report.bucket_arn,
+        kms_key_arn: report.kms_key_arn,
+        lock_table_arn: report.lock_table_arn,
+        role_arn: report.role_arn,
+        account_id: report.account_id,
+        config_map_name: report.config_map_name,
+        key_creation_started_at: report.key_creation_started_at,
+    }
+}
+
+/// The status of an object whose spec is invalid: no AWS call was made.
+pub fn invalid_spec_report(message: &str) -> StatusReport {
+    let mut report = StatusReport::default();
+    for t in PARTS {
+        report.parts.insert(t, PartState::not_ready(Reason::InvalidSpec, message));
+    }
+    report
+}
+
+/// Whether two statuses differ in more than condition timestamps.
+pub fn differs(a: Option<&TerraformStateBackendStatus>, b: &TerraformStateBackendStatus) -> bool {
+    let strip = |s: &TerraformStateBackendStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = Time(Default::default());
+        }
+        s
+    };
+    a.is_none_or(|a| strip(a) != strip(b))
+}
+
+/// Writes `status` by server-side apply, unless it equals `current` but for timestamps.
+/// Returns whether a write was made.
+pub async fn write(
+    api: &Api<TerraformStateBackend>,
+    name: &str,
+    current: Option<&TerraformStateBackendStatus>,
+    status: &TerraformStateBackendStatus,
+) -> Result<bool, kube::Error> {
+    if !differs(current, status) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": "tfstate.dev/v1alpha1",
+        "kind": "TerraformStateBackend",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
