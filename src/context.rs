@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::aws::{AwsClientFactory, AwsClients, AwsError};
 use crate::failpoint::Failpoints;
+use crate::metrics::Metrics;
 use crate::policy::principal_arn_for_policy;
 use crate::reconcile::desired::Identity;
 use crate::reconcile::validate::OperatorDefaults;
@@ -37,6 +38,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Crash-test fail points.
     pub failpoints: Failpoints,
+    /// Prometheus metrics.
+    pub metrics: std::sync::Arc<Metrics>,
     identity: OnceCell<Identity>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -46,6 +49,7 @@ impl Context {
     pub fn new(client: Client, aws: AwsClientFactory, config: ReconcileConfig, failpoints: Failpoints) -> Self {
         let reporter = Reporter { controller: "tfstate-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
+            metrics: std::sync::Arc::new(Metrics::new(aws.calls().family().clone())),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             aws,

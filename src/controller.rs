@@ -12,6 +12,7 @@ use kube::{Api, ResourceExt};
 
 use crate::api::{FINALIZER, TerraformStateBackend};
 use crate::context::Context;
+use crate::metrics::ResultLabels;
 use crate::reconcile::backend::apply_backend;
 use crate::reconcile::cleanup::cleanup_backend;
 use crate::reconcile::error::ReconcileError;
@@ -58,6 +59,7 @@ async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, finalizer::Error<ReconcileError>> {
     let key = key_of(&obj);
+    let started = std::time::Instant::now();
     let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -66,6 +68,14 @@ async fn reconcile(
         }
     })
     .await;
+    let m = &ctx.metrics;
+    m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => e.metric_label(),
+        Err(_) => "kubernetes_error",
+    };
+    m.reconciles.get_or_create(&ResultLabels { result: label.into() }).inc();
     if result.is_ok() {
         ctx.succeeded(&key);
     }

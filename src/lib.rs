@@ -9,6 +9,8 @@ pub mod aws;
 pub mod context;
 pub mod controller;
 pub mod failpoint;
+pub mod http;
+pub mod metrics;
 pub mod offline;
 pub mod policy;
 pub mod reconcile;

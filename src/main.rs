@@ -1,9 +1,11 @@
 //! The `tfstate-operator` command: a thin CLI over the library.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +62,12 @@ struct RunArgs {
     /// How many backends are reconciled at once.
     #[arg(long, env = "TFSTATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, env = "TFSTATE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-addr).
+    #[arg(long, env = "TFSTATE_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
     /// Log format.
     #[arg(long, env = "TFSTATE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -142,7 +150,16 @@ fn run(args: RunArgs) -> Result<(), String> {
             resync_interval: args.resync_interval,
         };
         let ctx = Arc::new(Context::new(client, aws, config, failpoints));
-        tracing::info!(namespace = ?args.namespace, resync = ?args.resync_interval, "tfstate-operator starting");
+        let ready = Arc::new(AtomicBool::new(false));
+        let http_state = tfstate_operator::http::HttpState { metrics: ctx.metrics.clone(), ready: ready.clone() };
+        let (metrics_addr, health_addr) = (args.metrics_addr, args.health_addr);
+        tokio::spawn(async move {
+            if let Err(e) = tfstate_operator::http::serve(metrics_addr, health_addr, http_state).await {
+                tracing::error!(error = %e, %metrics_addr, %health_addr, "HTTP endpoints failed");
+            }
+        });
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!(namespace = ?args.namespace, resync = ?args.resync_interval, %metrics_addr, "tfstate-operator starting");
         controller::run(ctx, ControllerConfig { namespace: args.namespace, concurrency: args.concurrency }).await;
         tracing::info!("tfstate-operator stopped");
         Ok(())

@@ -11,6 +11,10 @@ use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorC
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::AwsCallLabels;
 
 /// How an AWS call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,10 +64,12 @@ pub fn is_read_operation(operation: &str) -> bool {
     ["Get", "List", "Describe", "Head"].iter().any(|p| operation.starts_with(p))
 }
 
-/// The shared counters.
+/// The shared counters: a snapshot-able map (tests, benchmark) and the Prometheus
+/// family behind `tfstate_aws_calls_total`.
 #[derive(Debug, Default)]
 pub struct CallCounter {
     counts: Mutex<BTreeMap<CallKey, u64>>,
+    family: Family<AwsCallLabels, Counter>,
 }
 
 /// Totals of a snapshot.
@@ -82,7 +88,18 @@ impl CallCounter {
     }
 
     fn record(&self, key: CallKey) {
+        let labels = AwsCallLabels {
+            service: key.service.clone(),
+            operation: key.operation.clone(),
+            outcome: key.outcome.as_str().to_string(),
+        };
+        self.family.get_or_create(&labels).inc();
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+    }
+
+    /// The Prometheus family these counts feed.
+    pub fn family(&self) -> &Family<AwsCallLabels, Counter> {
+        &self.family
     }
 
     /// Every count so far.

@@ -66,6 +66,8 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         }
     }
     let status = next_status(previous, generation, report, &now);
+    let ready = status.conditions.iter().find(|c| c.type_ == C::Ready.as_str()).map(|c| c.status.as_str());
+    ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), ready);
     let wrote = status::write(&api, &owner.name, previous, &status).await?;
     // Events only for what changed: a no-op resync is silent.
     if wrote {
@@ -349,6 +351,13 @@ impl Run<'_> {
         } else {
             (Reason::DriftRepaired, format!("{what}: repaired changes made outside the operator: {list}"))
         };
+        if reason == Reason::DriftRepaired {
+            self.ctx
+                .metrics
+                .drift_repairs
+                .get_or_create(&crate::metrics::PartLabels { part: part.as_str().into() })
+                .inc();
+        }
         if reason != Reason::Converged {
             let kind = EventType::Normal;
             self.events.push((kind, reason, message.clone()));

@@ -29,6 +29,12 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
         let note = "deletionPolicy Retain: the AWS resources are left as they are";
         event(ctx, obj, EventType::Normal, Reason::Deleting, note.into()).await;
+        let key = format!(
+            "{}/{}",
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+            obj.metadata.name.as_deref().unwrap_or_default()
+        );
+        ctx.metrics.set_ready(&key, None);
         return Ok(Action::await_change());
     }
     let owner = owner_of(obj)?;
@@ -61,6 +67,7 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     }
 
     delete_owned(ctx, &aws, &valid, &owner, obj).await?;
+    ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), None);
     event(
         ctx,
         obj,

@@ -15,6 +15,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use tfstate_operator::aws::AwsSettings;
 
+pub mod operator;
+
 /// The test ground described by the env file that `testground-up.sh` wrote.
 pub struct Ground {
     env: HashMap<String, String>,

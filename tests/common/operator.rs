@@ -1,0 +1,134 @@
+//! An operator running in-process against the test ground, watching one namespace, with
+//! its own AWS call counters; and helpers to wait for conditions and inspect AWS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use tfstate_operator::api::TerraformStateBackend;
+use tfstate_operator::aws::AwsClientFactory;
+use tfstate_operator::context::{Context, ReconcileConfig};
+use tfstate_operator::controller::{self, ControllerConfig};
+use tfstate_operator::failpoint::Failpoints;
+use tfstate_operator::reconcile::validate::OperatorDefaults;
+
+use super::Ground;
+
+/// A running operator; stopped when dropped.
+pub struct Operator {
+    /// Its context: clients and AWS call counters (`ctx.aws.calls()`).
+    pub ctx: Arc<Context>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts an operator that watches `namespace` and checks for drift every `resync`.
+pub async fn start_operator(ground: &Ground, namespace: &str, resync: Duration) -> Operator {
+    let client = ground.kube().await;
+    let settings = ground.aws_settings();
+    let endpoint = settings.endpoint_url.clone();
+    let aws = AwsClientFactory::new(settings).await.expect("AWS client factory");
+    let config = ReconcileConfig {
+        defaults: OperatorDefaults { region: Some(ground.var("AWS_REGION").to_string()) },
+        endpoint_url: endpoint,
+        resync_interval: resync,
+    };
+    let ctx = Arc::new(Context::new(client, aws, config, Failpoints::default()));
+    let run_ctx = ctx.clone();
+    let controller_config = ControllerConfig { namespace: Some(namespace.to_string()), concurrency: 8 };
+    let task = tokio::spawn(async move { controller::run(run_ctx, controller_config).await });
+    Operator { ctx, task }
+}
+
+/// The status of condition `type_` of an object: (status, reason, message).
+pub fn condition(obj: &TerraformStateBackend, type_: &str) -> Option<(String, String, String)> {
+    obj.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Polls `name` until `pred` holds (at most `timeout`), returning the object; panics with
+/// the last status otherwise.
+pub async fn wait_for(
+    api: &Api<TerraformStateBackend>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&TerraformStateBackend) -> bool,
+) -> TerraformStateBackend {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(obj) = api.get_opt(name).await.expect("get backend") {
+            if pred(&obj) {
+                return obj;
+            }
+            last = Some(obj);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name}: not {what} within {timeout:?}; last status: {:#?}", last.and_then(|o| o.status));
+}
+
+/// Waits until the object is Ready for its current generation.
+pub async fn wait_ready(api: &Api<TerraformStateBackend>, name: &str) -> TerraformStateBackend {
+    wait_for(api, name, Duration::from_secs(60), "Ready", |o| {
+        let generation = o.metadata.generation;
+        o.status.as_ref().is_some_and(|s| {
+            s.observed_generation == generation
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
+        })
+    })
+    .await
+}
+
+/// Waits until condition `type_` has `reason`.
+pub async fn wait_reason(
+    api: &Api<TerraformStateBackend>,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> TerraformStateBackend {
+    wait_for(api, name, Duration::from_secs(60), &format!("{type_}={reason}"), |o| {
+        condition(o, type_).is_some_and(|(_, r, _)| r == reason)
+    })
+    .await
+}
+
+/// Creates a backend from YAML (a whole object; its namespace is replaced by `namespace`).
+pub async fn create_backend(api: &Api<TerraformStateBackend>, yaml: &str) -> TerraformStateBackend {
+    let obj: TerraformStateBackend = serde_yaml_ng::from_str(yaml).expect("test backend YAML");
+    api.create(&PostParams::default(), &obj).await.expect("create backend")
+}
+
+/// Merge-patches the spec of `name` with `spec_patch` (JSON).
+pub async fn patch_spec(
+    api: &Api<TerraformStateBackend>,
+    name: &str,
+    spec_patch: serde_json::Value,
+) -> TerraformStateBackend {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec_patch })))
+        .await
+        .expect("patch spec")
+}
+
+/// Independent AWS clients (not the operator's, so its counters stay clean).
+pub async fn inspector(ground: &Ground) -> tfstate_operator::aws::AwsClients {
+    AwsClientFactory::new(ground.aws_settings()).await.expect("AWS client factory").clients(ground.var("AWS_REGION"))
+}
+
+/// A globally unique bucket name for a test (moto is shared by every test of a run).
+pub fn unique_bucket(prefix: &str) -> String {
+    format!("{prefix}-{}", super::random_suffix())
+}
