@@ -1,0 +1,206 @@
+//! Ownership, dependencies and deletion on the real ground: two namespaces never share
+//! or steal a bucket, untagged resources are adopted only when asked, a missing
+//! existing key is reported clearly, and both deletion policies do what they promise,
+//! including DeletionBlocked while the bucket holds state.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use common::operator::{
+    condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_ready, wait_reason,
+};
+use common::{Ground, install_crd, test_namespace};
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::json;
+use tfstate_operator::api::TerraformStateBackend;
+use tfstate_operator::aws::{dynamodb, iam, kms, s3};
+
+const RESYNC: Duration = Duration::from_secs(2);
+
+fn backend_yaml(name: &str, bucket: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: tfstate.dev/v1alpha1\nkind: TerraformStateBackend\nmetadata: {{name: {name}}}\nspec:\n  bucket: {{name: {bucket}}}\n  access: {{trust: {{awsPrincipals: ['arn:aws:iam::123456789012:root']}}}}\n{extra}"
+    )
+}
+
+async fn setup(prefix: &str) -> (Ground, kube::Client, String) {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    install_crd(&client).await;
+    let ns = test_namespace(&client, prefix).await;
+    (ground, client, ns)
+}
+
+async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
+    for _ in 0..300 {
+        if api.get_opt(name).await.unwrap().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name} was not deleted within 60 s: {:#?}", api.get(name).await.unwrap().status);
+}
+
+/// Two objects in different namespaces naming the same bucket: the second is a
+/// Conflict (Stalled), the first keeps its bucket, and nothing of it is touched.
+#[tokio::test]
+async fn same_bucket_from_two_namespaces_is_a_conflict() {
+    let (ground, client, ns_a) = setup("owner-a").await;
+    let ns_b = test_namespace(&client, "owner-b").await;
+    let _op_a = start_operator(&ground, &ns_a, RESYNC).await;
+    let _op_b = start_operator(&ground, &ns_b, RESYNC).await;
+    let (api_a, api_b) = (Api::namespaced(client.clone(), &ns_a), Api::namespaced(client.clone(), &ns_b));
+    let bucket = unique_bucket("contested");
+    create_backend(&api_a, &backend_yaml("first", &bucket, "")).await;
+    let first = wait_ready(&api_a, "first").await;
+    let aws = inspector(&ground).await;
+    let tags_before = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
+    let policy_before = s3::get_settings(&aws.s3, &bucket, false).await.unwrap().policy;
+
+    create_backend(&api_b, &backend_yaml("second", &bucket, "")).await;
+    let second = wait_reason(&api_b, "second", "BucketReady", "Conflict").await;
+    let (_, _, message) = condition(&second, "BucketReady").unwrap();
+    assert!(message.contains(&format!("{ns_a}/first")), "the message names the owner: {message}");
+    assert_eq!(condition(&second, "Ready").unwrap().0, "False");
+    assert_eq!(condition(&second, "Stalled").map(|c| c.0).as_deref(), Some("True"));
+
+    // The first backend and its bucket are untouched, over several resyncs of both.
+    let first_before = wait_reason(&api_a, "first", "BucketReady", "Converged").await;
+    tokio::time::sleep(RESYNC * 3).await;
+    assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap(), tags_before);
+    assert_eq!(s3::get_settings(&aws.s3, &bucket, false).await.unwrap().policy, policy_before);
+    let first_now = api_a.get("first").await.unwrap();
+    assert_eq!(condition(&first_now, "Ready").unwrap().0, "True");
+    assert_eq!(first_now.metadata.resource_version, first_before.metadata.resource_version, "first was not rewritten");
+    assert_eq!(first.status.unwrap().bucket_arn, first_now.status.unwrap().bucket_arn);
+}
+
+/// An untagged bucket of the requested name is a Conflict until `adoptExisting: true`,
+/// then it is tagged and converged.
+#[tokio::test]
+async fn untagged_bucket_is_adopted_only_when_asked() {
+    let (ground, client, ns) = setup("adopt").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let bucket = unique_bucket("legacy");
+    s3::create_bucket(&aws.s3, &bucket, "eu-west-1").await.unwrap();
+
+    create_backend(&api, &backend_yaml("legacy", &bucket, "")).await;
+    let obj = wait_reason(&api, "legacy", "BucketReady", "Conflict").await;
+    assert!(condition(&obj, "BucketReady").unwrap().2.contains("adoptExisting"));
+    assert!(s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap().is_empty(), "nothing was written");
+
+    patch_spec(&api, "legacy", json!({"adoptExisting": true})).await;
+    let obj = wait_ready(&api, "legacy").await;
+    let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
+    assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.metadata.uid.as_ref());
+    assert!(s3::get_settings(&aws.s3, &bucket, false).await.unwrap().versioning_enabled);
+}
+
+/// An existing key ARN that does not exist is a clear DependencyNotReady condition, and
+/// nothing that would need the key is created.
+#[tokio::test]
+async fn missing_existing_key_is_reported() {
+    let (ground, client, ns) = setup("nokey").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("nokey");
+    let arn = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000";
+    let extra = format!("  encryption: {{kmsKey: {{existingKeyArn: '{arn}'}}}}\n");
+    create_backend(&api, &backend_yaml("nokey", &bucket, &extra)).await;
+    let obj = wait_reason(&api, "nokey", "EncryptionKeyReady", "DependencyNotReady").await;
+    let (status, _, message) = condition(&obj, "EncryptionKeyReady").unwrap();
+    assert_eq!(status, "False");
+    assert!(message.contains(arn) && message.contains("existingKeyArn"), "{message}");
+    assert_eq!(condition(&obj, "BucketReady").unwrap().1, "DependencyNotReady");
+    let aws = inspector(&ground).await;
+    assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "no bucket without its key");
+}
+
+/// deletionPolicy Retain (the default): the object goes, every AWS resource stays.
+#[tokio::test]
+async fn retain_leaves_every_resource() {
+    let (ground, client, ns) = setup("retain").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("retain");
+    create_backend(&api, &backend_yaml("kept", &bucket, "")).await;
+    let status = wait_ready(&api, "kept").await.status.unwrap();
+    api.delete("kept", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "kept").await;
+
+    let aws = inspector(&ground).await;
+    assert!(s3::get_tags(&aws.s3, &bucket).await.unwrap().is_some(), "bucket kept");
+    assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap().is_some(), "table kept");
+    assert!(iam::get_role(&aws.iam, &format!("tfstate-{ns}-kept")).await.unwrap().is_some(), "role kept");
+    let key = kms::describe_key(&aws.kms, status.kms_key_arn.as_deref().unwrap()).await.unwrap().unwrap();
+    assert_eq!(key.state, "Enabled", "key kept");
+}
+
+/// deletionPolicy Delete: while the bucket holds a state version nothing is deleted and
+/// DeletionBlocked says how many remain; once it is empty, everything goes (the key is
+/// scheduled for deletion with its window, the alias removed).
+#[tokio::test]
+async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
+    let (ground, client, ns) = setup("delete").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("delete");
+    let extra = "  deletionPolicy: Delete\n  encryption: {kmsKey: {create: {deletionWindowDays: 7}}}\n";
+    create_backend(&api, &backend_yaml("gone", &bucket, extra)).await;
+    let status = wait_ready(&api, "gone").await.status.unwrap();
+    let key_arn = status.kms_key_arn.clone().unwrap();
+    let aws = inspector(&ground).await;
+    let put = aws
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(format!("{ns}/gone/terraform.tfstate"))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&key_arn)
+        .body(ByteStream::from_static(b"{\"version\": 4}"))
+        .send()
+        .await
+        .unwrap();
+
+    api.delete("gone", &DeleteParams::default()).await.unwrap();
+    let obj = wait_reason(&api, "gone", "BucketReady", "DeletionBlocked").await;
+    let message = condition(&obj, "BucketReady").unwrap().2;
+    assert!(message.contains("1 object version"), "{message}");
+    tokio::time::sleep(RESYNC).await;
+    assert!(iam::get_role(&aws.iam, &format!("tfstate-{ns}-gone")).await.unwrap().is_some(), "role kept while blocked");
+    assert_eq!(
+        kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state,
+        "Enabled",
+        "key kept while blocked"
+    );
+
+    // The state's owner empties the bucket; the deletion then finishes by itself.
+    let key = format!("{ns}/gone/terraform.tfstate");
+    aws.s3.delete_object().bucket(&bucket).key(&key).version_id(put.version_id().unwrap()).send().await.unwrap();
+    wait_gone(&api, "gone").await;
+    assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "bucket deleted");
+    assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap().is_none(), "table deleted");
+    assert!(iam::get_role(&aws.iam, &format!("tfstate-{ns}-gone")).await.unwrap().is_none(), "role deleted");
+    assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "PendingDeletion");
+    assert!(kms::describe_key(&aws.kms, &format!("alias/tfstate-{ns}-gone")).await.unwrap().is_none(), "alias deleted");
+}
+
+/// Deleting an object whose spec never validated (so Apply never reached AWS) just
+/// completes: Cleanup tolerates Apply never having run.
+#[tokio::test]
+async fn invalid_backend_deletes_cleanly() {
+    let (ground, client, ns) = setup("invalid-delete").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let extra = "  deletionPolicy: Delete\n  locking: {mode: Lockfile, table: {name: not-allowed}}\n";
+    create_backend(&api, &backend_yaml("broken", &unique_bucket("broken"), extra)).await;
+    wait_reason(&api, "broken", "Ready", "InvalidSpec").await;
+    api.delete("broken", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "broken").await;
+}
