@@ -34,8 +34,8 @@ pub struct Context {
     pub aws: AwsClientFactory,
     /// Settings.
     pub config: ReconcileConfig,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Who publishes the Events (see [`Context::recorder`]).
+    pub reporter: Reporter,
     /// Crash-test fail points.
     pub failpoints: Failpoints,
     /// Prometheus metrics.
@@ -50,7 +50,7 @@ impl Context {
         let reporter = Reporter { controller: "tfstate-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             metrics: std::sync::Arc::new(Metrics::new(aws.calls().family().clone())),
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             aws,
             config,
@@ -58,6 +58,14 @@ impl Context {
             identity: OnceCell::new(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A fresh Event recorder. kube-runtime's recorder folds every later Event of the
+    /// same type, reason and object into the first one (count + 1, first note kept), which
+    /// would hide each repair after the first; Events are only published when something
+    /// changed, so each gets its own.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
     /// Who the operator is in AWS (STS GetCallerIdentity, asked once per process).

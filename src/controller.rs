@@ -7,7 +7,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, Event, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::api::{FINALIZER, TerraformStateBackend};
@@ -35,7 +35,15 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let managed = format!("{}={}", MANAGED_LABEL.0, MANAGED_LABEL.1);
-    Controller::new(backends, watcher::Config::default())
+    let (reader, writer) = reflector::store();
+    // Only changes that need work trigger a reconcile: the operator's own status writes
+    // would otherwise cost a second pass (and an extra status write) after every change.
+    let triggers = watcher(backends, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(needs_reconcile, PredicateConfig::default());
+    Controller::for_stream(triggers, reader)
         .owns(config_maps, watcher::Config::default().labels(&managed))
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .shutdown_on_signal()
@@ -47,6 +55,18 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
             }
         })
         .await;
+}
+
+/// What, in an object, calls for a reconcile: its identity, spec (generation),
+/// finalizers and deletion. Status and the other metadata do not.
+fn needs_reconcile(obj: &TerraformStateBackend) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.metadata.uid.hash(&mut h);
+    obj.metadata.generation.hash(&mut h);
+    obj.metadata.finalizers.hash(&mut h);
+    obj.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
+    Some(h.finish())
 }
 
 fn key_of(obj: &TerraformStateBackend) -> String {

@@ -126,14 +126,18 @@ pub async fn apply_bucket(
     Ok(())
 }
 
-/// Applies table changes.
+/// Whether the table still has to become ACTIVE before the rest can be applied.
+pub type Pending = bool;
+
+/// Applies table changes. A table just created may not accept PITR yet: then the rest is
+/// left for the next pass and `Ok(true)` (pending) is returned.
 pub async fn apply_table(
     aws: &AwsClients,
     desired: &DesiredTable,
     observed: Option<&ObservedTable>,
     changes: &[TableChange],
     tags: &Tags,
-) -> Result<(), AwsError> {
+) -> Result<Pending, AwsError> {
     let (c, t) = (&aws.dynamodb, desired.name.as_str());
     let no_tags = Tags::new();
     let current_tags = observed.map(|o| &o.settings.tags).unwrap_or(&no_tags);
@@ -141,14 +145,19 @@ pub async fn apply_table(
         match change {
             TableChange::Create => {
                 dynamodb::create(c, t, desired.kms_key_arn.as_deref(), desired.deletion_protection, tags).await?;
+                // One look: tables often become ACTIVE within the round trip.
+                let active = dynamodb::describe(c, t).await?.is_some_and(|i| i.status == "ACTIVE");
+                if !active {
+                    return Ok(true);
+                }
             }
             TableChange::Update { deletion_protection, sse_key, on_demand } => {
                 dynamodb::update(c, t, *deletion_protection, sse_key.as_ref().map(|k| k.as_deref()), *on_demand).await?
             }
             TableChange::SetPitr(on) => dynamodb::set_pitr(c, t, *on).await?,
             TableChange::SyncTags => dynamodb::sync_tags(c, &desired.arn, current_tags, tags).await?,
-            TableChange::WaitUntilActive => {}
+            TableChange::WaitUntilActive => return Ok(true),
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -16,7 +16,7 @@ use super::apply::{apply_bucket, apply_inline_policy, apply_key, apply_role, app
 use super::desired::{DesiredKey, Identity, Owner, desired_key, desired_resources, desired_role, resource_tags};
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
-use super::plan::{KeyChange, TableChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
+use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::publish;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
 use super::validate::{ObjectRef, ValidSpec, validate};
@@ -226,7 +226,7 @@ impl Run<'_> {
             async {
                 match (&table_plan, &res.table) {
                     (Ok(changes), Some(table)) => apply_table(aws, table, observed.table.as_ref(), changes, tags).await,
-                    _ => Ok(()),
+                    _ => Ok(false),
                 }
             },
             async { if inline.is_empty() { Ok(()) } else { apply_inline_policy(aws, role_name, &policy_json).await } },
@@ -261,16 +261,13 @@ impl Run<'_> {
                 self.fail(C::LockTableReady, &e);
                 first_error.get_or_insert(e);
             }
-            (Ok(changes), Some(table), Ok(()))
-                if changes.contains(&TableChange::WaitUntilActive)
-                    || changes.contains(&TableChange::Create) && table.pitr =>
-            {
+            (Ok(_), Some(table), Ok(true)) => {
                 // PITR can only be turned on once the table is ACTIVE: look again shortly.
                 self.report.reconciling = Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
                 let msg = format!("DynamoDB table {} is being created", table.name);
                 self.report.parts.insert(C::LockTableReady, PartState::not_ready(Reason::Creating, msg));
             }
-            (Ok(changes), Some(table), Ok(())) => {
+            (Ok(changes), Some(table), Ok(false)) => {
                 self.settle(
                     C::LockTableReady,
                     &format!("DynamoDB table {}", table.name),
@@ -385,7 +382,7 @@ impl Run<'_> {
 pub async fn event(ctx: &Context, obj: &TerraformStateBackend, type_: EventType, reason: Reason, note: String) {
     let ev =
         Event { type_, reason: reason.as_str().into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.recorder().publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish an Event");
     }
 }
