@@ -10,6 +10,7 @@ pub mod context;
 pub mod controller;
 pub mod failpoint;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod offline;
 pub mod policy;

@@ -68,6 +68,18 @@ struct RunArgs {
     /// Address of the `/healthz` and `/readyz` endpoints (may equal --metrics-addr).
     #[arg(long, env = "TFSTATE_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     health_addr: SocketAddr,
+    /// Run only while holding the Lease `tfstate-operator-leader` (for several replicas).
+    #[arg(long, env = "TFSTATE_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (the operator's own; the Helm chart passes it).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Identity in the leader Lease (the Helm chart passes the Pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds without renewal after which another replica may take the lease over.
+    #[arg(long, env = "TFSTATE_LEASE_DURATION", default_value_t = 15)]
+    lease_duration_seconds: u64,
     /// Log format.
     #[arg(long, env = "TFSTATE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -158,9 +170,29 @@ fn run(args: RunArgs) -> Result<(), String> {
                 tracing::error!(error = %e, %metrics_addr, %health_addr, "HTTP endpoints failed");
             }
         });
+        // Standbys are ready too: readiness is about serving, leadership about working.
         ready.store(true, Ordering::Relaxed);
+        let mut leadership = None;
+        if args.leader_elect {
+            let config = tfstate_operator::leader::LeaderConfig {
+                namespace: args.lease_namespace,
+                lease_name: "tfstate-operator-leader".into(),
+                identity: args.identity.unwrap_or_else(|| format!("tfstate-operator-{}", std::process::id())),
+                duration_seconds: args.lease_duration_seconds,
+            };
+            let client = ctx.client.clone();
+            leadership = Some(tfstate_operator::leader::acquire(client, &config).await.map_err(|e| format!("leader election: {e}"))?);
+        }
         tracing::info!(namespace = ?args.namespace, resync = ?args.resync_interval, %metrics_addr, "tfstate-operator starting");
-        controller::run(ctx, ControllerConfig { namespace: args.namespace, concurrency: args.concurrency }).await;
+        let controller = controller::run(ctx, ControllerConfig { namespace: args.namespace, concurrency: args.concurrency });
+        match leadership.as_mut() {
+            Some(l) => tokio::select! {
+                () = controller => {}
+                // Another replica leads now: stop at once rather than reconcile beside it.
+                () = l.lost() => return Err("lost the leader lease; exiting so that only the leader reconciles".into()),
+            },
+            None => controller.await,
+        }
         tracing::info!("tfstate-operator stopped");
         Ok(())
     })

@@ -46,8 +46,10 @@ pub async fn describe_key(c: &Client, key: &str) -> Result<Option<KeyInfo>, AwsE
         arn: m.arn().unwrap_or_default().to_string(),
         key_id: m.key_id().to_string(),
         state: m.key_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        symmetric_encrypt_decrypt: m.key_spec() == Some(&KeySpec::SymmetricDefault)
-            && m.key_usage() == Some(&KeyUsageType::EncryptDecrypt),
+        // AWS always reports both; a missing one (some emulators) means the default,
+        // a symmetric encryption key.
+        symmetric_encrypt_decrypt: m.key_spec().is_none_or(|s| *s == KeySpec::SymmetricDefault)
+            && m.key_usage().is_none_or(|u| *u == KeyUsageType::EncryptDecrypt),
     }))
 }
 

@@ -272,7 +272,9 @@ impl Run<'_> {
                     C::LockTableReady,
                     &format!("DynamoDB table {}", table.name),
                     &changes,
-                    observed.table.is_none(),
+                    // A table that needed a second pass to become ACTIVE was still created
+                    // by us, not repaired.
+                    observed.table.is_none() || self.previous_reason(C::LockTableReady) == Some(Reason::Creating),
                 );
                 self.report.lock_table_arn = Some(table.arn.clone());
             }
@@ -283,10 +285,10 @@ impl Run<'_> {
                 self.fail(C::RoleReady, &e);
                 first_error.get_or_insert(e);
             }
-            Ok(()) if role_ok && !inline.is_empty() => {
+            // A role created in this pass has been announced already, inline policy included.
+            Ok(()) if role_ok && !inline.is_empty() && observed.role.is_some() => {
                 // The role part settled before the key existed; now its inline policy too.
-                let created = observed.role.is_none();
-                self.settle(C::RoleReady, &format!("IAM role {}", valid.role.name), &inline, created);
+                self.settle(C::RoleReady, &format!("IAM role {}", valid.role.name), &inline, false);
             }
             Ok(()) => {}
         }
@@ -316,7 +318,11 @@ impl Run<'_> {
         let name = &self.valid.config_map_name;
         match publish(&cms, self.obj, name, &data).await {
             Ok(wrote) => {
-                let reason = if wrote { Reason::Updated } else { Reason::Converged };
+                let reason = match wrote {
+                    Some(true) => Reason::Created,
+                    Some(false) => Reason::Updated,
+                    None => Reason::Converged,
+                };
                 let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())
@@ -360,6 +366,12 @@ impl Run<'_> {
             self.events.push((kind, reason, message.clone()));
         }
         self.report.parts.insert(part, PartState::ready(reason, message));
+    }
+
+    /// The reason the part had in the status this reconcile started from.
+    fn previous_reason(&self, part: C) -> Option<Reason> {
+        let prev = self.obj.status.as_ref()?.conditions.iter().find(|c| c.type_ == part.as_str())?;
+        serde_json::from_value(serde_json::Value::String(prev.reason.clone())).ok()
     }
 
     /// Records a part whose writes failed (retried with back-off).

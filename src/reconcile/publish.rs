@@ -35,17 +35,20 @@ pub enum PublishError {
     },
 }
 
-/// Makes ConfigMap `name` hold exactly `data`. Returns whether a write was made.
+/// Makes ConfigMap `name` hold exactly `data`. Returns `None` when nothing had to be
+/// written, `Some(created)` otherwise.
 pub async fn publish(
     api: &Api<ConfigMap>,
     owner: &TerraformStateBackend,
     name: &str,
     data: &BTreeMap<String, String>,
-) -> Result<bool, PublishError> {
+) -> Result<Option<bool>, PublishError> {
     let kube_err = |source| PublishError::Kube { name: name.to_string(), source };
     let owner_ref =
         owner.controller_owner_ref(&()).ok_or_else(|| kube_err(kube::Error::LinesCodecMaxLineLengthExceeded))?;
-    if let Some(existing) = api.get_opt(name).await.map_err(kube_err)? {
+    let existing = api.get_opt(name).await.map_err(kube_err)?;
+    let created = existing.is_none();
+    if let Some(existing) = existing {
         let ours = existing.owner_references().iter().any(|r| r.uid == owner_ref.uid);
         if !ours {
             return Err(PublishError::NotOurs(name.to_string()));
@@ -53,7 +56,7 @@ pub async fn publish(
         if existing.data.as_ref() == Some(data)
             && existing.labels().get(MANAGED_LABEL.0).map(String::as_str) == Some(MANAGED_LABEL.1)
         {
-            return Ok(false);
+            return Ok(None);
         }
     }
     let cm = json!({
@@ -67,5 +70,5 @@ pub async fn publish(
         "data": data,
     });
     api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
-    Ok(true)
+    Ok(Some(created))
 }
