@@ -10,4 +10,5 @@ pub mod observe;
 pub mod plan;
 pub mod publish;
 pub mod status;
+pub mod valid;
 pub mod validate;

@@ -1,6 +1,7 @@
 //! One test per rule of the validate step. Specs come from YAML, as users write them.
 
 use super::*;
+use crate::api::{DeletionPolicy, LockMode};
 
 const OBJ: ObjectRef<'static> = ObjectRef { namespace: "team-payments", name: "payments-prod" };
 
