@@ -25,6 +25,9 @@ cargo clippy --locked --all-targets --features failpoints -- -D warnings
 venv="$("$here/install-moto.sh" | tail -n1)"
 log "tests of the moto launcher"
 "$venv/bin/python" -m pytest -p no:cacheprovider -q "$here/moto"
+helm_venv="$("$here/install-helm.sh" | tail -n1)"
+log "Helm chart: strict lint, rendering, values schema, chart CRDs = crds/"
+PYTHONDONTWRITEBYTECODE=1 "$helm_venv/bin/python" -m pytest -p no:cacheprovider -q "$here/helm" -m "not ground"
 
 # Build before starting the ground, so that it does not idle through a cold compile.
 # `failpoints` compiles in the crash-test hooks (and the crash-safety test that uses them).
@@ -37,5 +40,8 @@ set -a
 . "$dir/env"
 set +a
 export TFSTATE_TESTGROUND_ENV="$dir/env"
+log "Helm chart installed on the test ground; the operator runs with the chart's RBAC only"
+PYTHONDONTWRITEBYTECODE=1 TFSTATE_OPERATOR_BIN="$CARGO_TARGET_DIR/debug/tfstate-operator" \
+  "$helm_venv/bin/python" -m pytest -p no:cacheprovider -q "$here/helm" -m ground
 log "cargo test (unit, CRD, and integration tests on the test ground)"
 cargo test --locked "${features[@]}" "$@"
