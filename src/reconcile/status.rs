@@ -111,10 +111,12 @@ pub fn next_status(
         push(*t, s);
     }
     // kstatus: Reconciling and Stalled are present only while they are true.
+    // Both may hold at once (one part still being created, another blocked).
     if let Some(msg) = &report.reconciling {
         push(ConditionType::Reconciling, &PartState::ready(Reason::Creating, msg.clone()));
-    } else if let Some((_, s)) = not_ready.filter(|(_, s)| s.reason.is_permanent()) {
-        push(ConditionType::Stalled, &PartState::ready(s.reason, s.message.clone()));
+    }
+    if let Some((t, s)) = parts.iter().find(|(_, s)| !s.ready && s.reason.is_permanent()) {
+        push(ConditionType::Stalled, &PartState::ready(s.reason, format!("{t}: {}", s.message)));
     }
 
     TerraformStateBackendStatus {

@@ -1,1 +1,223 @@
+//! Building status: Ready from the five parts, kstatus Reconciling and Stalled, timestamps
+//! that only move on a flip, and the comparison that skips writes when nothing but time changed.
 
+use k8s_openapi::jiff::Timestamp;
+
+use super::*;
+
+const GEN: i64 = 3;
+
+fn at(seconds: i64) -> Time {
+    Time(Timestamp::from_second(seconds).expect("a valid timestamp"))
+}
+
+/// A report with every part ready, and the ARNs.
+fn converged() -> StatusReport {
+    let mut report = StatusReport {
+        bucket_arn: Some("arn:aws:s3:::acme-tfstate".into()),
+        kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+        lock_table_arn: Some("arn:aws:dynamodb:eu-west-1:123456789012:table/acme-tfstate-lock".into()),
+        role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+        account_id: Some("123456789012".into()),
+        config_map_name: Some("payments-prod-backend".into()),
+        ..StatusReport::default()
+    };
+    for t in PARTS {
+        report.parts.insert(t, PartState::ready(Reason::Converged, format!("{t} is converged")));
+    }
+    report
+}
+
+/// `converged()` with `part` not ready for `reason`.
+fn failing(part: ConditionType, reason: Reason, message: &str) -> StatusReport {
+    let mut report = converged();
+    report.parts.insert(part, PartState::not_ready(reason, message));
+    report
+}
+
+#[track_caller]
+fn condition(status: &TerraformStateBackendStatus, t: ConditionType) -> &Condition {
+    find(status, t).unwrap_or_else(|| panic!("no {t} condition in {:#?}", status.conditions))
+}
+
+fn find(status: &TerraformStateBackendStatus, t: ConditionType) -> Option<&Condition> {
+    status.conditions.iter().find(|c| c.type_ == t.as_str())
+}
+
+fn types(status: &TerraformStateBackendStatus) -> Vec<&str> {
+    status.conditions.iter().map(|c| c.type_.as_str()).collect()
+}
+
+/// With all five parts ready, Ready is True (Converged), every part follows it in order, no
+/// Reconciling or Stalled is present, and the ARNs are carried over.
+#[test]
+fn all_parts_ready_is_ready() {
+    let s = next_status(None, GEN, converged(), &at(100));
+    assert_eq!(
+        types(&s),
+        ["Ready", "BucketReady", "EncryptionKeyReady", "LockTableReady", "RoleReady", "BackendConfigPublished"]
+    );
+    let ready = condition(&s, ConditionType::Ready);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Converged"));
+    for c in &s.conditions[1..] {
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Converged"), "{}", c.type_);
+        assert_eq!(c.message, format!("{} is converged", c.type_));
+    }
+    assert_eq!(s.bucket_arn.as_deref(), Some("arn:aws:s3:::acme-tfstate"));
+    assert_eq!(s.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/r"));
+    assert_eq!(s.account_id.as_deref(), Some("123456789012"));
+    assert_eq!(s.config_map_name.as_deref(), Some("payments-prod-backend"));
+    assert!(s.lock_table_arn.is_some() && s.kms_key_arn.is_some());
+}
+
+/// observedGeneration is on the status and on every condition, including Stalled and
+/// Reconciling, and moves to the new generation even where the condition is unchanged.
+#[test]
+fn observed_generation_everywhere() {
+    let mut report = failing(ConditionType::RoleReady, Reason::Conflict, "taken");
+    let previous = next_status(None, 2, report.clone(), &at(100));
+    report.reconciling = Some("working".into());
+    for s in [previous.clone(), next_status(Some(&previous), GEN, report, &at(200))] {
+        let generation = s.observed_generation.expect("observedGeneration is set");
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(generation)), "{:#?}", s.conditions);
+    }
+    assert_eq!(next_status(Some(&previous), GEN, converged(), &at(200)).observed_generation, Some(GEN));
+}
+
+/// Ready is False with the first failing part's reason, its message prefixed with the part.
+#[test]
+fn ready_false_carries_the_first_failing_part() {
+    let mut report = failing(ConditionType::LockTableReady, Reason::AwsError, "DescribeTable throttled");
+    report.parts.insert(ConditionType::RoleReady, PartState::not_ready(Reason::Creating, "creating the role"));
+    let s = next_status(None, GEN, report, &at(100));
+    let ready = condition(&s, ConditionType::Ready);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "AwsError"));
+    assert_eq!(ready.message, "LockTableReady: DescribeTable throttled");
+    let table = condition(&s, ConditionType::LockTableReady);
+    assert_eq!((table.status.as_str(), table.message.as_str()), ("False", "DescribeTable throttled"));
+    assert_eq!(condition(&s, ConditionType::BucketReady).status, "True");
+}
+
+/// A part that was not reported leaves Ready False (Creating), never True.
+#[test]
+fn unreported_part_is_not_ready() {
+    let mut report = converged();
+    report.parts.remove(&ConditionType::BackendConfigPublished);
+    let s = next_status(None, GEN, report, &at(100));
+    let ready = condition(&s, ConditionType::Ready);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Creating"));
+    assert!(find(&s, ConditionType::BackendConfigPublished).is_none());
+}
+
+/// lastTransitionTime stays while a condition's status is unchanged (even if its reason and
+/// message change) and becomes `now` when it flips.
+#[test]
+fn transition_time_moves_only_on_a_flip() {
+    let first = next_status(None, GEN, converged(), &at(100));
+    assert!(first.conditions.iter().all(|c| c.last_transition_time == at(100)));
+
+    let mut report = failing(ConditionType::BucketReady, Reason::AwsError, "throttled");
+    report.parts.insert(ConditionType::RoleReady, PartState::ready(Reason::DriftRepaired, "trust put back"));
+    let second = next_status(Some(&first), GEN, report, &at(200));
+    for (t, expected) in [
+        (ConditionType::Ready, 200),
+        (ConditionType::BucketReady, 200),
+        (ConditionType::RoleReady, 100),
+        (ConditionType::EncryptionKeyReady, 100),
+    ] {
+        assert_eq!(condition(&second, t).last_transition_time, at(expected), "{t}");
+    }
+    assert_eq!(condition(&second, ConditionType::RoleReady).reason, "DriftRepaired");
+
+    let third =
+        next_status(Some(&second), GEN, failing(ConditionType::BucketReady, Reason::AwsError, "again"), &at(300));
+    assert_eq!(condition(&third, ConditionType::BucketReady).last_transition_time, at(200));
+    let fourth = next_status(Some(&third), GEN, converged(), &at(400));
+    assert_eq!(condition(&fourth, ConditionType::Ready).last_transition_time, at(400));
+    assert_eq!(condition(&fourth, ConditionType::LockTableReady).last_transition_time, at(100));
+}
+
+/// Reconciling is present (True, with the message) exactly while the report says so.
+#[test]
+fn reconciling_only_while_set() {
+    let mut report = failing(ConditionType::EncryptionKeyReady, Reason::Creating, "creating the key");
+    report.reconciling = Some("Creating the KMS key".into());
+    let s = next_status(None, GEN, report.clone(), &at(100));
+    let c = condition(&s, ConditionType::Reconciling);
+    assert_eq!((c.status.as_str(), c.message.as_str()), ("True", "Creating the KMS key"));
+    report.reconciling = None;
+    assert!(find(&next_status(Some(&s), GEN, report, &at(200)), ConditionType::Reconciling).is_none());
+    assert!(find(&next_status(None, GEN, converged(), &at(100)), ConditionType::Reconciling).is_none());
+}
+
+/// Stalled is present (True, with the part's reason and message) only for reasons retrying
+/// cannot fix, and absent for transient ones and when everything is ready.
+#[test]
+fn stalled_only_for_permanent_reasons() {
+    for reason in [Reason::InvalidSpec, Reason::Conflict, Reason::DependencyNotReady, Reason::AccessDenied] {
+        let s = next_status(None, GEN, failing(ConditionType::RoleReady, reason, "fix it"), &at(100));
+        let c = condition(&s, ConditionType::Stalled);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("True", reason.as_str(), "RoleReady: fix it")
+        );
+    }
+    // A transient failure of one part does not hide another part's stall.
+    let mut both = failing(ConditionType::BucketReady, Reason::AwsError, "throttled");
+    both.parts.insert(ConditionType::RoleReady, PartState::not_ready(Reason::Conflict, "taken"));
+    let s = next_status(None, GEN, both, &at(100));
+    let c = condition(&s, ConditionType::Stalled);
+    assert_eq!((c.reason.as_str(), c.message.as_str()), ("Conflict", "RoleReady: taken"));
+    for reason in
+        [Reason::AwsError, Reason::KubernetesError, Reason::Creating, Reason::Updating, Reason::DeletionBlocked]
+    {
+        let s = next_status(None, GEN, failing(ConditionType::RoleReady, reason, "wait"), &at(100));
+        assert!(find(&s, ConditionType::Stalled).is_none(), "{reason}: {:#?}", s.conditions);
+    }
+    let stalled = next_status(None, GEN, failing(ConditionType::RoleReady, Reason::Conflict, "taken"), &at(100));
+    let fixed = next_status(Some(&stalled), GEN, converged(), &at(200));
+    assert!(find(&fixed, ConditionType::Stalled).is_none());
+}
+
+/// An invalid spec marks every part InvalidSpec with the validation message, and stalls.
+#[test]
+fn invalid_spec_marks_every_part() {
+    let report = invalid_spec_report("invalid spec: spec.bucket.name: too short");
+    assert_eq!(report.parts.len(), PARTS.len());
+    for t in PARTS {
+        assert_eq!(
+            report.parts[&t],
+            PartState::not_ready(Reason::InvalidSpec, "invalid spec: spec.bucket.name: too short")
+        );
+    }
+    let s = next_status(None, GEN, report, &at(100));
+    let ready = condition(&s, ConditionType::Ready);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+    assert_eq!(ready.message, "BucketReady: invalid spec: spec.bucket.name: too short");
+    assert_eq!(condition(&s, ConditionType::Stalled).reason, "InvalidSpec");
+}
+
+/// `differs` ignores timestamps only: a new reason, message, ARN or generation is a write.
+#[test]
+fn differs_ignores_only_timestamps() {
+    let current = next_status(None, GEN, converged(), &at(100));
+    assert!(differs(None, &current));
+    let mut later = current.clone();
+    for c in &mut later.conditions {
+        c.last_transition_time = at(999);
+    }
+    assert!(!differs(Some(&current), &later));
+    assert!(!differs(Some(&current), &next_status(Some(&current), GEN, converged(), &at(200))));
+
+    let mut reason = converged();
+    reason.parts.insert(ConditionType::RoleReady, PartState::ready(Reason::DriftRepaired, "RoleReady is converged"));
+    let mut message = converged();
+    message.parts.insert(ConditionType::RoleReady, PartState::ready(Reason::Converged, "another message"));
+    let mut arn = converged();
+    arn.role_arn = Some("arn:aws:iam::123456789012:role/other".into());
+    for (what, report, generation) in
+        [("reason", reason, GEN), ("message", message, GEN), ("ARN", arn, GEN), ("generation", converged(), GEN + 1)]
+    {
+        assert!(differs(Some(&current), &next_status(Some(&current), generation, report, &at(100))), "{what}");
+    }
+}

@@ -16,7 +16,7 @@ pub enum KeyChange {
     CancelDeletion,
     /// Enable the disabled key.
     Enable,
-    /// Point the alias at the key (`exists`: the alias exists, pointing elsewhere).
+    /// Point the alias at the key (created, or moved when it points at a key that is gone).
     SetAlias,
     /// Turn rotation on.
     EnableRotation,

@@ -38,7 +38,14 @@ pub fn plan_table(
     adopt: bool,
 ) -> PartPlan<TableChange> {
     let Some(desired) = desired else { return Ok(vec![]) };
-    let Some(observed) = observed else { return Ok(vec![TableChange::Create, TableChange::SetPitr(desired.pitr)]) };
+    let Some(observed) = observed else {
+        // A new table has PITR off: turn it on only when wanted.
+        let mut changes = vec![TableChange::Create];
+        if desired.pitr {
+            changes.push(TableChange::SetPitr(true));
+        }
+        return Ok(changes);
+    };
     let what = format!("DynamoDB table {}", desired.name);
     check_ownership(&what, &observed.settings.tags, owner, adopt)?;
     let info = &observed.info;
