@@ -73,6 +73,10 @@ def prepare(g: Ground) -> None:
         s3.create_bucket(Bucket=LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": g.env["AWS_REGION"]})
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
+    # S3 delivers access logs only into a bucket whose policy lets the logging service write.
+    s3.put_bucket_policy(Bucket=LOG_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{LOG_BUCKET}/*"}]}))
     print(f"demo: CRD installed, namespace {NAMESPACE}, log bucket {LOG_BUCKET}")
 
 

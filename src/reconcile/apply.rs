@@ -96,7 +96,8 @@ pub async fn apply_key(
     Ok(Some(arn))
 }
 
-/// Applies bucket changes.
+/// Applies bucket changes: the bucket first when it is new, then every setting at once
+/// (they are independent subresources).
 pub async fn apply_bucket(
     aws: &AwsClients,
     desired: &DesiredBucket,
@@ -104,24 +105,38 @@ pub async fn apply_bucket(
     tags: &Tags,
 ) -> Result<(), AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
-    for change in changes {
-        match change {
-            BucketChange::Create => match s3::create_bucket(c, b, &aws.region).await {
-                // Created by us in an earlier, interrupted attempt (tags come next).
-                Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
-                other => other?,
-            },
-            BucketChange::PutTags => s3::put_tags(c, b, tags).await?,
-            BucketChange::EnableVersioning => s3::enable_versioning(c, b).await?,
-            BucketChange::PutEncryption => s3::put_encryption(c, b, desired.kms_key_arn.as_deref()).await?,
-            BucketChange::PutPublicAccessBlock => {
-                s3::put_public_access_block(c, b, desired.public_access_block).await?
-            }
-            BucketChange::EnforceBucketOwner => s3::enforce_bucket_owner(c, b).await?,
-            BucketChange::PutLifecycle => s3::put_lifecycle(c, b, &desired.lifecycle).await?,
-            BucketChange::PutPolicy => s3::put_policy(c, b, &desired.policy.to_json()).await?,
-            BucketChange::PutLogging => s3::put_logging(c, b, desired.logging.as_ref().map(|l: &Logging| l)).await?,
+    if changes.contains(&BucketChange::Create) {
+        match s3::create_bucket(c, b, &aws.region).await {
+            // Created by us in an earlier, interrupted attempt (tags come next).
+            Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
+            other => other?,
         }
+    }
+    let settings = changes
+        .iter()
+        .filter(|c| **c != BucketChange::Create)
+        .map(|change| apply_bucket_setting(aws, desired, change, tags));
+    futures::future::try_join_all(settings).await?;
+    Ok(())
+}
+
+async fn apply_bucket_setting(
+    aws: &AwsClients,
+    desired: &DesiredBucket,
+    change: &BucketChange,
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let (c, b) = (&aws.s3, desired.name.as_str());
+    match change {
+        BucketChange::Create => {}
+        BucketChange::PutTags => s3::put_tags(c, b, tags).await?,
+        BucketChange::EnableVersioning => s3::enable_versioning(c, b).await?,
+        BucketChange::PutEncryption => s3::put_encryption(c, b, desired.kms_key_arn.as_deref()).await?,
+        BucketChange::PutPublicAccessBlock => s3::put_public_access_block(c, b, desired.public_access_block).await?,
+        BucketChange::EnforceBucketOwner => s3::enforce_bucket_owner(c, b).await?,
+        BucketChange::PutLifecycle => s3::put_lifecycle(c, b, &desired.lifecycle).await?,
+        BucketChange::PutPolicy => s3::put_policy(c, b, &desired.policy.to_json()).await?,
+        BucketChange::PutLogging => s3::put_logging(c, b, desired.logging.as_ref().map(|l: &Logging| l)).await?,
     }
     Ok(())
 }

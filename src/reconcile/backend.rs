@@ -71,9 +71,8 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     let wrote = status::write(&api, &owner.name, previous, &status).await?;
     // Events only for what changed: a no-op resync is silent.
     if wrote {
-        for (kind, reason, note) in events {
-            event(ctx, obj, kind, reason, note).await;
-        }
+        futures::future::join_all(events.into_iter().map(|(kind, reason, note)| event(ctx, obj, kind, reason, note)))
+            .await;
     }
     match result {
         Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),

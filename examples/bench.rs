@@ -1,0 +1,251 @@
+//! Benchmark of tfstate-operator on the local test ground (`scripts/bench.sh [N]` runs it).
+//!
+//! Creates N `TerraformStateBackend` objects with the operator running as a subprocess,
+//! and prints: the time until all are Ready, AWS calls per create (reads/writes), AWS
+//! calls per steady-state resync per backend, Kubernetes writes per resync, the
+//! operator's peak RSS, and the emulator's floor for the same work: the time the same
+//! number and mix of AWS calls take when issued straight at the emulator with full
+//! concurrency. Each figure is checked against its target.
+//!
+//! Phases:
+//! 1. creation: the operator runs with the production resync interval (10 min), so that
+//!    no drift check of the first backends competes with the creation of the last ones;
+//!    the AWS calls per create are its counters until it settles;
+//! 2. steady state: the operator is restarted with `--resync` and watched for at least
+//!    two resync intervals and three reconciles per backend (the start-up pass and two
+//!    periodic resyncs), while the resourceVersions of every backend, ConfigMap and Event
+//!    tell whether it wrote anything to Kubernetes;
+//! 3. the floor: with the operator stopped, the creation phase's calls are replayed.
+//!
+//! Needs the test ground's environment (KUBECONFIG, AWS_ENDPOINT_URL, AWS_CA_BUNDLE,
+//! AWS_REGION, credentials), which `scripts/bench.sh` exports.
+
+#[path = "bench/floor.rs"]
+mod floor;
+#[path = "bench/k8s.rs"]
+mod k8s;
+#[path = "bench/operator.rs"]
+mod operator;
+#[path = "bench/report.rs"]
+mod report;
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use kube::Api;
+use tfstate_operator::api::TerraformStateBackend;
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
+
+use operator::{Launch, Operator, Scrape};
+
+/// Errors are messages that say what failed.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Adds what was being done to an error.
+pub trait Ctx<T> {
+    /// `what: error`.
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for std::result::Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// Benchmark of tfstate-operator on the local test ground.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of backends to create.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..))]
+    count: u16,
+    /// The `tfstate-operator` binary (a release build).
+    #[arg(long, env = "TFSTATE_OPERATOR_BIN")]
+    operator_bin: PathBuf,
+    /// Resync interval of the steady-state phase, in seconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    resync: u64,
+    /// Resync interval of the creation phase (the operator's default).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    create_resync: Duration,
+    /// The operator's `--concurrency`.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Calls in flight when measuring the emulator's floor: one replay per value, the
+    /// fastest is the floor.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    floor_concurrency: Vec<usize>,
+    /// Give up when not every backend is Ready after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    ready_timeout: u64,
+    /// Directory for the operator's logs (default: a new temporary directory).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Exit with status 3 when a target is missed.
+    #[arg(long)]
+    check: bool,
+}
+
+/// The test ground, from the environment.
+pub struct Env {
+    /// AWS endpoint (the emulator, over TLS).
+    pub endpoint: String,
+    /// CA of the emulator's certificate.
+    pub ca_bundle: PathBuf,
+    /// Region.
+    pub region: String,
+    /// Account of the emulator.
+    pub account: String,
+}
+
+impl Env {
+    fn load() -> Result<Env> {
+        let var = |k: &str| {
+            std::env::var(k).map_err(|_| {
+                format!(
+                    "{k} is not set: run scripts/bench.sh, or export a test ground's env (set -a; . DIR/env; set +a)"
+                )
+            })
+        };
+        var("KUBECONFIG")?;
+        var("AWS_ACCESS_KEY_ID")?;
+        Ok(Env {
+            endpoint: var("AWS_ENDPOINT_URL")?,
+            ca_bundle: var("AWS_CA_BUNDLE")?.into(),
+            region: var("AWS_REGION")?,
+            account: std::env::var("TESTGROUND_ACCOUNT_ID").unwrap_or_else(|_| "123456789012".into()),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let check = args.check;
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) if check => ExitCode::from(3),
+        Ok(false) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let env = Env::load()?;
+    if !args.operator_bin.is_file() {
+        return Err(format!("operator binary {} not found: build it first", args.operator_bin.display()));
+    }
+    if args.floor_concurrency.is_empty() || args.floor_concurrency.contains(&0) {
+        return Err("--floor-concurrency needs one or more positive numbers, e.g. 16,64".into());
+    }
+    let n = usize::from(args.count);
+    let load_start = report::load_average();
+    let run = format!("{:06x}", std::collections::hash_map::RandomState::new().build_hasher().finish() as u32 >> 8);
+    let namespace = format!("bench-{run}");
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tfstate-bench-{run}")));
+    std::fs::create_dir_all(&log_dir).ctx(&format!("creating {}", log_dir.display()))?;
+    let client = kube::Client::try_default().await.ctx("connecting to Kubernetes")?;
+    k8s::install_crd(&client).await?;
+    k8s::create_namespace(&client, &namespace).await?;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &namespace);
+    let launch = |resync: Duration, log: &str| Launch {
+        bin: &args.operator_bin,
+        env: &env,
+        namespace: &namespace,
+        resync,
+        concurrency: args.concurrency,
+        log: log_dir.join(log),
+    };
+    eprintln!("bench: run {run}, namespace {namespace}, operator logs in {}", log_dir.display());
+
+    // 1. Creation.
+    let mut op = Operator::start(launch(args.create_resync, "operator-create.log")).await?;
+    let base = op.scrape().await?;
+    let objects = (0..n).map(|i| k8s::backend(i, &run, &env.account)).collect::<Result<Vec<_>>>()?;
+    eprintln!("bench: creating {n} backends");
+    let started = Instant::now();
+    k8s::create_all(&api, objects).await?;
+    k8s::wait_all_ready(&api, n, started, Duration::from_secs(args.ready_timeout)).await?;
+    let time_to_ready = started.elapsed();
+    eprintln!("bench: all {n} Ready after {:.1} s; letting the operator settle", time_to_ready.as_secs_f64());
+    let create = settle(&mut op, Duration::from_secs(2), Duration::from_secs(30)).await?.since(&base);
+    let rss_create = op.peak_rss()?;
+    op.stop();
+
+    // 2. Steady state, with a restarted operator (its counters start at zero).
+    let resync = Duration::from_secs(args.resync);
+    let versions_before = k8s::versions(&client, &namespace).await?;
+    let mut op = Operator::start(launch(resync, "operator-steady.log")).await?;
+    let window = Instant::now();
+    eprintln!("bench: steady state: waiting for 3 reconciles per backend and at least {:?}", resync * 2);
+    let deadline = resync * 10 + Duration::from_secs(n as u64);
+    loop {
+        let s = op.scrape().await?;
+        if s.reconciles_total() >= 3 * n as u64 && window.elapsed() >= resync * 2 {
+            break;
+        }
+        if window.elapsed() > deadline {
+            eprintln!("bench: WARNING: only {} reconciles after {deadline:?}; reporting those", s.reconciles_total());
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let steady = settle(&mut op, Duration::from_millis(1500), resync).await?;
+    let steady_window = window.elapsed();
+    let k8s_writes = k8s::writes_between(&versions_before, &k8s::versions(&client, &namespace).await?);
+    let rss_steady = op.peak_rss()?;
+    op.stop();
+
+    // 3. The emulator's floor for the creation phase's calls.
+    eprintln!("bench: measuring the emulator floor ({} calls)", create.aws.values().sum::<u64>());
+    let settings = AwsSettings {
+        endpoint_url: Some(env.endpoint.clone()),
+        ca_bundle: Some(env.ca_bundle.clone()),
+        default_region: Some(env.region.clone()),
+    };
+    let factory = AwsClientFactory::new(settings).await.ctx("AWS clients for the floor")?;
+    let floor = floor::measure(&factory, &env.region, &run, &create.aws, &args.floor_concurrency).await?;
+
+    Ok(report::print(&report::Results {
+        count: n,
+        concurrency: args.concurrency,
+        resyncs: (args.create_resync, resync),
+        time_to_ready,
+        create,
+        steady,
+        steady_window,
+        k8s_writes,
+        rss: (rss_create, rss_steady),
+        floor,
+        log_dir: log_dir.display().to_string(),
+        load: (load_start, report::load_average()),
+    }))
+}
+
+/// Waits until neither reconciles nor AWS calls have been counted for `quiet` (at most
+/// `cap`), so that no reconcile is half counted; returns the scrape taken then.
+async fn settle(op: &mut Operator, quiet: Duration, cap: Duration) -> Result<Scrape> {
+    let until = Instant::now() + cap;
+    let mut last = op.scrape().await?;
+    let mut since = Instant::now();
+    while Instant::now() < until && since.elapsed() < quiet {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = op.scrape().await?;
+        if activity(&now) != activity(&last) {
+            since = Instant::now();
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Reconciles and AWS calls so far.
+fn activity(s: &Scrape) -> (u64, u64) {
+    (s.reconciles_total(), s.aws.values().sum())
+}

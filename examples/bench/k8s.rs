@@ -1,0 +1,197 @@
+//! The Kubernetes side of the benchmark: CRD and namespace, the N backends, waiting until
+//! they are Ready, and resourceVersion snapshots to count the operator's writes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use tfstate_operator::api::TerraformStateBackend;
+
+use crate::{Ctx, Result};
+
+/// The CRD as `crds/` holds it.
+const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatebackends.tfstate.dev.yaml");
+
+/// How a backend is configured; the mix is mostly the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// KMS key created by the operator + DynamoDB lock table (the defaults).
+    KmsDynamoDb,
+    /// KMS key + S3 lock files: no table.
+    KmsLockfile,
+    /// SSE-S3 (no key) + DynamoDB lock table.
+    Aes256DynamoDb,
+}
+
+impl Mode {
+    /// Backend `i` of the mix: 80 % defaults, 10 % lock files, 10 % AES256.
+    pub fn of(i: usize) -> Mode {
+        match i % 10 {
+            7 => Mode::KmsLockfile,
+            9 => Mode::Aes256DynamoDb,
+            _ => Mode::KmsDynamoDb,
+        }
+    }
+
+    /// Label for the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::KmsDynamoDb => "KMS+DynamoDB",
+            Mode::KmsLockfile => "KMS+Lockfile",
+            Mode::Aes256DynamoDb => "AES256+DynamoDB",
+        }
+    }
+}
+
+/// Applies the CRD from `crds/` and waits until it is served.
+pub async fn install_crd(client: &Client) -> Result<()> {
+    let yaml = std::fs::read_to_string(CRD_FILE).ctx(&format!("reading {CRD_FILE}"))?;
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).ctx("parsing the CRD")?;
+    let name = crd.metadata.name.clone().ok_or("the CRD has no name")?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(&name, &PatchParams::apply("tfstate-bench").force(), &Patch::Apply(&crd))
+        .await
+        .ctx("applying the CRD")?;
+    for _ in 0..100 {
+        let got = api.get(&name).await.ctx("reading the CRD")?;
+        let conditions = got.status.and_then(|s| s.conditions).unwrap_or_default();
+        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("CRD {name} not Established after 10 s"))
+}
+
+/// Creates namespace `name`.
+pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).ctx("namespace")?;
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.ctx("creating the namespace")?;
+    Ok(())
+}
+
+/// Backend number `i` of this run (unique bucket name; other names derive from it).
+pub fn backend(i: usize, run: &str, account: &str) -> Result<TerraformStateBackend> {
+    let mut spec = serde_json::json!({
+        "bucket": {"name": format!("tfsb-bench-{run}-{i:04}")},
+        "access": {"trust": {"awsPrincipals": [format!("arn:aws:iam::{account}:root")]}},
+    });
+    match Mode::of(i) {
+        Mode::KmsDynamoDb => {}
+        Mode::KmsLockfile => spec["locking"] = serde_json::json!({"mode": "Lockfile"}),
+        Mode::Aes256DynamoDb => spec["encryption"] = serde_json::json!({"mode": "AES256"}),
+    }
+    let obj = serde_json::json!({
+        "apiVersion": "tfstate.dev/v1alpha1",
+        "kind": "TerraformStateBackend",
+        "metadata": {"name": format!("b{i:04}")},
+        "spec": spec,
+    });
+    serde_json::from_value(obj).ctx("building a backend object")
+}
+
+/// Creates every backend (a few at a time, as a GitOps sync would).
+pub async fn create_all(api: &Api<TerraformStateBackend>, objects: Vec<TerraformStateBackend>) -> Result<()> {
+    futures::stream::iter(objects)
+        .map(|obj| async move {
+            api.create(&PostParams::default(), &obj).await.ctx(&format!("creating backend {}", obj.name_any()))
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Whether the object is Ready for its current generation.
+pub fn is_ready(obj: &TerraformStateBackend) -> bool {
+    let generation = obj.metadata.generation;
+    obj.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
+    })
+}
+
+/// Lists every 0.5 s (from the API server's watch cache) until `n` backends are Ready;
+/// prints progress every 10 s. Returns when all are Ready, or fails after `timeout`.
+pub async fn wait_all_ready(
+    api: &Api<TerraformStateBackend>,
+    n: usize,
+    started: Instant,
+    timeout: Duration,
+) -> Result<()> {
+    let mut last_print = Instant::now();
+    loop {
+        let list = api.list(&ListParams::default().match_any()).await.ctx("listing backends")?;
+        let ready = list.items.iter().filter(|o| is_ready(o)).count();
+        if ready >= n {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            let stuck: Vec<String> = list.items.iter().filter(|o| !is_ready(o)).take(3).map(describe).collect();
+            return Err(format!("only {ready}/{n} backends Ready after {timeout:?}; e.g.:\n{}", stuck.join("\n")));
+        }
+        if last_print.elapsed() >= Duration::from_secs(10) {
+            eprintln!("  ... {ready}/{n} Ready after {:.0} s", started.elapsed().as_secs_f64());
+            last_print = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One line per not-Ready condition of a backend, for error messages.
+fn describe(obj: &TerraformStateBackend) -> String {
+    let conditions = obj.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let bad: Vec<String> = conditions
+        .iter()
+        .filter(|c| c.status != "True")
+        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!("  {}: {}", obj.name_any(), if bad.is_empty() { "no status yet".into() } else { bad.join("; ") })
+}
+
+/// resourceVersion of every object the operator writes in the namespace, by kind/name.
+pub type Versions = BTreeMap<String, String>;
+
+/// Backends, ConfigMaps and Events of `namespace` with their resourceVersions.
+pub async fn versions(client: &Client, namespace: &str) -> Result<Versions> {
+    let mut out = Versions::new();
+    collect::<TerraformStateBackend>(client, namespace, &mut out).await?;
+    collect::<ConfigMap>(client, namespace, &mut out).await?;
+    collect::<Event>(client, namespace, &mut out).await?;
+    Ok(out)
+}
+
+async fn collect<K>(client: &Client, namespace: &str, out: &mut Versions) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    // A fresh (quorum) list: the snapshot must not lag behind the writes it counts.
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .ctx(&format!("listing {kind}s"))?;
+    for obj in list.items {
+        out.insert(format!("{kind}/{}", obj.name_any()), obj.resource_version().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Objects created or changed between two snapshots, counted by kind.
+pub fn writes_between(before: &Versions, after: &Versions) -> BTreeMap<String, u64> {
+    let mut by_kind = BTreeMap::new();
+    for (key, rv) in after {
+        if before.get(key) != Some(rv) {
+            let kind = key.split('/').next().unwrap_or_default().to_string();
+            *by_kind.entry(kind).or_default() += 1;
+        }
+    }
+    by_kind
+}
