@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::operator::{create_backend, inspector, unique_bucket, wait_ready};
+use common::operator::{create_backend, inspector, operator_process, unique_bucket, wait_ready};
 use common::{Ground, install_crd, test_namespace};
 use kube::Api;
 use tfstate_operator::api::TerraformStateBackend;
@@ -15,16 +15,8 @@ use tfstate_operator::aws::kms;
 
 /// Starts `tfstate-operator run` for `namespace`, optionally with a fail point armed.
 fn spawn_operator(ground: &Ground, namespace: &str, failpoint: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
-    cmd.args(["run", "--namespace", namespace, "--resync-interval", "2s"])
-        .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", ground.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", ground.var("AWS_ENDPOINT_URL"))
-        .env("AWS_CA_BUNDLE", ground.var("AWS_CA_BUNDLE"))
-        .env("TFSTATE_DEFAULT_REGION", ground.var("AWS_REGION"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut cmd = operator_process(ground, namespace);
+    cmd.args(["--resync-interval", "2s", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"]);
     if let Some(f) = failpoint {
         cmd.args(["--failpoint", f]);
     }

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::operator::{create_backend, unique_bucket, wait_ready};
+use common::operator::{create_backend, operator_process, unique_bucket, wait_ready};
 use common::{Ground, install_crd, test_namespace};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -34,16 +34,9 @@ impl Drop for Replica {
 fn spawn(ground: &Ground, ns: &str, identity: &str) -> Replica {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"))
-        .args(["run", "--namespace", ns, "--leader-elect", "--lease-namespace", ns, "--identity", identity])
+    let child = operator_process(ground, ns)
+        .args(["--leader-elect", "--lease-namespace", ns, "--identity", identity])
         .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string(), "--metrics-addr", &addr, "--health-addr", &addr])
-        .env("KUBECONFIG", ground.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", ground.var("AWS_ENDPOINT_URL"))
-        .env("AWS_CA_BUNDLE", ground.var("AWS_CA_BUNDLE"))
-        .env("TFSTATE_DEFAULT_REGION", ground.var("AWS_REGION"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("start the operator binary");
     Replica { identity: identity.into(), port, child }

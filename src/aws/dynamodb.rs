@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::{
     SseSpecification, SseStatus, SseType, Tag,
 };
 
-use super::Tags;
 use super::error::{AwsError, Context, build_error, optional};
+use super::{Tags, tag_diff};
 
 const DDB: &str = "dynamodb";
 
@@ -171,14 +171,12 @@ pub async fn set_pitr(c: &Client, name: &str, enabled: bool) -> Result<(), AwsEr
 
 /// Makes the table's tags exactly `desired`.
 pub async fn sync_tags(c: &Client, arn: &str, current: &Tags, desired: &Tags) -> Result<(), AwsError> {
-    let changed: Tags =
-        desired.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !changed.is_empty() {
-        c.tag_resource().resource_arn(arn).set_tags(Some(sdk_tags(&changed)?)).send().await.ctx(DDB, "TagResource")?;
+    let diff = tag_diff(current, desired);
+    if !diff.set.is_empty() {
+        c.tag_resource().resource_arn(arn).set_tags(Some(sdk_tags(&diff.set)?)).send().await.ctx(DDB, "TagResource")?;
     }
-    let removed: Vec<String> = current.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
-    if !removed.is_empty() {
-        c.untag_resource().resource_arn(arn).set_tag_keys(Some(removed)).send().await.ctx(DDB, "UntagResource")?;
+    if !diff.remove.is_empty() {
+        c.untag_resource().resource_arn(arn).set_tag_keys(Some(diff.remove)).send().await.ctx(DDB, "UntagResource")?;
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 
-use super::Tags;
 use super::error::{AwsError, Context, build_error, optional};
+use super::{Tags, tag_diff};
 
 const IAM: &str = "iam";
 
@@ -117,14 +117,12 @@ pub async fn put_inline_policy(c: &Client, role: &str, policy_name: &str, json: 
 
 /// Makes the role's tags exactly `desired`.
 pub async fn sync_tags(c: &Client, name: &str, current: &Tags, desired: &Tags) -> Result<(), AwsError> {
-    let changed: Tags =
-        desired.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !changed.is_empty() {
-        c.tag_role().role_name(name).set_tags(Some(sdk_tags(&changed)?)).send().await.ctx(IAM, "TagRole")?;
+    let diff = tag_diff(current, desired);
+    if !diff.set.is_empty() {
+        c.tag_role().role_name(name).set_tags(Some(sdk_tags(&diff.set)?)).send().await.ctx(IAM, "TagRole")?;
     }
-    let removed: Vec<String> = current.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
-    if !removed.is_empty() {
-        c.untag_role().role_name(name).set_tag_keys(Some(removed)).send().await.ctx(IAM, "UntagRole")?;
+    if !diff.remove.is_empty() {
+        c.untag_role().role_name(name).set_tag_keys(Some(diff.remove)).send().await.ctx(IAM, "UntagRole")?;
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 use aws_sdk_kms::Client;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
-use super::Tags;
 use super::error::{AwsError, Context, build_error, optional};
+use super::{Tags, tag_diff};
 
 const KMS: &str = "kms";
 
@@ -155,14 +155,12 @@ pub async fn put_policy(c: &Client, key_id: &str, policy_json: &str) -> Result<(
 
 /// Makes the key's tags exactly `desired` (adds/overwrites, then removes extras).
 pub async fn sync_tags(c: &Client, key_id: &str, current: &Tags, desired: &Tags) -> Result<(), AwsError> {
-    let changed: Tags =
-        desired.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !changed.is_empty() {
-        c.tag_resource().key_id(key_id).set_tags(Some(sdk_tags(&changed)?)).send().await.ctx(KMS, "TagResource")?;
+    let diff = tag_diff(current, desired);
+    if !diff.set.is_empty() {
+        c.tag_resource().key_id(key_id).set_tags(Some(sdk_tags(&diff.set)?)).send().await.ctx(KMS, "TagResource")?;
     }
-    let removed: Vec<String> = current.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
-    if !removed.is_empty() {
-        c.untag_resource().key_id(key_id).set_tag_keys(Some(removed)).send().await.ctx(KMS, "UntagResource")?;
+    if !diff.remove.is_empty() {
+        c.untag_resource().key_id(key_id).set_tag_keys(Some(diff.remove)).send().await.ctx(KMS, "UntagResource")?;
     }
     Ok(())
 }

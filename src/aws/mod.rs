@@ -14,3 +14,35 @@ pub use factory::{AwsClientFactory, AwsClients, AwsSettings, FactoryError};
 
 /// AWS resource tags, sorted by key.
 pub type Tags = std::collections::BTreeMap<String, String>;
+
+/// What to tag and untag to turn a resource's `current` tags into `desired`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagDiff {
+    /// Tags to add or overwrite.
+    pub set: Tags,
+    /// Keys to remove (never AWS's own `aws:` tags, which cannot be removed).
+    pub remove: Vec<String>,
+}
+
+/// The tag writes that make `current` equal `desired` (but for `aws:` tags).
+pub fn tag_diff(current: &Tags, desired: &Tags) -> TagDiff {
+    TagDiff {
+        set: desired.iter().filter(|(k, v)| current.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        remove: current.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:")).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_diff_sets_changes_and_removes_extras_but_not_aws_tags() {
+        let current = Tags::from([("a".into(), "1".into()), ("b".into(), "2".into()), ("aws:cf".into(), "x".into())]);
+        let desired = Tags::from([("a".into(), "1".into()), ("c".into(), "3".into())]);
+        let d = tag_diff(&current, &desired);
+        assert_eq!(d.set, Tags::from([("c".into(), "3".into())]));
+        assert_eq!(d.remove, vec!["b".to_string()]);
+        assert_eq!(tag_diff(&desired, &desired), TagDiff::default());
+    }
+}

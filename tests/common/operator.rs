@@ -132,3 +132,18 @@ pub async fn inspector(ground: &Ground) -> tfstate_operator::aws::AwsClients {
 pub fn unique_bucket(prefix: &str) -> String {
     format!("{prefix}-{}", super::random_suffix())
 }
+
+/// `tfstate-operator run --namespace NS` as a real process (so that it can really die),
+/// configured for the ground, logging warnings to stderr. Callers add their own flags.
+pub fn operator_process(ground: &Ground, namespace: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
+    cmd.args(["run", "--namespace", namespace])
+        .env("KUBECONFIG", ground.var("KUBECONFIG"))
+        .env("AWS_ENDPOINT_URL", ground.var("AWS_ENDPOINT_URL"))
+        .env("AWS_CA_BUNDLE", ground.var("AWS_CA_BUNDLE"))
+        .env("TFSTATE_DEFAULT_REGION", ground.var("AWS_REGION"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    cmd
+}
