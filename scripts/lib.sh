@@ -50,3 +50,35 @@ wait_until() {
   done
   log "$what is up"
 }
+
+# ensure_venv VENV CHECK REQUIREMENT...: make VENV a virtualenv holding exactly the pinned
+# REQUIREMENTS, unless it already does (a marker records what it was built for, so a changed
+# pin re-installs). CHECK is Python code run from / that must succeed once installed (it
+# proves the packages import). Safe when two runs start at once on a cold machine.
+ensure_venv() {
+  local venv=$1 check=$2
+  shift 2
+  local marker="$venv/.tfstate-installed" want
+  want=$(printf '%s\n' "$@")
+  _venv_ready() { [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$venv/bin/python" ]; }
+  _venv_ready && return 0
+  mkdir -p "$(dirname "$venv")"
+  exec 9>"$venv.lock"
+  flock -w 1200 9 || die "timed out waiting for another install of $venv (lock $venv.lock)"
+  _venv_ready && return 0
+
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  python3 -c 'import venv, ensurepip' 2>/dev/null || die "python3 has no working venv/ensurepip module"
+  log "installing $* into $venv (once per machine)"
+  # A half-built venv from an interrupted run is not trusted: start over.
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2 || die "python3 -m venv $venv failed"
+  local pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input --timeout 60 --retries 2)
+  timeout 900 "${pip[@]}" install -q "$@" >&2 \
+    || { rm -rf "$venv"; die "pip install $* failed (or took over 15 minutes)"; }
+  (cd / && "$venv/bin/python" -c "$check") >&2 \
+    || { rm -rf "$venv"; die "$* installed into $venv but does not import"; }
+  printf '%s\n' "$want" >"$marker"
+  exec 9>&-
+}
