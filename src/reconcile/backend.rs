@@ -58,8 +58,9 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     let mut run =
         Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report: StatusReport::default(), events: vec![] };
     let result = run.converge(&aws).await;
-    let Run { mut report, events, .. } = run;
+    let Run { mut report, mut events, .. } = run;
     if let Err(e) = &result {
+        events.push((EventType::Warning, e.reason(), e.to_string()));
         // Parts not reached before the failure show the failure.
         for t in status::PARTS {
             report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
