@@ -11,7 +11,7 @@ use common::operator::{create_backend, inspector, operator_process, unique_bucke
 use common::{Ground, install_crd, test_namespace};
 use kube::Api;
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::kms;
+use tfstate_operator::aws::{kms, s3};
 
 /// Starts `tfstate-operator run` for `namespace`, optionally with a fail point armed.
 fn spawn_operator(ground: &Ground, namespace: &str, failpoint: Option<&str>) -> Child {
@@ -57,7 +57,7 @@ async fn killed_right_after_create_key_leaves_one_key() {
     let aws = inspector(&ground).await;
     assert!(kms::describe_key(&aws.kms, &format!("alias/tfstate-{ns}-crashy")).await.unwrap().is_none());
     let crashed = api.get("crashy").await.unwrap();
-    assert!(crashed.status.as_ref().and_then(|s| s.key_creation_started_at.as_ref()).is_some(), "intent recorded");
+    assert!(crashed.status.as_ref().and_then(|s| s.creation_started_at.as_ref()).is_some(), "intent recorded");
 
     let mut operator = spawn_operator(&ground, &ns, None);
     let ready = wait_ready(&api, "crashy").await;
@@ -66,7 +66,7 @@ async fn killed_right_after_create_key_leaves_one_key() {
     let status = ready.status.unwrap();
     assert_eq!(keys_owned_by(&ground, &uid).await, orphans, "the orphan was adopted, no second key");
     assert_eq!(status.kms_key_arn.as_ref(), orphans.first());
-    assert_eq!(status.key_creation_started_at, None, "intent cleared once the key is recorded");
+    assert_eq!(status.creation_started_at, None, "intent cleared once key and bucket are converged");
     let by_alias = kms::describe_key(&aws.kms, &format!("alias/tfstate-{ns}-crashy")).await.unwrap().unwrap();
     assert_eq!(Some(&by_alias.arn), orphans.first());
 }
@@ -104,4 +104,35 @@ async fn killed_at_arbitrary_moments_converges_to_one_of_everything() {
         let status = api.get(&format!("chaos-{i}")).await.unwrap().status.unwrap();
         assert_eq!(status.kms_key_arn.as_ref(), keys.first());
     }
+}
+
+/// The process dies right after CreateBucket, before the bucket carries its tags (S3
+/// cannot create and tag in one call). The restarted operator takes that untagged bucket
+/// as the one it was creating (the intent is in status) instead of calling it a Conflict.
+#[tokio::test]
+async fn killed_right_after_create_bucket_takes_its_own_bucket() {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    install_crd(&client).await;
+    let ns = test_namespace(&client, "crash-bucket").await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("crashy-bucket");
+
+    let mut doomed = spawn_operator(&ground, &ns, Some("after-create-bucket"));
+    let obj = create_backend(&api, &backend("crashy", &bucket)).await;
+    let exit = tokio::task::spawn_blocking(move || doomed.wait()).await.unwrap().unwrap();
+    assert!(!exit.success(), "the fail point must kill the operator, it exited with {exit:?}");
+    let aws = inspector(&ground).await;
+    let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().expect("the bucket was created before the crash");
+    assert!(tags.is_empty(), "the crash came before tagging: {tags:?}");
+
+    let mut operator = spawn_operator(&ground, &ns, None);
+    let ready = wait_ready(&api, "crashy").await;
+    operator.kill().ok();
+    operator.wait().ok();
+    let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
+    assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.metadata.uid.as_ref(), "tagged as ours");
+    assert!(s3::get_settings(&aws.s3, &bucket, false).await.unwrap().versioning_enabled);
+    assert_eq!(ready.status.unwrap().creation_started_at, None);
+    assert_eq!(keys_owned_by(&ground, obj.metadata.uid.as_deref().unwrap()).await.len(), 1);
 }

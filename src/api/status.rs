@@ -44,9 +44,10 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
 
-    /// Set just before the operator creates the KMS key and cleared once the key is
-    /// recorded in `kmsKeyArn`: after a crash in between, the operator finds the key by
-    /// its ownership tags instead of creating a second one.
+    /// Set just before the operator creates the KMS key or the bucket (the two resources
+    /// AWS cannot create and tag in one step, or find again by a name), cleared once both
+    /// are converged. After a crash in between, the operator finds the key by its ownership
+    /// tags instead of creating a second one, and takes the untagged bucket it created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_creation_started_at: Option<String>,
+    pub creation_started_at: Option<String>,
 }

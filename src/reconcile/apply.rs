@@ -103,6 +103,7 @@ pub async fn apply_bucket(
     desired: &DesiredBucket,
     changes: &[BucketChange],
     tags: &Tags,
+    failpoints: &Failpoints,
 ) -> Result<(), AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
     if changes.contains(&BucketChange::Create) {
@@ -111,6 +112,7 @@ pub async fn apply_bucket(
             Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
             other => other?,
         }
+        failpoints.hit("after-create-bucket");
     }
     let settings = changes
         .iter()

@@ -16,7 +16,7 @@ use super::apply::{apply_bucket, apply_inline_policy, apply_key, apply_role, app
 use super::desired::{DesiredKey, Identity, Owner, desired_key, desired_resources, desired_role, resource_tags};
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
-use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
+use super::plan::{BucketChange, KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::publish;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
 use super::validate::{ObjectRef, ValidSpec, validate};
@@ -103,7 +103,7 @@ impl Run<'_> {
         self.report.account_id = Some(id.account_id.clone());
         self.report.config_map_name = Some(valid.config_map_name.clone());
         self.report.bucket_arn = Some(format!("arn:{}:s3:::{}", id.partition, valid.bucket));
-        self.report.key_creation_started_at = previous.and_then(|s| s.key_creation_started_at.clone());
+        self.report.creation_started_at = previous.and_then(|s| s.creation_started_at.clone());
 
         let d_role = desired_role(valid, &id, owner);
         let d_key = desired_key(valid, &id, owner);
@@ -111,7 +111,7 @@ impl Run<'_> {
             known_arn: previous
                 .and_then(|s| s.kms_key_arn.clone())
                 .filter(|_| matches!(d_key, DesiredKey::Managed { .. })),
-            creation_started: self.report.key_creation_started_at.is_some(),
+            creation_started: self.report.creation_started_at.is_some(),
         };
         let observed = observe(aws, valid, &d_key, owner, &hints).await?;
         let adopt = valid.adopt_existing;
@@ -175,17 +175,10 @@ impl Run<'_> {
                 return Ok(None);
             }
         };
-        if changes.contains(&KeyChange::Create) && self.report.key_creation_started_at.is_none() {
-            // Crash safety: record the intent before CreateKey, so that a restart looks
-            // for a key carrying our tags instead of creating a second one.
-            let mut intent = self.report.clone();
-            intent.key_creation_started_at = Some(k8s_openapi::jiff::Timestamp::now().to_string());
-            intent.reconciling = Some("creating the KMS key".into());
-            let generation = self.obj.metadata.generation.unwrap_or(0);
-            let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let status = next_status(self.obj.status.as_ref(), generation, intent.clone(), &now);
-            status::write(self.api, &self.owner.name, self.obj.status.as_ref(), &status).await?;
-            self.report.key_creation_started_at = intent.key_creation_started_at;
+        if changes.contains(&KeyChange::Create) {
+            // Crash safety: a restart then looks for a key carrying our tags instead of
+            // creating a second one.
+            self.mark_creation_started("creating the KMS key").await?;
         }
         let arn = apply_key(aws, d_key, &observed.key, &changes, tags, &self.ctx.failpoints).await?;
         let what = match d_key {
@@ -194,7 +187,6 @@ impl Run<'_> {
         };
         self.settle(C::EncryptionKeyReady, &what, &changes, changes.contains(&KeyChange::Create));
         self.report.kms_key_arn = arn.clone();
-        self.report.key_creation_started_at = None;
         Ok(arn)
     }
 
@@ -209,7 +201,13 @@ impl Run<'_> {
     ) -> Result<(), ReconcileError> {
         let (valid, owner, adopt) = (self.valid, self.owner, self.valid.adopt_existing);
         let res = desired_resources(valid, id, key_arn, self.ctx.config.endpoint_url.as_deref());
-        let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
+        // An untagged bucket is ours if a previous attempt of ours was creating it (a crash
+        // between CreateBucket and its tagging).
+        let ours_if_untagged = adopt || self.obj.status.as_ref().is_some_and(|s| s.creation_started_at.is_some());
+        let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, ours_if_untagged);
+        if bucket_plan.as_ref().is_ok_and(|c| c.contains(&BucketChange::Create)) {
+            self.mark_creation_started("creating the S3 bucket").await?;
+        }
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
         let inline = if role_ok { plan_inline_policy(&res.runner_policy, observed.role.as_ref()) } else { vec![] };
         let role_name = &valid.role.name;
@@ -219,7 +217,7 @@ impl Run<'_> {
         let (b, t, i) = tokio::join!(
             async {
                 match &bucket_plan {
-                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags).await,
+                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await,
                     Err(_) => Ok(()),
                 }
             },
@@ -247,7 +245,10 @@ impl Run<'_> {
                 first_error.get_or_insert(e);
             }
             (Ok(changes), Ok(())) => {
-                let created = matches!(observed.bucket, ObservedBucket::Missing);
+                // Key and bucket exist and carry our tags: nothing left to find after a crash.
+                self.report.creation_started_at = None;
+                let created = matches!(observed.bucket, ObservedBucket::Missing)
+                    || (ours_if_untagged && !adopt && changes.contains(&BucketChange::PutTags));
                 self.settle(C::BucketReady, &format!("S3 bucket {}", valid.bucket), &changes, created);
             }
             (Err(b), _) => self.block(C::BucketReady, b.reason, b.message),
@@ -366,6 +367,22 @@ impl Run<'_> {
             self.events.push((kind, reason, message.clone()));
         }
         self.report.parts.insert(part, PartState::ready(reason, message));
+    }
+
+    /// Records, before a non-atomic creation, that one is under way (a status write, once).
+    async fn mark_creation_started(&mut self, what: &str) -> Result<(), ReconcileError> {
+        if self.report.creation_started_at.is_some() {
+            return Ok(());
+        }
+        let mut intent = self.report.clone();
+        intent.creation_started_at = Some(k8s_openapi::jiff::Timestamp::now().to_string());
+        intent.reconciling = Some(what.to_string());
+        let generation = self.obj.metadata.generation.unwrap_or(0);
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let status = next_status(self.obj.status.as_ref(), generation, intent.clone(), &now);
+        status::write(self.api, &self.owner.name, self.obj.status.as_ref(), &status).await?;
+        self.report.creation_started_at = intent.creation_started_at;
+        Ok(())
     }
 
     /// The reason the part had in the status this reconcile started from.

@@ -15,7 +15,8 @@ use super::validate::ValidSpec;
 pub struct KeyHints {
     /// `status.kmsKeyArn`: the key created earlier (found even if its alias was deleted).
     pub known_arn: Option<String>,
-    /// `status.keyCreationStartedAt` is set: a crash may have left a key without alias.
+    /// `status.creationStartedAt` is set: a crash may have left a key without alias, or
+    /// a bucket without its tags.
     pub creation_started: bool,
 }
 
@@ -96,7 +97,13 @@ pub async fn observe(
 ) -> Result<ObservedBackend, AwsError> {
     let (key, bucket, role, table) = tokio::try_join!(
         observe_key(aws, key, owner, hints),
-        observe_bucket(aws, &valid.bucket, valid.access_logging.is_some(), owner, valid.adopt_existing),
+        observe_bucket(
+            aws,
+            &valid.bucket,
+            valid.access_logging.is_some(),
+            owner,
+            valid.adopt_existing || hints.creation_started
+        ),
         observe_role(aws, &valid.role.name),
         observe_table(aws, valid.lock_table.as_ref().map(|t| t.name.as_str())),
     )?;

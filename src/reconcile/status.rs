@@ -54,8 +54,8 @@ pub struct StatusReport {
     pub account_id: Option<String>,
     /// ConfigMap name.
     pub config_map_name: Option<String>,
-    /// Crash-safety marker for key creation.
-    pub key_creation_started_at: Option<String>,
+    /// Crash-safety marker for key and bucket creation.
+    pub creation_started_at: Option<String>,
     /// Work is still under way (requeued soon): kstatus `Reconciling`.
     pub reconciling: Option<String>,
 }
@@ -128,7 +128,7 @@ pub fn next_status(
         role_arn: report.role_arn,
         account_id: report.account_id,
         config_map_name: report.config_map_name,
-        key_creation_started_at: report.key_creation_started_at,
+        creation_started_at: report.creation_started_at,
     }
 }
 
