@@ -13,14 +13,37 @@ use kube::Api;
 use tfstate_operator::api::TerraformStateBackend;
 use tfstate_operator::aws::{kms, s3};
 
+/// An operator process, killed when dropped, so that a failing test leaves none behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `tfstate-operator run` for `namespace`, optionally with a fail point armed.
-fn spawn_operator(ground: &Ground, namespace: &str, failpoint: Option<&str>) -> Child {
+fn spawn_operator(ground: &Ground, namespace: &str, failpoint: Option<&str>) -> Running {
     let mut cmd = operator_process(ground, namespace);
     cmd.args(["--resync-interval", "2s", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"]);
     if let Some(f) = failpoint {
         cmd.args(["--failpoint", f]);
     }
-    cmd.spawn().expect("start the operator binary")
+    Running(cmd.spawn().expect("start the operator binary"))
 }
 
 /// Keys (not pending deletion) tagged as owned by `uid`.
@@ -48,7 +71,7 @@ async fn killed_right_after_create_key_leaves_one_key() {
     let mut doomed = spawn_operator(&ground, &ns, Some("after-create-key"));
     let obj = create_backend(&api, &backend("crashy", &unique_bucket("crashy"))).await;
     let uid = obj.metadata.uid.clone().unwrap();
-    let exit = tokio::task::spawn_blocking(move || doomed.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || doomed.0.wait()).await.unwrap().unwrap();
     assert!(!exit.success(), "the fail point must kill the operator, it exited with {exit:?}");
 
     // The crash left a key without alias, and the intent recorded before CreateKey.
@@ -120,7 +143,7 @@ async fn killed_right_after_create_bucket_takes_its_own_bucket() {
 
     let mut doomed = spawn_operator(&ground, &ns, Some("after-create-bucket"));
     let obj = create_backend(&api, &backend("crashy", &bucket)).await;
-    let exit = tokio::task::spawn_blocking(move || doomed.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || doomed.0.wait()).await.unwrap().unwrap();
     assert!(!exit.success(), "the fail point must kill the operator, it exited with {exit:?}");
     let aws = inspector(&ground).await;
     let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().expect("the bucket was created before the crash");
