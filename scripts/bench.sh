@@ -19,8 +19,7 @@ count="${1:-200}"
 [ $# -gt 0 ] && shift
 [[ "$count" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number of backends, got '$count' (usage: scripts/bench.sh [N] [bench args])"
 
-command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
+use_cargo
 
 log "cargo build --release (operator and benchmark)"
 cargo build --locked --release --bin tfstate-operator --example bench || die "the release build failed"

@@ -11,8 +11,7 @@ root="$(dirname "$here")"
 source "$here/lib.sh"
 cd "$root"
 
-command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
+use_cargo
 log "building the operator (release)"
 cargo build --locked --release --bin tfstate-operator
 operator="$CARGO_TARGET_DIR/release/tfstate-operator"

@@ -82,3 +82,10 @@ ensure_venv() {
   printf '%s\n' "$want" >"$marker"
   exec 9>&-
 }
+
+# use_cargo: fail clearly without cargo, and keep the heavy Rust build outside the
+# repository (shared by test, demo and benchmark) so that fresh clones build warm.
+use_cargo() {
+  command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
+}

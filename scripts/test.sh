@@ -11,9 +11,7 @@ root="$(dirname "$here")"
 source "$here/lib.sh"
 cd "$root"
 
-command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
-# Keep the heavy Rust build outside the repository so that fresh clones build warm.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TFSTATE_CACHE_DIR/target}"
+use_cargo
 
 log "cargo fmt --check"
 cargo fmt --all -- --check || die "code is not formatted: run cargo fmt"

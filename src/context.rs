@@ -24,6 +24,8 @@ pub struct ReconcileConfig {
     pub endpoint_url: Option<String>,
     /// Drift check interval.
     pub resync_interval: Duration,
+    /// This replica's name (its Pod), reported as the Events' reporting instance.
+    pub instance: Option<String>,
 }
 
 /// Shared by every reconcile.
@@ -42,12 +44,13 @@ pub struct Context {
     pub metrics: std::sync::Arc<Metrics>,
     identity: OnceCell<Identity>,
     failures: Mutex<HashMap<String, u32>>,
+    own_config_map_writes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
     /// A new context.
     pub fn new(client: Client, aws: AwsClientFactory, config: ReconcileConfig, failpoints: Failpoints) -> Self {
-        let reporter = Reporter { controller: "tfstate-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        let reporter = Reporter { controller: "tfstate-operator".into(), instance: config.instance.clone() };
         Self {
             metrics: std::sync::Arc::new(Metrics::new(aws.calls().family().clone())),
             reporter,
@@ -57,6 +60,7 @@ impl Context {
             failpoints,
             identity: OnceCell::new(),
             failures: Mutex::new(HashMap::new()),
+            own_config_map_writes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,6 +87,24 @@ impl Context {
             })
             .await
             .cloned()
+    }
+
+    /// Remembers the resourceVersion our own write gave ConfigMap `namespace/name`.
+    pub fn record_own_config_map_write(&self, namespace: &str, name: &str, resource_version: String) {
+        let mut writes = self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.insert(format!("{namespace}/{name}"), resource_version);
+    }
+
+    /// Whether `cm` is exactly as our own last write left it: its watch event then needs no
+    /// reconcile (the reconcile that wrote it has just converged everything).
+    pub fn is_own_config_map_write(&self, cm: &k8s_openapi::api::core::v1::ConfigMap) -> bool {
+        let key = format!(
+            "{}/{}",
+            cm.metadata.namespace.as_deref().unwrap_or_default(),
+            cm.metadata.name.as_deref().unwrap_or_default()
+        );
+        let writes = self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner());
+        cm.metadata.resource_version.is_some() && writes.get(&key) == cm.metadata.resource_version.as_ref()
     }
 
     /// Records a failed reconcile of `key`; returns the back-off before the next try

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, Event, finalizer};
@@ -43,8 +43,24 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
         .reflect(writer)
         .applied_objects()
         .predicate_filter(needs_reconcile, PredicateConfig::default());
+    // A change to a published ConfigMap triggers its owner, except the events of the
+    // operator's own writes (the reconcile that wrote has just converged everything).
+    // Deletions always do: a deleted ConfigMap is republished at once.
+    let own = ctx.clone();
+    let config_map_triggers = watcher(config_maps, watcher::Config::default().labels(&managed))
+        .default_backoff()
+        .try_filter_map(move |event| {
+            let changed = match event {
+                watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
+                    (!own.is_own_config_map_write(&cm)).then_some(cm)
+                }
+                watcher::Event::Delete(cm) => Some(cm),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            futures::future::ready(Ok(changed))
+        });
     Controller::for_stream(triggers, reader)
-        .owns(config_maps, watcher::Config::default().labels(&managed))
+        .owns_stream(config_map_triggers)
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

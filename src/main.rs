@@ -160,6 +160,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             defaults: OperatorDefaults { region: args.aws.default_region },
             endpoint_url: args.aws.aws_endpoint_url,
             resync_interval: args.resync_interval,
+            instance: args.identity.clone(),
         };
         let ctx = Arc::new(Context::new(client, aws, config, failpoints));
         let ready = Arc::new(AtomicBool::new(false));

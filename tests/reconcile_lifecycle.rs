@@ -204,3 +204,47 @@ async fn invalid_backend_deletes_cleanly() {
     api.delete("broken", &DeleteParams::default()).await.unwrap();
     wait_gone(&api, "broken").await;
 }
+
+/// Full passes made so far: the operator reads a bucket's tags exactly once per pass.
+fn full_passes(op: &common::operator::Operator) -> u64 {
+    op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.operation == "GetBucketTagging").map(|(_, n)| n).sum()
+}
+
+/// The published ConfigMap is watched: deleted or edited by hand it is restored at once
+/// (no resync needed), while the operator's own writes to it trigger nothing, so a create
+/// costs exactly one full pass over AWS.
+#[tokio::test]
+async fn config_map_is_restored_and_own_writes_trigger_nothing() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+
+    let (ground, client, ns) = setup("published").await;
+    let op = start_operator(&ground, &ns, Duration::from_secs(600)).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    create_backend(&api, &backend_yaml("pub", &unique_bucket("published"), "")).await;
+    wait_ready(&api, "pub").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(full_passes(&op), 1, "publishing the ConfigMap must not trigger a second pass");
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let original = cms.get("pub-backend").await.unwrap().data;
+    let restored = |what: &'static str| {
+        let (cms, original) = (cms.clone(), original.clone());
+        async move {
+            for _ in 0..100 {
+                if cms.get_opt("pub-backend").await.unwrap().is_some_and(|cm| cm.data == original) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the ConfigMap was not restored within 10 s after it was {what}");
+        }
+    };
+
+    cms.delete("pub-backend", &DeleteParams::default()).await.unwrap();
+    restored("deleted").await;
+    let edit = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"bucket": "somebody-elses-bucket"}});
+    cms.patch("pub-backend", &PatchParams::apply("someone").force(), &Patch::Apply(&edit)).await.unwrap();
+    restored("edited").await;
+    assert!(full_passes(&op) >= 3, "each repair was a reconcile");
+}

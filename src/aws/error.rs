@@ -1,6 +1,7 @@
 //! One error type for every AWS call: which call failed, and a classification that
 //! decides the condition reason and whether retrying can help.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -93,12 +94,11 @@ pub fn classify(code: &str, http_status: Option<u16>) -> AwsErrorKind {
 }
 
 /// Converts an SDK error into an [`AwsError`] for `service`/`operation`.
-pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> AwsError
+pub fn from_sdk<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
 {
-    let status = err.raw_response().map(|r| r.http_status());
+    let status = err.raw_response().map(|r| r.status().as_u16());
     // The full chain, for errors that carry no AWS code (unparsable responses, transport).
     let detail = format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err));
     match err {
@@ -125,28 +125,15 @@ where
     }
 }
 
-/// The HTTP status of a raw response (implemented for the SDK's response type).
-pub trait HttpStatus {
-    /// The status code.
-    fn http_status(&self) -> u16;
-}
-
-impl HttpStatus for aws_smithy_runtime_api::http::Response {
-    fn http_status(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
 /// Extension to turn SDK results into [`AwsError`] results with context.
 pub trait Context<T> {
     /// Attaches the service and operation.
     fn ctx(self, service: &'static str, operation: &'static str) -> Result<T, AwsError>;
 }
 
-impl<T, E, R> Context<T> for Result<T, SdkError<E, R>>
+impl<T, E> Context<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
 {
     fn ctx(self, service: &'static str, operation: &'static str) -> Result<T, AwsError> {
         self.map_err(|e| from_sdk(service, operation, e))

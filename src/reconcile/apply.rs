@@ -9,7 +9,8 @@ use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLIN
 use super::observe::{ObservedKey, ObservedRole, ObservedTable};
 use super::plan::{BucketChange, KeyChange, RoleChange, TableChange};
 
-/// Applies role changes; returns the role's ARN.
+/// Applies role changes (not the inline policy, which needs the key: see
+/// [`apply_inline_policy`]).
 pub async fn apply_role(
     aws: &AwsClients,
     desired: &DesiredRole,

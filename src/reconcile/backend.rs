@@ -17,7 +17,7 @@ use super::desired::{DesiredKey, Identity, Owner, desired_key, desired_resources
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::plan::{BucketChange, KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
-use super::publish::publish;
+use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
@@ -318,12 +318,15 @@ impl Run<'_> {
         let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
         let name = &self.valid.config_map_name;
         match publish(&cms, self.obj, name, &data).await {
-            Ok(wrote) => {
-                let reason = match wrote {
-                    Some(true) => Reason::Created,
-                    Some(false) => Reason::Updated,
-                    None => Reason::Converged,
+            Ok(published) => {
+                let reason = match &published {
+                    Published::Created(_) => Reason::Created,
+                    Published::Updated(_) => Reason::Updated,
+                    Published::Unchanged => Reason::Converged,
                 };
+                if let Published::Created(Some(version)) | Published::Updated(Some(version)) = published {
+                    self.ctx.record_own_config_map_write(&self.owner.namespace, name, version);
+                }
                 let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())
@@ -341,12 +344,6 @@ impl Run<'_> {
         let list = changes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
         let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation) != self.obj.metadata.generation;
         let (reason, message) = if changes.is_empty() {
-            let unchanged = self.report.parts.get(&part).filter(|p| p.ready).cloned();
-            if let Some(p) = unchanged {
-                // Already settled earlier in this run (the role, before its inline policy).
-                self.report.parts.insert(part, p);
-                return;
-            }
             (Reason::Converged, format!("{what} matches the spec"))
         } else if created {
             (Reason::Created, format!("{what} created"))

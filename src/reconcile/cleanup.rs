@@ -47,7 +47,7 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     let aws = ctx.aws.clients(&valid.region);
 
     let versions = bucket_versions(&aws, &valid.bucket, &owner).await?;
-    if versions > 0 {
+    if let Some(versions) = versions.filter(|n| *n > 0) {
         let err = ReconcileError::DeletionBlocked { bucket: valid.bucket.clone(), versions };
         let message = format!(
             "{err}: delete them (or set deletionPolicy: Retain) to let the deletion finish; nothing has been deleted"
@@ -66,7 +66,7 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
         return Err(err);
     }
 
-    delete_owned(ctx, &aws, &valid, &owner, obj).await?;
+    delete_owned(ctx, &aws, &valid, &owner, obj, versions.is_some()).await?;
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), None);
     event(
         ctx,
@@ -79,12 +79,13 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     Ok(Action::await_change())
 }
 
-/// Object versions and delete markers left in our bucket (0 when it is gone or not ours).
-async fn bucket_versions(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result<u64, AwsError> {
+/// Object versions and delete markers left in our bucket; `None` when there is no bucket
+/// of ours (gone, someone else's, or another account's).
+async fn bucket_versions(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result<Option<u64>, AwsError> {
     match s3::get_tags(&aws.s3, bucket).await {
-        Ok(Some(tags)) if owned(&tags, owner) => s3::count_versions(&aws.s3, bucket, COUNT_LIMIT).await,
-        Ok(_) => Ok(0),
-        Err(e) if e.kind == crate::aws::AwsErrorKind::AccessDenied => Ok(0),
+        Ok(Some(tags)) if owned(&tags, owner) => s3::count_versions(&aws.s3, bucket, COUNT_LIMIT).await.map(Some),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind == crate::aws::AwsErrorKind::AccessDenied => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -99,10 +100,9 @@ async fn delete_owned(
     valid: &ValidSpec,
     owner: &Owner,
     obj: &TerraformStateBackend,
+    our_bucket: bool,
 ) -> Result<(), ReconcileError> {
-    if let Some(tags) = s3::get_tags(&aws.s3, &valid.bucket).await?
-        && owned(&tags, owner)
-    {
+    if our_bucket {
         s3::delete_bucket(&aws.s3, &valid.bucket).await?;
     }
     if let Some(table) = &valid.lock_table

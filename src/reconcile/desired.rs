@@ -255,7 +255,6 @@ pub fn desired_resources(
         kms_key_arn: key_arn,
     });
     let mut backend = BackendSettings::new(&valid.bucket, &valid.state_key, &valid.region);
-    backend.encrypt = true;
     backend.kms_key_id = key_arn.map(str::to_string);
     backend.dynamodb_table = table.as_ref().map(|t| t.name.clone());
     backend.use_lockfile = valid.lock_mode.uses_lockfile();

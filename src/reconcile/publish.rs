@@ -25,6 +25,10 @@ pub enum PublishError {
         "ConfigMap {0} exists and is not owned by this TerraformStateBackend: choose another spec.output.configMapName"
     )]
     NotOurs(String),
+    /// The object lacks the name or UID an owner reference needs (never true of an object
+    /// read from the API server).
+    #[error("the TerraformStateBackend has no name or UID to own ConfigMap {0}")]
+    OwnerIncomplete(String),
     /// The API call failed.
     #[error("publishing ConfigMap {name}: {source}")]
     Kube {
@@ -35,17 +39,26 @@ pub enum PublishError {
     },
 }
 
-/// Makes ConfigMap `name` hold exactly `data`. Returns `None` when nothing had to be
-/// written, `Some(created)` otherwise.
+/// What publishing did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// The ConfigMap already held exactly this.
+    Unchanged,
+    /// The ConfigMap was created; its resourceVersion after the write.
+    Created(Option<String>),
+    /// The ConfigMap was changed; its resourceVersion after the write.
+    Updated(Option<String>),
+}
+
+/// Makes ConfigMap `name` hold exactly `data`.
 pub async fn publish(
     api: &Api<ConfigMap>,
     owner: &TerraformStateBackend,
     name: &str,
     data: &BTreeMap<String, String>,
-) -> Result<Option<bool>, PublishError> {
+) -> Result<Published, PublishError> {
     let kube_err = |source| PublishError::Kube { name: name.to_string(), source };
-    let owner_ref =
-        owner.controller_owner_ref(&()).ok_or_else(|| kube_err(kube::Error::LinesCodecMaxLineLengthExceeded))?;
+    let owner_ref = owner.controller_owner_ref(&()).ok_or_else(|| PublishError::OwnerIncomplete(name.to_string()))?;
     let existing = api.get_opt(name).await.map_err(kube_err)?;
     let created = existing.is_none();
     if let Some(existing) = existing {
@@ -56,7 +69,7 @@ pub async fn publish(
         if existing.data.as_ref() == Some(data)
             && existing.labels().get(MANAGED_LABEL.0).map(String::as_str) == Some(MANAGED_LABEL.1)
         {
-            return Ok(None);
+            return Ok(Published::Unchanged);
         }
     }
     let cm = json!({
@@ -69,6 +82,8 @@ pub async fn publish(
         },
         "data": data,
     });
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
-    Ok(Some(created))
+    let written =
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
+    let version = written.metadata.resource_version;
+    Ok(if created { Published::Created(version) } else { Published::Updated(version) })
 }
