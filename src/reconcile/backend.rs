@@ -21,7 +21,11 @@ use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
-/// How soon to look again while AWS finishes something (a table being created).
+/// Reasons that report a change made by this pass.
+const CHANGE_REASONS: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
+
+/// How soon to look again while AWS finishes something (a table being created), or to
+/// verify what a pass wrote.
 const SOON: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The owner of a backend's resources, from the object's metadata.
@@ -78,6 +82,11 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     match result {
         Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),
         Ok(()) if status.conditions.iter().any(|c| c.reason == Reason::Conflict.as_str()) => Ok(Action::await_change()),
+        // Something was written: look again shortly to verify it and settle the status to
+        // Converged, so that no later resync has anything to write.
+        Ok(()) if wrote && status.conditions.iter().any(|c| CHANGE_REASONS.iter().any(|r| c.reason == r.as_str())) => {
+            Ok(Action::requeue(SOON))
+        }
         Ok(()) => Ok(Action::requeue(ctx.config.resync_interval)),
         Err(e) => Err(e),
     }
