@@ -53,6 +53,31 @@ class Ground:
                             config=botocore.config.Config(s3={"addressing_style": "path"}))
 
 
+def conditions(obj) -> list[dict]:
+    """The object's status conditions; [] while the server has not filled them in (a key that
+    is absent or null: a fresh CRD is served with `status.conditions: null` for a while)."""
+    return ((obj or {}).get("status") or {}).get("conditions") or []
+
+
+def condition_status(obj, type_: str) -> str:
+    """The status of the condition `type_` ("True", "False", "Unknown"), or "-" if absent."""
+    return next((c.get("status") or "-" for c in conditions(obj) if c.get("type") == type_), "-")
+
+
+def wait_for(what: str, timeout: float, probe, detail=lambda: "", interval: float = 0.2):
+    """Polls `probe` until it returns something truthy, or exits with a clear message naming
+    `what` and `detail()` once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            extra = detail()
+            raise SystemExit(f"demo: gave up after {timeout:.0f} s waiting for {what}" + (f"\n{extra}" if extra else ""))
+        time.sleep(interval)
+
+
 def samples() -> list[dict]:
     return [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "samples").glob("*.yaml"))]
 
@@ -60,11 +85,10 @@ def samples() -> list[dict]:
 def prepare(g: Ground) -> None:
     crd = yaml.safe_load((ROOT / "crds/terraformstatebackends.tfstate.dev.yaml").read_text())
     g.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}", crd)
-    for _ in range(100):
-        got = g.kube("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
-        if any(c["type"] == "Established" and c["status"] == "True" for c in got.get("status", {}).get("conditions", [])):
-            break
-        time.sleep(0.1)
+    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+    wait_for(f"CRD {crd['metadata']['name']} to be Established", 60,
+             lambda: condition_status(g.kube("GET", crd_path), "Established") == "True",
+             lambda: f"conditions: {conditions(g.kube('GET', crd_path))}")
     g.apply(f"/api/v1/namespaces/{NAMESPACE}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     # What two samples expect to exist already: a bucket for access logs, and a KMS key of
     # the platform team (moto cannot create a key with the sample's fixed ID: see apply).
@@ -95,7 +119,7 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
     names = []
     for obj in samples():
         obj["metadata"]["namespace"] = NAMESPACE
-        enc = obj["spec"].get("encryption", {}).get("kmsKey", {})
+        enc = ((obj["spec"].get("encryption") or {}).get("kmsKey") or {})
         if "existingKeyArn" in enc:
             print(f"demo: {obj['metadata']['name']}: using the demo's existing key {key_arn}")
             enc["existingKeyArn"] = key_arn
@@ -104,24 +128,33 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
         names.append(name)
     print(f"demo: applied {len(names)} backends from samples/: {', '.join(names)}")
 
-    started, items = time.time(), []
-    while time.time() - started < timeout:
-        items = g.kube("GET", f"{GROUP}/namespaces/{NAMESPACE}/terraformstatebackends")["items"]
-        if len(items) == len(names) and all(ready(o) == "True" for o in items):
-            break
-        time.sleep(0.5)
+    started = time.monotonic()
+    listing = f"{GROUP}/namespaces/{NAMESPACE}/terraformstatebackends"
+
+    def all_ready():
+        items = (g.kube("GET", listing) or {}).get("items") or []
+        mine = [o for o in items if o["metadata"]["name"] in names]
+        return mine if len(mine) == len(names) and all(ready(o) == "True" for o in mine) else None
+
+    try:
+        items = wait_for(f"{len(names)} backends to be Ready", timeout, all_ready)
+    except SystemExit as e:
+        print(e)
+        items = (g.kube("GET", listing) or {}).get("items") or []
     print(f"\n{'NAME':16} {'READY':6} {'LOCK':9} {'BUCKET':30} ROLE")
     for o in items:
-        s = o.get("status", {})
-        print(f"{o['metadata']['name']:16} {ready(o):6} {o['spec']['locking']['mode']:9} {o['spec']['bucket']['name']:30} {s.get('roleArn', '-')}")
-    not_ready = [o for o in items if ready(o) != "True"]
+        s = o.get("status") or {}
+        print(f"{o['metadata']['name']:16} {ready(o):6} {o['spec']['locking']['mode']:9} "
+              f"{o['spec']['bucket']['name']:30} {s.get('roleArn') or '-'}")
+    not_ready = [n for n in names if not any(o["metadata"]["name"] == n and ready(o) == "True" for o in items)]
     if not_ready:
-        for o in not_ready:
-            for c in o.get("status", {}).get("conditions", []):
-                print(f"  {o['metadata']['name']}: {c['type']}={c['status']} {c['reason']}: {c['message']}")
-        print(f"demo: {len(not_ready)} backend(s) not Ready after {timeout:.0f} s")
+        for o in items:
+            if o["metadata"]["name"] in not_ready:
+                for c in conditions(o):
+                    print(f"  {o['metadata']['name']}: {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}")
+        print(f"demo: FAILED: {len(not_ready)} backend(s) not Ready after {timeout:.0f} s: {', '.join(not_ready)}")
         return 1
-    print(f"demo: all {len(items)} backends Ready in {time.time() - started:.1f} s")
+    print(f"demo: all {len(items)} backends Ready in {time.monotonic() - started:.1f} s")
 
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/minimal-backend")
     print("\n--- ConfigMap minimal-backend: backend.tf ---")
@@ -131,38 +164,86 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
         if "." not in k:
             print(f"{k}={v}")
     print("\n--- AWS, read back independently with boto3 ---")
+    problems = []
     for o in items:
-        summarize(g, o)
+        problems += summarize(g, o)
+    if problems:
+        for p in problems:
+            print(f"  MISSING: {p}")
+        print(f"demo: FAILED: the read-back found {len(problems)} setting(s) missing")
+        return 1
+    print(f"demo: read-back: every setting of all {len(items)} backends is as the spec asks")
     return 0
 
 
 def ready(obj: dict) -> str:
-    for c in obj.get("status", {}).get("conditions", []):
-        if c["type"] == "Ready":
-            return c["status"]
-    return "-"
+    return condition_status(obj, "Ready")
 
 
-def summarize(g: Ground, obj: dict) -> None:
+def summarize(g: Ground, obj: dict) -> list[str]:
+    """Prints what AWS holds for one backend, read back without the operator, and returns what
+    is missing from what the spec asks for (each a sentence naming the resource)."""
     s3, kms, ddb, iam = g.aws("s3"), g.aws("kms"), g.aws("dynamodb"), g.aws("iam")
-    st, bucket = obj["status"], obj["spec"]["bucket"]["name"]
-    enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    name, spec, st = obj["metadata"]["name"], obj["spec"], obj.get("status") or {}
+    bucket, problems = spec["bucket"]["name"], []
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{name}: {what}")
+
+    kms_mode = (spec.get("encryption") or {}).get("mode", "KMS") == "KMS"
+    versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    algorithm = rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
     pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    sids = [x.get("Sid") for x in json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]]
-    print(f"{obj['metadata']['name']}:")
-    print(f"  bucket {bucket}: versioning {s3.get_bucket_versioning(Bucket=bucket).get('Status')}, "
-          f"{enc['ApplyServerSideEncryptionByDefault']['SSEAlgorithm']} (bucket key {enc.get('BucketKeyEnabled', False)}), "
-          f"public access blocked {all(pab.values())}, policy {sids}")
-    if st.get("kmsKeyArn"):
-        rot = kms.get_key_rotation_status(KeyId=st["kmsKeyArn"])["KeyRotationEnabled"]
-        print(f"  key {st['kmsKeyArn'].split('/')[-1]}: rotation {rot}")
-    if st.get("lockTableArn"):
-        t = ddb.describe_table(TableName=st["lockTableArn"].split("/")[-1])["Table"]
-        pitr = ddb.describe_continuous_backups(TableName=t["TableName"])["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
-        print(f"  table {t['TableName']}: {t['BillingModeSummary']['BillingMode']}, PITR {pitr}, deletion protection {t.get('DeletionProtectionEnabled')}")
-    role = st["roleArn"].split("/")[-1]
-    stmts = json.loads(json.dumps(iam.get_role_policy(RoleName=role, PolicyName="tfstate-backend")["PolicyDocument"]))["Statement"]
-    print(f"  role {role}: inline policy {[x.get('Sid') for x in stmts]}")
+    ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
+    statements = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules") or []
+    print(f"{name}:")
+    print(f"  bucket {bucket}: versioning {versioning}, {algorithm} (bucket key {rule.get('BucketKeyEnabled', False)}), "
+          f"public access blocked {all(pab.values())}, {ownership}, {len(lifecycle)} lifecycle rule(s), "
+          f"policy {[x.get('Sid') for x in statements]}")
+    expect(versioning == "Enabled", f"bucket {bucket} versioning is {versioning}, not Enabled")
+    expect(algorithm == ("aws:kms" if kms_mode else "AES256"), f"bucket {bucket} default encryption is {algorithm}")
+    expect(not kms_mode or rule.get("BucketKeyEnabled") is True, f"bucket {bucket} has no Bucket Key")
+    expect(len(pab) == 4 and all(pab.values()), f"bucket {bucket} public access block is {pab}")
+    expect(ownership == "BucketOwnerEnforced", f"bucket {bucket} object ownership is {ownership}")
+    expect(any(x.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(x.get("Condition")) for x in statements),
+           f"bucket {bucket} policy does not refuse plain HTTP")
+    expect(bool(lifecycle), f"bucket {bucket} has no lifecycle rule")
+    if kms_mode:
+        arn = st.get("kmsKeyArn")
+        expect(bool(arn), "status.kmsKeyArn is empty")
+        if arn:
+            rot = kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"]
+            print(f"  key {arn.split('/')[-1]}: rotation {rot}")
+            if "create" in ((spec.get("encryption") or {}).get("kmsKey") or {"create": {}}):
+                expect(rot is True, f"key {arn} has rotation off")
+            expect(rule["ApplyServerSideEncryptionByDefault"].get("KMSMasterKeyID") == arn,
+                   f"bucket {bucket} is not encrypted with the backend's key {arn}")
+    if (spec.get("locking") or {}).get("mode", "DynamoDB") != "Lockfile":
+        arn = st.get("lockTableArn")
+        expect(bool(arn), "status.lockTableArn is empty")
+        if arn:
+            t = ddb.describe_table(TableName=arn.split("/")[-1])["Table"]
+            pitr = ddb.describe_continuous_backups(TableName=t["TableName"])["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+            mode = (t.get("BillingModeSummary") or {}).get("BillingMode")
+            print(f"  table {t['TableName']}: {mode}, PITR {pitr}, deletion protection {t.get('DeletionProtectionEnabled')}")
+            expect(mode == "PAY_PER_REQUEST", f"table {t['TableName']} billing mode is {mode}")
+            expect(pitr == "ENABLED", f"table {t['TableName']} has PITR {pitr}")
+            expect(t.get("DeletionProtectionEnabled") is True, f"table {t['TableName']} has no deletion protection")
+    role_arn = st.get("roleArn")
+    expect(bool(role_arn), "status.roleArn is empty")
+    if role_arn:
+        role = role_arn.split("/")[-1]
+        stmts = iam.get_role_policy(RoleName=role, PolicyName="tfstate-backend")["PolicyDocument"]["Statement"]
+        print(f"  role {role}: inline policy {[x.get('Sid') for x in stmts]}")
+        expect(bool(stmts), f"role {role} has an empty inline policy")
+    cm_name = st.get("configMapName") or "-"
+    cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
+    expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),
+           f"ConfigMap {cm_name} has no backend.tf with a backend \"s3\" block")
+    return problems
 
 
 def main() -> int:
