@@ -394,8 +394,15 @@ async fn check_role(
     let (bucket, state_key, lockfile) = (e.bucket.as_str(), e.state_key.as_str(), e.lockfile);
     let workspace_key_prefix = e.workspace_prefix.as_deref().unwrap_or("env:");
     let (table_arn, kms_key_arn) = (table, key);
-    let input =
-        RunnerPolicyInput { partition, bucket, state_key, workspace_key_prefix, lockfile, table_arn, kms_key_arn };
+    let input = RunnerPolicyInput {
+        partition,
+        bucket: Some(bucket),
+        state_key,
+        workspace_key_prefix,
+        lockfile,
+        table_arn,
+        kms_key_arn,
+    };
     let want = runner_policy(&input);
     assert!(inline.semantically_eq(&want), "inline policy {}\nwanted {}", inline.to_json(), want.to_json());
     // Independently of the builder: resources of the statements granting actions with a prefix.

@@ -16,7 +16,7 @@ fn input(
 ) -> RunnerPolicyInput<'static> {
     RunnerPolicyInput {
         partition: "aws",
-        bucket: "acme-tfstate",
+        bucket: Some("acme-tfstate"),
         state_key: STATE,
         workspace_key_prefix: "env:",
         lockfile,
@@ -183,4 +183,17 @@ fn modes_differ_semantically() {
             assert_eq!(a.semantically_eq(b), i == j, "modes {i} and {j}");
         }
     }
+}
+
+/// A part the object does not own contributes no statement: no bucket, no S3 grant at all
+/// (neither state nor lock files), and with nothing owned the document is empty.
+#[test]
+fn parts_not_owned_grant_nothing() {
+    let no_bucket = RunnerPolicyInput { bucket: None, ..input(true, Some(TABLE), Some(KEY)) };
+    let doc = runner_policy(&no_bucket);
+    assert_json(&doc, vec![lock_table(), state_key()]);
+    assert!(doc.statements.iter().flat_map(|s| s.action.iter().flatten()).all(|a| !a.starts_with("s3:")));
+    let nothing = RunnerPolicyInput { bucket: None, ..input(true, None, None) };
+    assert!(runner_policy(&nothing).statements.is_empty());
+    assert_json(&runner_policy(&input(false, None, None)), list_and_state());
 }

@@ -101,7 +101,7 @@ fn arns_follow_the_partition() {
         "arn:aws-cn:dynamodb:cn-north-1:123456789012:table/acme-tfstate-payments-prod-lock"
     );
     assert!(
-        r.runner_policy
+        full_policy(&v, &cn, Some(cn_key))
             .statements
             .iter()
             .flat_map(|s| s.resource.iter().flatten())
@@ -311,11 +311,11 @@ fn runner_policy_by_mode() {
         ("locking: {mode: Lockfile}\nencryption: {mode: AES256}", None, &["ManageLockFiles"][..]),
         ("encryption: {mode: AES256}", None, &["UseLockTable"][..]),
     ] {
-        let p = desired_resources(&valid(yaml), &id(), key, None).runner_policy;
+        let p = full_policy(&valid(yaml), &id(), key);
         let expected: Vec<&str> = base.iter().chain(extra).copied().collect();
         assert_eq!(sids(&p), expected, "{yaml}");
     }
-    let p = desired_resources(&valid("locking: {mode: Both}"), &id(), Some(KEY), None).runner_policy;
+    let p = full_policy(&valid("locking: {mode: Both}"), &id(), Some(KEY));
     assert_eq!(statement(&p, "UseLockTable").resource, strings(&[TABLE_ARN]));
     assert_eq!(statement(&p, "UseStateKey").resource, strings(&[KEY]));
     let state = "arn:aws:s3:::acme-tfstate-payments-prod/team-payments/payments-prod/terraform.tfstate";
@@ -329,16 +329,18 @@ fn runner_policy_by_mode() {
 #[test]
 fn workspace_prefix() {
     let r = desired_resources(&valid(""), &id(), Some(KEY), None);
-    let list = statement(&r.runner_policy, "ListStatePrefixes");
+    let p = full_policy(&valid(""), &id(), Some(KEY));
+    let list = statement(&p, "ListStatePrefixes");
     assert_eq!(
         condition(list, "StringLike", "s3:prefix"),
         ["team-payments/payments-prod/terraform.tfstate", "env:/", "env:/*"]
     );
     assert_eq!(r.backend.workspace_key_prefix, None);
     let r = desired_resources(&valid("workspaceKeyPrefix: ws"), &id(), Some(KEY), None);
-    let list = statement(&r.runner_policy, "ListStatePrefixes");
+    let p = full_policy(&valid("workspaceKeyPrefix: ws"), &id(), Some(KEY));
+    let list = statement(&p, "ListStatePrefixes");
     assert_eq!(condition(list, "StringLike", "s3:prefix")[1..], ["ws/", "ws/*"]);
-    let rw = statement(&r.runner_policy, "ReadWriteState");
+    let rw = statement(&p, "ReadWriteState");
     assert!(rw.resource.iter().flatten().any(|a| a.ends_with("/ws/*/team-payments/payments-prod/terraform.tfstate")));
     assert_eq!(r.backend.workspace_key_prefix.as_deref(), Some("ws"));
 }
@@ -379,4 +381,32 @@ fn endpoints_only_with_an_endpoint_url() {
     let b = desired_resources(&valid(""), &id(), Some(KEY), Some(url)).backend;
     assert_eq!(b.endpoints, Some(Endpoints::all(url)));
     assert_eq!(desired_resources(&valid(""), &id(), Some(KEY), None).backend.endpoints, None);
+}
+
+/// The runner policy when the object owns every part it asks for.
+fn full_policy(v: &ValidSpec, id: &Identity, key: Option<&str>) -> PolicyDocument {
+    let table = desired_resources(v, id, key, None).table.map(|t| t.arn);
+    let owned = Owned { bucket: true, table_arn: table.as_deref(), kms_key_arn: key };
+    desired_runner_policy(v, id, &owned).expect("statements")
+}
+
+/// Grants follow ownership: a part in Conflict contributes no statement, and nothing owned
+/// means no inline policy at all.
+#[test]
+fn runner_policy_follows_ownership() {
+    let v = valid("locking: {mode: Both}");
+    let all = Owned { bucket: true, table_arn: Some(TABLE_ARN), kms_key_arn: Some(KEY) };
+    let sids_of = |o: Owned<'_>| {
+        desired_runner_policy(&v, &id(), &o).map(|p| sids(&p).into_iter().map(str::to_owned).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        sids_of(Owned { bucket: false, ..all }),
+        Some(vec!["UseLockTable".to_owned(), "UseStateKey".to_owned()])
+    );
+    assert_eq!(
+        sids_of(Owned { table_arn: None, ..all }),
+        Some(["ListStatePrefixes", "ReadWriteState", "ManageLockFiles", "UseStateKey"].map(str::to_owned).to_vec())
+    );
+    assert_eq!(sids_of(Owned { kms_key_arn: None, ..all }).map(|s| s.contains(&"UseStateKey".to_owned())), Some(false));
+    assert_eq!(sids_of(Owned::default()), None);
 }

@@ -28,14 +28,10 @@ pub enum ReconcileError {
     /// The object lacks metadata the API server always sets.
     #[error("the object has no {0}")]
     MissingMetadata(&'static str),
-    /// Deletion waits until the bucket holds no object versions.
-    #[error("bucket {bucket} still holds {versions} object version(s); the operator never deletes Terraform state")]
-    DeletionBlocked {
-        /// The bucket.
-        bucket: String,
-        /// How many versions (and delete markers) remain (at least).
-        versions: u64,
-    },
+    /// Deletion waits: something could make remaining state unreadable (the message says
+    /// what was found and what to do).
+    #[error("{0}")]
+    DeletionBlocked(String),
 }
 
 impl ReconcileError {
@@ -49,7 +45,7 @@ impl ReconcileError {
                 Reason::KubernetesError
             }
             ReconcileError::Render(_) => Reason::InvalidSpec,
-            ReconcileError::DeletionBlocked { .. } => Reason::DeletionBlocked,
+            ReconcileError::DeletionBlocked(_) => Reason::DeletionBlocked,
         }
     }
 

@@ -132,6 +132,26 @@ pub fn next_status(
     }
 }
 
+/// `report` with what `previous` already knew filled in where this pass learned nothing:
+/// for failing, intent and invalid-spec passes. Status is the object's memory: an ARN
+/// found once (the key's above all: it is how the key is found again) is never dropped by
+/// a pass that did not get that far.
+pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBackendStatus>) -> StatusReport {
+    let Some(p) = previous else { return report };
+    let keep = |now: &mut Option<String>, before: &Option<String>| {
+        if now.is_none() {
+            now.clone_from(before);
+        }
+    };
+    keep(&mut report.bucket_arn, &p.bucket_arn);
+    keep(&mut report.kms_key_arn, &p.kms_key_arn);
+    keep(&mut report.lock_table_arn, &p.lock_table_arn);
+    keep(&mut report.role_arn, &p.role_arn);
+    keep(&mut report.account_id, &p.account_id);
+    keep(&mut report.config_map_name, &p.config_map_name);
+    report
+}
+
 /// The status of an object whose spec is invalid: no AWS call was made.
 pub fn invalid_spec_report(message: &str) -> StatusReport {
     let mut report = StatusReport::default();

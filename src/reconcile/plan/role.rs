@@ -22,6 +22,8 @@ pub enum RoleChange {
     SyncTags,
     /// Put the inline policy.
     PutInlinePolicy,
+    /// Remove the inline policy: the object owns no part to grant (IAM refuses an empty one).
+    DeleteInlinePolicy,
 }
 
 /// Plans the role itself (its inline policy is planned once the key is known).
@@ -51,8 +53,14 @@ pub fn plan_role(
     Ok(changes)
 }
 
-/// Plans the inline policy of an existing (or just created) role.
-pub fn plan_inline_policy(desired: &PolicyDocument, observed: Option<&ObservedRole>) -> Vec<RoleChange> {
+/// Plans the inline policy of an existing (or just created) role: `desired` grants what the
+/// object owns now (`None`: nothing, so no inline policy may remain).
+pub fn plan_inline_policy(desired: Option<&PolicyDocument>, observed: Option<&ObservedRole>) -> Vec<RoleChange> {
     let current = observed.and_then(|r| r.inline_policy.as_deref());
-    if policy_matches(current, desired) { vec![] } else { vec![RoleChange::PutInlinePolicy] }
+    match (desired, current) {
+        (None, None) => vec![],
+        (None, Some(_)) => vec![RoleChange::DeleteInlinePolicy],
+        (Some(desired), current) if policy_matches(current, desired) => vec![],
+        (Some(_), _) => vec![RoleChange::PutInlinePolicy],
+    }
 }
