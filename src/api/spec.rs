@@ -193,7 +193,10 @@ pub struct KmsKeyCreateSpec {
     pub deletion_window_days: i32,
 
     /// Extra IAM principal ARNs (`arn:aws:iam::ACCOUNT:root`, `...:role/NAME`,
-    /// `...:user/NAME`, no wildcards) allowed to administer the key (not to use it).
+    /// `...:user/NAME`, no wildcards) allowed to administer the key: read it, enable or
+    /// disable it and its rotation, revoke grants, schedule or cancel its deletion. Never to
+    /// use it, nor to change its policy, grants, tags or aliases (each of which could give
+    /// use).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = patterns::PRINCIPAL_ARN)))]
     pub admins: Vec<String>,
