@@ -192,6 +192,7 @@ pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKe
             policy: key_policy(&KeyPolicyInput {
                 partition: &id.partition,
                 account_id: &id.account_id,
+                region: &valid.region,
                 operator_arn: &id.operator_arn,
                 role_arn: &role_arn(valid, id),
                 admins,

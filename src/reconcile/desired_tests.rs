@@ -90,6 +90,10 @@ fn arns_follow_the_partition() {
         Some(Principal::aws(["arn:aws-cn:iam::123456789012:root"]))
     );
     assert_eq!(statement(&policy, "AllowBackendRoleUse").principal, Some(Principal::aws([role])));
+    assert_eq!(
+        condition(statement(&policy, "AllowBackendRoleUse"), "StringEquals", "kms:ViaService"),
+        ["s3.cn-north-1.amazonaws.com.cn", "dynamodb.cn-north-1.amazonaws.com.cn"]
+    );
     let cn_key = "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let r = desired_resources(&v, &cn, Some(cn_key), None);
     assert_eq!(
@@ -198,10 +202,20 @@ fn managed_key() {
     assert!(description.contains("team-payments/payments-prod"), "{description}");
     assert_eq!(
         sids(&policy),
-        ["EnableRootAccountAdministration", "AllowOperatorAdministration", "AllowBackendRoleUse"]
+        [
+            "EnableRootAccountAdministration",
+            "AllowOperatorAdministration",
+            "AllowOperatorGrantsForAwsResources",
+            "AllowBackendRoleUse"
+        ]
     );
     assert_eq!(statement(&policy, "AllowOperatorAdministration").principal, Some(Principal::aws([OPERATOR])));
     assert_eq!(statement(&policy, "AllowBackendRoleUse").principal, Some(Principal::aws([ROLE])));
+    // The role uses the key only through S3 and DynamoDB of the backend's region.
+    assert_eq!(
+        condition(statement(&policy, "AllowBackendRoleUse"), "StringEquals", "kms:ViaService"),
+        ["s3.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"]
+    );
 
     let admin = "arn:aws:iam::123456789012:role/admin";
     let v = valid(&format!(
