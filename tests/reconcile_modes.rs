@@ -306,7 +306,8 @@ async fn check_key(h: &Harness, e: &Expect, tags: &Tags, role_arn: &str) -> Opti
     let caller = h.aws.sts.get_caller_identity().send().await.expect("GetCallerIdentity");
     let operator = principal_arn_for_policy(caller.arn().expect("caller ARN"));
     let (partition, account_id, operator_arn) = ("aws", "123456789012", operator.as_str());
-    let want = key_policy(&KeyPolicyInput { partition, account_id, operator_arn, role_arn, admins });
+    let region = "eu-west-1";
+    let want = key_policy(&KeyPolicyInput { partition, region, account_id, operator_arn, role_arn, admins });
     assert!(policy.semantically_eq(&want), "key policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: root administers, the role only uses the key.
     let allowed = |who: &str| -> Vec<String> {
@@ -396,6 +397,7 @@ async fn check_role(
     let (table_arn, kms_key_arn) = (table, key);
     let input = RunnerPolicyInput {
         partition,
+        region: "eu-west-1",
         bucket: Some(bucket),
         state_key,
         workspace_key_prefix,

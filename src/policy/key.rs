@@ -127,7 +127,7 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
 }
 
 /// The DNS suffix of service endpoints in `partition` (what `kms:ViaService` names).
-fn dns_suffix(partition: &str) -> &'static str {
+pub(crate) fn dns_suffix(partition: &str) -> &'static str {
     if partition == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" }
 }
 

@@ -10,6 +10,8 @@ use super::document::{Effect, PolicyDocument, Statement};
 pub struct RunnerPolicyInput<'a> {
     /// AWS partition, e.g. `aws`.
     pub partition: &'a str,
+    /// The backend's region: the key may be used only through S3 and DynamoDB there.
+    pub region: &'a str,
     /// The state bucket, when this object owns it now; `None` grants nothing in S3 (no
     /// state, no lock files): a bucket in Conflict contributes no statement.
     pub bucket: Option<&'a str>,
@@ -65,10 +67,18 @@ pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
         );
     }
     if let Some(kms_key) = input.kms_key_arn {
+        // Terraform never calls KMS itself: S3 (SSE-KMS) and DynamoDB (the table's SSE) do,
+        // on its behalf. Anything else, a direct Decrypt above all, is refused.
+        let suffix = super::key::dns_suffix(input.partition);
+        let mut via = vec![format!("s3.{}.{suffix}", input.region)];
+        if input.table_arn.is_some() {
+            via.push(format!("dynamodb.{}.{suffix}", input.region));
+        }
         statements.push(
             Statement::new("UseStateKey", Effect::Allow)
                 .actions(["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"])
-                .resources([kms_key]),
+                .resources([kms_key])
+                .condition("StringEquals", "kms:ViaService", via),
         );
     }
     PolicyDocument::new(statements)

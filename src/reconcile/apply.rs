@@ -136,7 +136,8 @@ pub async fn apply_bucket(
         }
         failpoints.hit("after-create-bucket");
         let now = s3::get_tags(c, b).await?.unwrap_or_default();
-        if now.get(TAG_OWNER_UID).is_none() || now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
+        // `tags` always holds our UID, so an untagged bucket is not ours either.
+        if now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
             return Ok(BucketApplied::LostCreationRace);
         }
     }

@@ -219,6 +219,7 @@ pub struct Owned<'a> {
 pub fn desired_runner_policy(valid: &ValidSpec, id: &Identity, owned: &Owned<'_>) -> Option<PolicyDocument> {
     let policy = runner_policy(&RunnerPolicyInput {
         partition: &id.partition,
+        region: &valid.region,
         bucket: owned.bucket.then_some(valid.bucket.as_str()),
         state_key: &valid.state_key,
         workspace_key_prefix: valid.workspace_key_prefix.as_deref().unwrap_or(TERRAFORM_DEFAULT_WORKSPACE_PREFIX),
