@@ -271,15 +271,28 @@ async fn check_bucket(h: &Harness, e: &Expect, tags: &Tags, key_arn: Option<&str
     let want = bucket_policy(&BucketPolicyInput { partition: "aws", bucket: b, encryption });
     assert!(policy.semantically_eq(&want), "bucket policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: the denials DESIGN.md lists, on every object, and no others.
+    // Each encryption denial is guarded by the presence (`Null: false`) of what it judges, so
+    // header-less requests (multipart parts) are left to default encryption.
     let sse = "s3:x-amz-server-side-encryption";
-    let mut denials = vec![("Bool", "aws:SecureTransport".to_string(), "false"), ("Null", sse.into(), "true")];
-    denials.push(("StringNotEquals", sse.into(), algorithm.as_str()));
-    denials.extend(key_arn.map(|k| ("StringNotEquals", format!("{sse}-aws-kms-key-id"), k)));
+    let (key_id, sse_c) = (format!("{sse}-aws-kms-key-id"), format!("{sse}-customer-algorithm"));
+    let mut denials = vec![
+        vec![("Bool", "aws:SecureTransport", "false")],
+        vec![("Null", sse, "false"), ("StringNotEquals", sse, algorithm.as_str())],
+        vec![("Null", sse_c.as_str(), "false")],
+    ];
+    if let Some(k) = key_arn {
+        denials.push(vec![("StringEquals", sse, "aws:kms"), ("Null", &key_id, "true")]);
+        denials.push(vec![("Null", &key_id, "false"), ("StringNotEquals", &key_id, k)]);
+    }
     assert_eq!(policy.statements.len(), denials.len(), "one statement per denial");
     let objects = format!("arn:aws:s3:::{b}/*");
-    for (op, key, value) in denials {
+    for conditions in denials {
         let denies = |s: &Statement| s.effect == Effect::Deny && list(&s.resource).contains(&objects);
-        find(&policy, |s| denies(s) && s.principal == Some(Principal::Any) && cond(s, op, &key) == [value]);
+        let exactly = |s: &Statement| {
+            let count: usize = s.condition.iter().flatten().map(|(_, keys)| keys.len()).sum();
+            count == conditions.len() && conditions.iter().all(|(op, key, value)| cond(s, op, key) == [*value])
+        };
+        find(&policy, |s| denies(s) && s.principal == Some(Principal::Any) && exactly(s));
     }
 }
 

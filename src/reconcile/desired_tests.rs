@@ -247,12 +247,19 @@ fn kms_bucket() {
     assert_eq!(b.lifecycle, [rule]);
     assert_eq!(
         sids(&b.policy),
-        ["DenyInsecureTransport", "DenyUnencryptedObjectUploads", "DenyIncorrectEncryptionHeader", "DenyWrongKmsKey"]
+        [
+            "DenyInsecureTransport",
+            "DenyIncorrectEncryptionHeader",
+            "DenyKmsWithoutKeyId",
+            "DenyWrongKmsKey",
+            "DenySseC"
+        ]
     );
     let tls = statement(&b.policy, "DenyInsecureTransport");
     assert_eq!(condition(tls, "Bool", "aws:SecureTransport"), ["false"]);
     let header = statement(&b.policy, "DenyIncorrectEncryptionHeader");
     assert_eq!(condition(header, "StringNotEquals", "s3:x-amz-server-side-encryption"), ["aws:kms"]);
+    assert_eq!(condition(header, "Null", "s3:x-amz-server-side-encryption"), ["false"]);
     let key = statement(&b.policy, "DenyWrongKmsKey");
     assert_eq!(condition(key, "StringNotEquals", "s3:x-amz-server-side-encryption-aws-kms-key-id"), [KEY]);
     assert_eq!(b.logging, None);
@@ -264,10 +271,7 @@ fn aes256_bucket_keeping_versions_forever() {
     let v = valid("encryption: {mode: AES256}\nbucket: {name: acme-tf, noncurrentVersionExpirationDays: 0}");
     let b = desired_resources(&v, &id(), None, None).bucket;
     assert_eq!(b.kms_key_arn, None);
-    assert_eq!(
-        sids(&b.policy),
-        ["DenyInsecureTransport", "DenyUnencryptedObjectUploads", "DenyIncorrectEncryptionHeader"]
-    );
+    assert_eq!(sids(&b.policy), ["DenyInsecureTransport", "DenyIncorrectEncryptionHeader", "DenySseC"]);
     let header = statement(&b.policy, "DenyIncorrectEncryptionHeader");
     assert_eq!(condition(header, "StringNotEquals", "s3:x-amz-server-side-encryption"), ["AES256"]);
     assert_eq!(b.lifecycle.len(), 1);
