@@ -86,12 +86,14 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     }
     match result {
         Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),
-        Ok(()) if status.conditions.iter().any(|c| c.reason == Reason::Conflict.as_str()) => Ok(Action::await_change()),
         // Something was written: look again shortly to verify it and settle the status to
         // Converged, so that no later resync has anything to write.
         Ok(()) if wrote && status.conditions.iter().any(|c| CHANGE_REASONS.iter().any(|r| c.reason == r.as_str())) => {
             Ok(Action::requeue(SOON))
         }
+        // Converged, or blocked (a Conflict included: ownership is re-read every pass, so a
+        // released name or a repaired tag heals without an edit, and a lost one withdraws
+        // its grants).
         Ok(()) => Ok(Action::requeue(ctx.config.resync_interval)),
         Err(e) => Err(e),
     }
