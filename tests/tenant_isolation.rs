@@ -65,9 +65,9 @@ fn resources(doc: Option<&PolicyDocument>) -> Vec<String> {
     doc.iter().flat_map(|d| d.statements.iter()).flat_map(|s| s.resource.iter().flatten().cloned()).collect()
 }
 
-/// Full passes an operator has made (it reads the bucket's tags exactly once per pass).
+/// Full passes an operator has made (it reads the role exactly once per pass).
 fn passes(op: &Operator) -> u64 {
-    op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.operation == "GetBucketTagging").map(|(_, n)| n).sum()
+    op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.operation == "GetRole").map(|(_, n)| n).sum()
 }
 
 /// Waits until `op` has made `n` more passes than now: a bounded window in which a wrong
