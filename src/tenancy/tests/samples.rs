@@ -2,7 +2,7 @@
 //! under the built-in default (a single-tenant install without any policy object).
 
 use super::*;
-use crate::api::TerraformStateBackend;
+use crate::api::{TerraformStateBackend, TerraformStatePolicy};
 use crate::reconcile::validate::{Encryption, ObjectRef, OperatorDefaults, ValidSpec, validate};
 
 /// What the reconciler is expected to do: every field of the target from the `ValidSpec`.
@@ -86,4 +86,53 @@ fn derived_default_names_are_judged_too() {
     assert_eq!(violations("minimal.yaml", "default", &p), []);
     let (_, valid) = sample("minimal.yaml", "default");
     assert_eq!(valid.role.name, "tfstate-default-minimal");
+}
+
+/// The `TerraformStatePolicy` examples of docs/tenancy.md, in order.
+fn documented_policies() -> Vec<TerraformStatePolicy> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tenancy.md");
+    let text = std::fs::read_to_string(&path).expect("docs/tenancy.md");
+    text.split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("```").map(|(yaml, _)| yaml))
+        .filter(|yaml| yaml.contains("kind: TerraformStatePolicy"))
+        .map(|yaml| serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("documented policy parses: {e}\n{yaml}")))
+        .collect()
+}
+
+#[test]
+fn the_documented_examples_resolve_as_documented() {
+    let policies = documented_policies();
+    let names: Vec<_> = policies.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["baseline", "tenants", "platform", "payments-account"]);
+
+    let tenant = resolve(&policies, "team-a", &labels(&[("tfstate.dev/tenant", "true"), ("environment", "prod")]));
+    assert_eq!((tenant.policy_name(), tenant.also_selected_by.as_slice()), ("tenants", &["baseline".to_string()][..]));
+    let dev = resolve(&policies, "team-a", &labels(&[("tfstate.dev/tenant", "true"), ("environment", "dev")]));
+    assert_eq!(dev.policy_name(), "baseline");
+    let platform = resolve(&policies, "platform", &labels(&[("kubernetes.io/metadata.name", "platform")]));
+    assert_eq!((platform.policy_name(), platform.aws_accounts.clone()), ("platform", Allowed::Any));
+    let payments = resolve(&policies, "pay", &labels(&[("acme.example/aws-account", "payments")]));
+    assert_eq!(payments.policy_name(), "payments-account");
+    assert_eq!(payments.backend_account_id(ACCOUNT), "210987654321");
+
+    // The baseline: explicit collision-free names pass, the derived defaults do not, and
+    // namespace `a` cannot take the default table of namespace `a-b`.
+    let baseline = resolve(&policies, "a", &labels(&[]));
+    let mut backend = Backend::in_namespace("a");
+    (backend.bucket, backend.lock_table, backend.role, backend.alias) = (
+        "acme-tfstate-a".into(),
+        Some("acme-tfstate-a-lock".into()),
+        "tfstate_a_app".into(),
+        Some("alias/tfstate/a/app".into()),
+    );
+    assert_eq!(broken(&baseline, &backend), []);
+    backend.bucket = "acme-tfstate-a.app".into();
+    backend.lock_table = Some("acme-tfstate-a.app-lock".into());
+    assert_eq!(broken(&baseline, &backend), []);
+    backend.lock_table = Some("acme-tfstate-a-b-lock".into());
+    backend.role = "tfstate-a-app".into();
+    backend.alias = Some("alias/tfstate-a-app".into());
+    let rules: Vec<_> = broken(&baseline, &backend).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(rules, [Rule::LockTableName, Rule::RoleName, Rule::KmsAlias]);
 }
