@@ -26,11 +26,13 @@ fn default_for(namespace: &str) -> EffectivePolicy {
 }
 
 type Change = fn(&mut Backend);
+type PolicyFor = fn(&str) -> EffectivePolicy;
+type Expected = &'static [(Rule, &'static str)];
 
 #[test]
 fn each_rule_allows_and_refuses() {
-    let none: &[(Rule, &str)] = &[];
-    let table: &[(&str, fn(&str) -> EffectivePolicy, Change, &[(Rule, &str)])] = &[
+    let none: Expected = &[];
+    let table: &[(&str, PolicyFor, Change, Expected)] = &[
         // what, policy, change to a conforming backend of namespace team-a, violations
         ("conforming", tenants, |_| {}, none),
         ("conforming, default", default_for, |_| {}, none),

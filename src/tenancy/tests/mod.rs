@@ -24,6 +24,9 @@ fn policy(name: &str, spec: &str) -> TerraformStatePolicy {
     TerraformStatePolicy::new(name, spec)
 }
 
+/// Namespace labels in a table row.
+type Pairs = &'static [(&'static str, &'static str)];
+
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

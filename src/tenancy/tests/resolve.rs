@@ -10,7 +10,7 @@ fn selector(yaml: &str) -> NamespaceSelector {
 
 #[test]
 fn selectors_follow_kubernetes_label_selector_semantics() {
-    let table: &[(&str, &[(&str, &str)], bool)] = &[
+    let table: &[(&str, Pairs, bool)] = &[
         // selector, namespace labels, selected
         ("{}", &[], true),
         ("{}", &[("any", "thing")], true),
@@ -171,7 +171,7 @@ fn the_most_specific_policy_applies_and_ties_go_to_the_first_name() {
         policy("b-team-prod", "namespaceSelector: {matchLabels: {tier: tenant, env: prod}}"),
         policy("z-has-team", "namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}"),
     ];
-    let table: &[(&[(&str, &str)], &str, &[&str])] = &[
+    let table: &[(Pairs, &str, &[&str])] = &[
         // namespace labels, applied policy, also selected by (precedence order)
         (&[], "catch-all", &[]),
         (&[("tier", "platform")], "catch-all", &[]),
