@@ -17,3 +17,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod render;
 pub mod telemetry;
+pub mod tenancy;
