@@ -4,6 +4,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library.
 
+pub mod admission;
 pub mod api;
 pub mod aws;
 pub mod context;

@@ -16,7 +16,7 @@ use common::operator::{
     Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_for, wait_ready,
     wait_reason,
 };
-use common::{Ground, install_crd, test_namespace};
+use common::{Ground, install_crd, strict_namespace};
 use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::json;
@@ -40,7 +40,8 @@ struct Tenant {
 }
 
 async fn tenant(ground: &Ground, client: &kube::Client, prefix: &str) -> Tenant {
-    let ns = test_namespace(client, prefix).await;
+    // The built-in default policy: what a tenant gets when the platform team wrote none.
+    let ns = strict_namespace(client, prefix).await;
     let op = start_operator(ground, &ns, RESYNC).await;
     Tenant { api: Api::namespaced(client.clone(), &ns), ns, op }
 }
@@ -291,4 +292,67 @@ async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
         assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Under the built-in default (no policy selects the namespace) a tenant may trust only
+/// service accounts of its own namespace and may not adopt: such a spec is a
+/// `PolicyViolation` naming the field and the policy, and costs no AWS call for it.
+#[tokio::test]
+async fn built_in_default_refuses_foreign_trust_and_adoption_without_aws_calls() {
+    let (ground, client, aws) = ground().await;
+    let t = tenant(&ground, &client, "abuser").await;
+    let extra = "  adoptExisting: true\n  access: {trust: {eksPodIdentity: true, serviceAccounts: [{namespace: kube-system, name: default}]}}\n";
+    let yaml = backend_yaml("grab", &unique_bucket("abuse"), "")
+        .replace("  access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}\n", extra);
+    create_backend(&t.api, &yaml).await;
+    let obj = wait_reason(&t.api, "grab", "Ready", "PolicyViolation").await;
+    let message = condition(&obj, "Ready").unwrap().2;
+    for needle in ["spec.access.trust.serviceAccounts", "kube-system", "spec.adoptExisting", "built-in default"] {
+        assert!(message.contains(needle), "{needle:?} missing from {message}");
+    }
+    assert_eq!(obj.status.as_ref().unwrap().policy.as_deref(), Some("built-in default"));
+    let calls: u64 = t.op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.service != "sts").map(|(_, n)| n).sum();
+    assert_eq!(calls, 0, "a refused spec must cost no AWS call");
+    assert!(iam::get_role(&aws.iam, &format!("tfstate-{}-grab", t.ns)).await.unwrap().is_none());
+}
+
+/// A TerraformStatePolicy selecting the namespace by label allows what the default refuses,
+/// gives the role its IAM path, and shows in status; deleted, its allowance goes with it
+/// at the next resync (no edit of the backend needed).
+#[tokio::test]
+async fn a_cluster_policy_allows_shapes_and_withdraws() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    use tfstate_operator::api::TerraformStatePolicy;
+
+    let (ground, client, aws) = ground().await;
+    let t = tenant(&ground, &client, "governed").await;
+    let name = format!("governed-{}", t.ns);
+    let policy: TerraformStatePolicy = serde_json::from_value(json!({
+        "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStatePolicy", "metadata": {"name": name},
+        "spec": {"namespaceSelector": {"matchLabels": {"tfstate.dev/tenant": t.ns}},
+                 "trust": {"allowedServiceAccountNamespaces": ["{namespace}", "shared-ci"]},
+                 "role": {"iamPath": "/tenants/"}}
+    }))
+    .unwrap();
+    let policies: Api<TerraformStatePolicy> = Api::all(client.clone());
+    policies.patch(&name, &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&policy)).await.unwrap();
+    let label = json!({"metadata": {"labels": {"tfstate.dev/tenant": t.ns}}});
+    Api::<Namespace>::all(client.clone()).patch(&t.ns, &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+
+    let trust = "  access: {trust: {eksPodIdentity: true, serviceAccounts: [{namespace: shared-ci, name: runner}]}}\n";
+    let yaml = backend_yaml("app", &unique_bucket("governed"), "")
+        .replace("  access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}\n", trust);
+    create_backend(&t.api, &yaml).await;
+    let obj = wait_ready(&t.api, "app").await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.policy.as_deref(), Some(name.as_str()));
+    let role_arn = status.role_arn.unwrap();
+    assert!(role_arn.contains(":role/tenants/"), "the policy's IAM path: {role_arn}");
+    let role = iam::get_role(&aws.iam, &format!("tfstate-{}-app", t.ns)).await.unwrap().expect("role");
+    assert_eq!(role.arn, role_arn);
+
+    policies.delete(&name, &DeleteParams::default()).await.unwrap();
+    let obj = wait_reason(&t.api, "app", "Ready", "PolicyViolation").await;
+    assert!(condition(&obj, "Ready").unwrap().2.contains("shared-ci"));
 }

@@ -39,7 +39,8 @@ WATCH_RULES = {
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
 # Cluster-scoped TerraformStatePolicies, read only, in every mode.
-POLICY_RULES = {("tfstate.dev", "terraformstatepolicies"): {"get", "list", "watch"}}
+POLICY_RULES = {("tfstate.dev", "terraformstatepolicies"): {"get", "list", "watch"},
+                ("", "namespaces"): {"get", "list", "watch"}}
 
 
 def render(values: dict[str, Any] | None = None, release: str = RELEASE) -> list[dict[str, Any]]:
@@ -256,6 +257,7 @@ def test_every_mode_may_read_policies_and_never_write_them():
             if d["kind"] == "Role":
                 assert ("tfstate.dev", "terraformstatepolicies") not in rules_of(d), d["metadata"]["name"]
         assert granted[("tfstate.dev", "terraformstatepolicies")] == {"get", "list", "watch"}, values
+        assert granted[("", "namespaces")] == {"get", "list", "watch"}, values
 
 
 def test_namespaced_args_leader_election_and_pdb():

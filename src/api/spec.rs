@@ -30,6 +30,7 @@ use super::status::TerraformStateBackendStatus;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Bucket","type":"string","jsonPath":".spec.bucket.name"}"#,
     printcolumn = r#"{"name":"Lock","type":"string","jsonPath":".spec.locking.mode"}"#,
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".status.policy"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

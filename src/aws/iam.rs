@@ -46,9 +46,11 @@ pub async fn get_inline_policy(c: &Client, role: &str, policy_name: &str) -> Res
 }
 
 /// Creates the role.
+#[allow(clippy::too_many_arguments)] // one per CreateRole parameter the operator sets
 pub async fn create_role(
     c: &Client,
     name: &str,
+    path: &str,
     description: &str,
     trust_json: &str,
     max_session_duration: i32,
@@ -58,6 +60,7 @@ pub async fn create_role(
     let out = c
         .create_role()
         .role_name(name)
+        .path(path)
         .description(description)
         .assume_role_policy_document(trust_json)
         .max_session_duration(max_session_duration)

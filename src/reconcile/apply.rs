@@ -28,6 +28,7 @@ pub async fn apply_role(
                 iam::create_role(
                     c,
                     &desired.name,
+                    &desired.path,
                     &desired.description,
                     &desired.trust.to_json(),
                     desired.max_session_duration,

@@ -12,6 +12,7 @@ use crate::aws::AwsClients;
 use crate::context::Context;
 use crate::render::render;
 
+use super::admit::admit;
 use super::apply::{BucketApplied, apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
 use super::desired::{
     DesiredKey, Identity, Owned, Owner, TAG_OWNER_UID, desired_key, desired_resources, desired_role,
@@ -21,7 +22,7 @@ use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::{Published, publish};
-use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
+use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
 /// Reasons that report a change made by this pass.
@@ -61,10 +62,28 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             return Ok(Action::await_change());
         }
     };
-
+    let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
     let aws = ctx.aws.clients(&valid.region);
-    let mut run =
-        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report: StatusReport::default(), events: vec![] };
+    // Asked once per process: the operator's own account is what "own account" means.
+    let account = ctx.identity(&aws).await?.account_id;
+    let valid = match admit(valid, &policy, &account) {
+        Ok(valid) => valid,
+        Err(refused) => {
+            // No AWS call for a spec the policy refuses. Policies are not watched per
+            // object, so look again at the resync interval: a changed policy admits it.
+            let message = format!("refused by {}: {refused}", policy.source);
+            let mut report = status::remember(refused_report(Reason::PolicyViolation, &message), previous);
+            report.policy = Some(refused.policy.clone());
+            let status = next_status(previous, generation, report, &now);
+            if status::write(&api, &owner.name, previous, &status).await? {
+                event(ctx, obj, EventType::Warning, Reason::PolicyViolation, message).await;
+            }
+            return Ok(Action::requeue(ctx.config.resync_interval));
+        }
+    };
+
+    let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
+    let mut run = Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![] };
     let result = run.converge(&aws).await;
     let Run { mut report, mut events, .. } = run;
     if let Err(e) = &result {

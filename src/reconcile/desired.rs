@@ -120,6 +120,8 @@ pub struct DesiredRole {
     pub max_session_duration: i32,
     /// Permissions boundary.
     pub boundary: Option<String>,
+    /// IAM path (`/` or `/.../`).
+    pub path: String,
 }
 
 /// Everything but the key, once the key's ARN is known.
@@ -151,7 +153,8 @@ pub fn resource_tags(valid: &ValidSpec, owner: &Owner) -> Tags {
 
 /// ARN of the runners' role.
 pub fn role_arn(valid: &ValidSpec, id: &Identity) -> String {
-    format!("arn:{}:iam::{}:role/{}", id.partition, id.account_id, valid.role.name)
+    // The path starts and ends with `/` (`/` alone by default).
+    format!("arn:{}:iam::{}:role{}{}", id.partition, id.account_id, valid.role.path, valid.role.name)
 }
 
 /// The role (without its inline policy, which needs the key ARN).
@@ -177,6 +180,7 @@ pub fn desired_role(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredR
         trust,
         max_session_duration: r.max_session_duration_seconds,
         boundary: r.permissions_boundary_arn.clone(),
+        path: r.path.clone(),
     }
 }
 

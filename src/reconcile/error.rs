@@ -25,6 +25,9 @@ pub enum ReconcileError {
     /// The AWS clients could not be built.
     #[error(transparent)]
     Factory(#[from] FactoryError),
+    /// The cluster policy of the namespace cannot be told yet.
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
     /// The object lacks metadata the API server always sets.
     #[error("the object has no {0}")]
     MissingMetadata(&'static str),
@@ -41,9 +44,10 @@ impl ReconcileError {
             ReconcileError::Aws(e) if e.kind == AwsErrorKind::AccessDenied => Reason::AccessDenied,
             ReconcileError::Aws(_) | ReconcileError::Factory(_) => Reason::AwsError,
             ReconcileError::Publish(PublishError::NotOurs(_)) => Reason::Conflict,
-            ReconcileError::Kube(_) | ReconcileError::Publish(_) | ReconcileError::MissingMetadata(_) => {
-                Reason::KubernetesError
-            }
+            ReconcileError::Kube(_)
+            | ReconcileError::Publish(_)
+            | ReconcileError::MissingMetadata(_)
+            | ReconcileError::Admission(_) => Reason::KubernetesError,
             ReconcileError::Render(_) => Reason::InvalidSpec,
             ReconcileError::DeletionBlocked(_) => Reason::DeletionBlocked,
         }

@@ -435,6 +435,7 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
         eks_pod_identity: t.eks_pod_identity,
         aws_principals: sorted_unique(&t.aws_principals),
         permissions_boundary_arn: a.permissions_boundary_arn.clone(),
+        path: "/".into(),
         max_session_duration_seconds: a.max_session_duration_seconds,
     }
 }

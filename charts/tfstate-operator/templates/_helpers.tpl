@@ -89,4 +89,8 @@ app.kubernetes.io/component: operator
 - apiGroups: ["tfstate.dev"]
   resources: ["terraformstatepolicies"]
   verbs: ["get", "list", "watch"]
+# A namespace's labels choose the TerraformStatePolicy that applies to its backends.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- end }}

@@ -5,7 +5,8 @@ use crate::policy::PolicyDocument;
 use crate::reconcile::desired::{DesiredRole, Owner};
 use crate::reconcile::observe::ObservedRole;
 
-use super::{PartPlan, check_ownership, comparable_tags, policy_matches};
+use super::{Blocked, PartPlan, check_ownership, comparable_tags, policy_matches};
+use crate::api::Reason;
 
 /// A write to the role.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +38,17 @@ pub fn plan_role(
     let Some(observed) = observed else { return Ok(vec![RoleChange::Create]) };
     let info = &observed.info;
     check_ownership(&format!("IAM role {}", desired.name), &info.tags, owner, adopt)?;
+    if info.arn != desired.arn {
+        // IAM cannot move a role to another path (the cluster policy's iamPath changed).
+        return Err(Blocked {
+            reason: Reason::DependencyNotReady,
+            message: format!(
+                "IAM role {} is {}, but the cluster policy puts runner roles at {}: IAM cannot change a role's path; \
+                 delete the role to have it created again, or restore the policy's iamPath",
+                desired.name, info.arn, desired.arn
+            ),
+        });
+    }
     let mut changes = Vec::new();
     if !policy_matches(Some(&info.trust_policy), &desired.trust) {
         changes.push(RoleChange::UpdateTrust);

@@ -3,30 +3,8 @@
 
 use super::*;
 use crate::api::{TerraformStateBackend, TerraformStatePolicy};
-use crate::reconcile::validate::{Encryption, ObjectRef, OperatorDefaults, ValidSpec, validate};
-
-/// What the reconciler is expected to do: every field of the target from the `ValidSpec`.
-fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Target<'a> {
-    let (kms_alias, kms_key_admins, existing_key_arn) = match &valid.encryption {
-        Encryption::CreateKey { alias, admins, .. } => (Some(alias.as_str()), admins.as_slice(), None),
-        Encryption::ExistingKey { arn } => (None, &[][..], Some(arn.as_str())),
-        Encryption::Aes256 => (None, &[][..], None),
-    };
-    Target {
-        operator_account_id,
-        bucket: &valid.bucket,
-        lock_table: valid.lock_table.as_ref().map(|t| t.name.as_str()),
-        role_name: &valid.role.name,
-        kms_alias,
-        kms_key_admins,
-        existing_key_arn,
-        adopt_existing: valid.adopt_existing,
-        service_accounts: &valid.role.service_accounts,
-        oidc_provider_arn: valid.role.oidc_provider_arn.as_deref(),
-        aws_principals: &valid.role.aws_principals,
-        permissions_boundary_arn: valid.role.permissions_boundary_arn.as_deref(),
-    }
-}
+use crate::reconcile::admit::target_of;
+use crate::reconcile::validate::{ObjectRef, OperatorDefaults, ValidSpec, validate};
 
 fn sample(file: &str, namespace: &str) -> (TerraformStateBackend, ValidSpec) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(file);
