@@ -42,6 +42,8 @@ pub struct Context {
     pub failpoints: Failpoints,
     /// Prometheus metrics.
     pub metrics: std::sync::Arc<Metrics>,
+    /// The cluster policies and namespace labels that admission judges specs by.
+    pub admission: crate::admission::PolicyCache,
     identity: OnceCell<Identity>,
     failures: Mutex<HashMap<String, u32>>,
     own_config_map_writes: Mutex<HashMap<String, String>>,
@@ -58,6 +60,7 @@ impl Context {
             aws,
             config,
             failpoints,
+            admission: Default::default(),
             identity: OnceCell::new(),
             failures: Mutex::new(HashMap::new()),
             own_config_map_writes: Mutex::new(HashMap::new()),

@@ -30,6 +30,9 @@ pub struct ControllerConfig {
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
     let client = ctx.client.clone();
+    // Admission reads the cluster policies and namespace labels from memory.
+    let cache = ctx.clone();
+    tokio::spawn(async move { cache.admission.run(cache.client.clone()).await });
     let (backends, config_maps): (Api<TerraformStateBackend>, Api<ConfigMap>) = match &config.namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
         None => (Api::all(client.clone()), Api::all(client)),

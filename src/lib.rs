@@ -4,6 +4,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library.
 
+pub mod admission;
 pub mod api;
 pub mod aws;
 pub mod context;
@@ -17,3 +18,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod render;
 pub mod telemetry;
+pub mod tenancy;

@@ -30,8 +30,25 @@ enum Command {
     Run(RunArgs),
     /// Print the backend configuration of a TerraformStateBackend object, offline.
     Render(RenderArgs),
-    /// Print the TerraformStateBackend CustomResourceDefinition as YAML (what `crds/` holds).
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML: both, as two documents, or one with
+    /// `--kind` (exactly what its file in `crds/` holds).
+    Crd(CrdArgs),
+}
+
+#[derive(Args, Debug)]
+struct CrdArgs {
+    /// Only this CRD.
+    #[arg(long, value_enum)]
+    kind: Option<CrdKind>,
+}
+
+/// The CustomResourceDefinitions of the operator.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CrdKind {
+    /// TerraformStateBackend (namespaced): crds/terraformstatebackends.tfstate.dev.yaml.
+    Backend,
+    /// TerraformStatePolicy (cluster-scoped): crds/terraformstatepolicies.tfstate.dev.yaml.
+    Policy,
 }
 
 /// Settings shared by `run` and `render`.
@@ -101,9 +118,7 @@ struct RenderArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd => {
-            tfstate_operator::api::crd_yaml().map_err(|e| format!("cannot serialize the CRD: {e}")).map(print)
-        }
+        Command::Crd(args) => crd(args.kind).map(print),
         Command::Render(args) => render(args).map(print),
         Command::Run(args) => run(args),
     };
@@ -119,6 +134,16 @@ fn main() -> ExitCode {
 fn print(text: String) {
     // A closed pipe (`| head`) is not worth a panic.
     let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn crd(kind: Option<CrdKind>) -> Result<String, String> {
+    use tfstate_operator::api::{crd_yaml, policy_crd_yaml};
+    let yaml = match kind {
+        Some(CrdKind::Backend) => crd_yaml(),
+        Some(CrdKind::Policy) => policy_crd_yaml(),
+        None => crd_yaml().and_then(|backend| Ok(format!("{backend}---\n{}", policy_crd_yaml()?))),
+    };
+    yaml.map_err(|e| format!("cannot serialize the CRD: {e}"))
 }
 
 fn render(args: RenderArgs) -> Result<String, String> {

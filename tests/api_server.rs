@@ -91,6 +91,16 @@ fn set(doc: &mut Value, path: &str, value: Value) {
     }
 }
 
+/// `value` with every `{}` in its strings replaced by `insert`.
+fn subst(value: &Value, insert: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace("{}", insert)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| subst(v, insert)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), subst(v, insert))).collect()),
+        other => other.clone(),
+    }
+}
+
 #[tokio::test]
 async fn invalid_objects_are_rejected_naming_the_field() {
     let ground = Ground::load();
@@ -110,6 +120,9 @@ async fn invalid_objects_are_rejected_naming_the_field() {
         ("/spec/access/trust", Value::Null, "spec.access.trust"),
         ("/spec/region", json!("Europe"), "spec.region"),
         ("/spec/stateKey", json!("/abs/terraform.tfstate"), "spec.stateKey"),
+        ("/spec/stateKey", json!("team//terraform.tfstate"), "spec.stateKey"),
+        ("/spec/stateKey", json!("*"), "spec.stateKey"),
+        ("/spec/workspaceKeyPrefix", json!("${aws:username}"), "spec.workspaceKeyPrefix"),
         ("/spec/bucket/noncurrentVersionExpirationDays", json!(-1), "spec.bucket.noncurrentVersionExpirationDays"),
         ("/spec/encryption", json!({"mode": "aes"}), "spec.encryption.mode"),
         (
@@ -157,6 +170,156 @@ async fn invalid_objects_are_rejected_naming_the_field() {
                 );
             }
             Err(e) => panic!("{path} = {value}: unexpected error {e}"),
+        }
+    }
+    delete_namespace(&client, &ns).await;
+}
+
+/// Every spec value the operator writes into a policy (Resource ARNs, conditions, principals)
+/// must be literal: the schema refuses IAM's wildcards `*` and `?`, the `$` of policy
+/// variables, control characters and non-ASCII characters in each of them.
+#[tokio::test]
+async fn non_literal_policy_values_are_rejected_naming_the_field() {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    install_crd(&client).await;
+    let ns = test_namespace(&client, "literal").await;
+    let api = dynamic_api(&client, &ns);
+    let base: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join("samples/minimal.yaml")).unwrap()).unwrap();
+
+    // (JSON pointer, value with `{}` where the character goes, field named in the message);
+    // each is accepted with `{}` removed (checked below).
+    let fields: Vec<(&str, Value, &str)> = vec![
+        ("/spec/stateKey", json!("team/app{}/terraform.tfstate"), "spec.stateKey"),
+        ("/spec/stateKey", json!("{}terraform.tfstate"), "spec.stateKey"),
+        ("/spec/workspaceKeyPrefix", json!("env:{}"), "spec.workspaceKeyPrefix"),
+        ("/spec/region", json!("eu-west-1{}"), "spec.region"),
+        ("/spec/bucket/name", json!("acme-tf{}state"), "spec.bucket.name"),
+        (
+            "/spec/encryption",
+            json!({"kmsKey": {"existingKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd{}"}}),
+            "spec.encryption.kmsKey.existingKeyArn",
+        ),
+        (
+            "/spec/encryption",
+            json!({"kmsKey": {"create": {"alias": "alias/tf{}"}}}),
+            "spec.encryption.kmsKey.create.alias",
+        ),
+        (
+            "/spec/encryption",
+            json!({"kmsKey": {"create": {"admins": ["arn:aws:iam::123456789012:role/admin{}"]}}}),
+            "spec.encryption.kmsKey.create.admins",
+        ),
+        ("/spec/locking", json!({"table": {"name": "acme-lock{}"}}), "spec.locking.table.name"),
+        ("/spec/access/roleName", json!("tfstate{}"), "spec.access.roleName"),
+        (
+            "/spec/access/trust/awsPrincipals",
+            json!(["arn:aws:iam::123456789012:role/ci{}"]),
+            "spec.access.trust.awsPrincipals",
+        ),
+        (
+            "/spec/access/trust/awsPrincipals",
+            json!(["arn:aws:iam::123456789012:user/team{}/alice"]),
+            "spec.access.trust.awsPrincipals",
+        ),
+        (
+            "/spec/access/trust/serviceAccounts",
+            json!([{"namespace": "ci{}", "name": "tf"}]),
+            "spec.access.trust.serviceAccounts",
+        ),
+        (
+            "/spec/access/trust/serviceAccounts",
+            json!([{"namespace": "ci", "name": "tf{}"}]),
+            "spec.access.trust.serviceAccounts",
+        ),
+        (
+            "/spec/access/trust/oidcProviderArn",
+            json!("arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC{}"),
+            "spec.access.trust.oidcProviderArn",
+        ),
+        (
+            "/spec/access/permissionsBoundaryArn",
+            json!("arn:aws:iam::123456789012:policy/boundary{}"),
+            "spec.access.permissionsBoundaryArn",
+        ),
+    ];
+    let object = |i: &str, path: &str, value: Value| {
+        let mut obj = base.clone();
+        set(&mut obj, "/metadata/name", json!(format!("literal-{i}")));
+        set(&mut obj, path, value);
+        obj
+    };
+
+    for (i, (path, template, _)) in fields.iter().enumerate() {
+        let value = subst(template, "");
+        let obj = object(&format!("ok-{i}"), path, value.clone());
+        create(&api, &obj).await.unwrap_or_else(|e| panic!("{path} = {value} was rejected: {e}"));
+    }
+    let mut n = 0;
+    for (path, template, field) in &fields {
+        for bad in ["*", "?", "${aws:username}", "$", "\t", "\u{1b}", "\u{7f}", "é", "\u{202e}"] {
+            n += 1;
+            let value = subst(template, bad);
+            match create(&api, &object(&n.to_string(), path, value.clone())).await {
+                Ok(_) => panic!("{path} = {value} was accepted by the API server"),
+                Err(kube::Error::Api(status)) => {
+                    assert_eq!(status.code, 422, "{path} = {value}: {status:?}");
+                    assert!(
+                        status.message.contains(field),
+                        "{path} = {value}: message does not name {field}: {}",
+                        status.message
+                    );
+                }
+                Err(e) => panic!("{path} = {value}: unexpected error {e}"),
+            }
+        }
+    }
+    delete_namespace(&client, &ns).await;
+}
+
+/// Keys as Terraform users write them pass the schema's literal-key pattern; the ones
+/// Terraform itself refuses (`//`) and characters S3 advises against do not.
+#[tokio::test]
+async fn terraform_keys_are_accepted_and_odd_ones_rejected() {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    install_crd(&client).await;
+    let ns = test_namespace(&client, "keys").await;
+    let api = dynamic_api(&client, &ns);
+    let base: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join("samples/minimal.yaml")).unwrap()).unwrap();
+    let object = |name: String, key: &str, prefix: &str| {
+        let mut obj = base.clone();
+        set(&mut obj, "/metadata/name", json!(name));
+        set(&mut obj, "/spec/stateKey", json!(key));
+        set(&mut obj, "/spec/workspaceKeyPrefix", json!(prefix));
+        obj
+    };
+    let good = [
+        ("team/app/terraform.tfstate", "env:"),
+        ("a.b-c_d/e=f@g+h/terraform.tfstate", "workspaces/env:"),
+        ("Team App/(prod)/it's;a,b&c!.tfstate", "x"),
+    ];
+    for (i, (key, prefix)) in good.into_iter().enumerate() {
+        create(&api, &object(format!("good-{i}"), key, prefix))
+            .await
+            .unwrap_or_else(|e| panic!("stateKey {key:?} / workspaceKeyPrefix {prefix:?} rejected: {e}"));
+    }
+    let bad = ["a//b", "a/", "a#b", "a%2Fb", "a{b}", "a~b", "a\\b", "a\"b", "a\nb"];
+    for (i, key) in bad.into_iter().enumerate() {
+        for (obj, field) in [
+            (object(format!("bad-key-{i}"), key, "env:"), "spec.stateKey"),
+            (object(format!("bad-prefix-{i}"), "terraform.tfstate", key), "spec.workspaceKeyPrefix"),
+        ] {
+            match create(&api, &obj).await {
+                Ok(_) => panic!("{field} = {key:?} was accepted by the API server"),
+                Err(kube::Error::Api(status)) => {
+                    assert_eq!(status.code, 422, "{field} = {key:?}: {status:?}");
+                    assert!(status.message.contains(field), "{field} = {key:?}: {}", status.message);
+                }
+                Err(e) => panic!("{field} = {key:?}: unexpected error {e}"),
+            }
         }
     }
     delete_namespace(&client, &ns).await;

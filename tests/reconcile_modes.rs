@@ -271,15 +271,28 @@ async fn check_bucket(h: &Harness, e: &Expect, tags: &Tags, key_arn: Option<&str
     let want = bucket_policy(&BucketPolicyInput { partition: "aws", bucket: b, encryption });
     assert!(policy.semantically_eq(&want), "bucket policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: the denials DESIGN.md lists, on every object, and no others.
+    // Each encryption denial is guarded by the presence (`Null: false`) of what it judges, so
+    // header-less requests (multipart parts) are left to default encryption.
     let sse = "s3:x-amz-server-side-encryption";
-    let mut denials = vec![("Bool", "aws:SecureTransport".to_string(), "false"), ("Null", sse.into(), "true")];
-    denials.push(("StringNotEquals", sse.into(), algorithm.as_str()));
-    denials.extend(key_arn.map(|k| ("StringNotEquals", format!("{sse}-aws-kms-key-id"), k)));
+    let (key_id, sse_c) = (format!("{sse}-aws-kms-key-id"), format!("{sse}-customer-algorithm"));
+    let mut denials = vec![
+        vec![("Bool", "aws:SecureTransport", "false")],
+        vec![("Null", sse, "false"), ("StringNotEquals", sse, algorithm.as_str())],
+        vec![("Null", sse_c.as_str(), "false")],
+    ];
+    if let Some(k) = key_arn {
+        denials.push(vec![("StringEquals", sse, "aws:kms"), ("Null", &key_id, "true")]);
+        denials.push(vec![("Null", &key_id, "false"), ("StringNotEquals", &key_id, k)]);
+    }
     assert_eq!(policy.statements.len(), denials.len(), "one statement per denial");
     let objects = format!("arn:aws:s3:::{b}/*");
-    for (op, key, value) in denials {
+    for conditions in denials {
         let denies = |s: &Statement| s.effect == Effect::Deny && list(&s.resource).contains(&objects);
-        find(&policy, |s| denies(s) && s.principal == Some(Principal::Any) && cond(s, op, &key) == [value]);
+        let exactly = |s: &Statement| {
+            let count: usize = s.condition.iter().flatten().map(|(_, keys)| keys.len()).sum();
+            count == conditions.len() && conditions.iter().all(|(op, key, value)| cond(s, op, key) == [*value])
+        };
+        find(&policy, |s| denies(s) && s.principal == Some(Principal::Any) && exactly(s));
     }
 }
 
@@ -306,7 +319,8 @@ async fn check_key(h: &Harness, e: &Expect, tags: &Tags, role_arn: &str) -> Opti
     let caller = h.aws.sts.get_caller_identity().send().await.expect("GetCallerIdentity");
     let operator = principal_arn_for_policy(caller.arn().expect("caller ARN"));
     let (partition, account_id, operator_arn) = ("aws", "123456789012", operator.as_str());
-    let want = key_policy(&KeyPolicyInput { partition, account_id, operator_arn, role_arn, admins });
+    let region = "eu-west-1";
+    let want = key_policy(&KeyPolicyInput { partition, region, account_id, operator_arn, role_arn, admins });
     assert!(policy.semantically_eq(&want), "key policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: root administers, the role only uses the key.
     let allowed = |who: &str| -> Vec<String> {
@@ -394,8 +408,16 @@ async fn check_role(
     let (bucket, state_key, lockfile) = (e.bucket.as_str(), e.state_key.as_str(), e.lockfile);
     let workspace_key_prefix = e.workspace_prefix.as_deref().unwrap_or("env:");
     let (table_arn, kms_key_arn) = (table, key);
-    let input =
-        RunnerPolicyInput { partition, bucket, state_key, workspace_key_prefix, lockfile, table_arn, kms_key_arn };
+    let input = RunnerPolicyInput {
+        partition,
+        region: "eu-west-1",
+        bucket: Some(bucket),
+        state_key,
+        workspace_key_prefix,
+        lockfile,
+        table_arn,
+        kms_key_arn,
+    };
     let want = runner_policy(&input);
     assert!(inline.semantically_eq(&want), "inline policy {}\nwanted {}", inline.to_json(), want.to_json());
     // Independently of the builder: resources of the statements granting actions with a prefix.

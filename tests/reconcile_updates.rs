@@ -302,7 +302,8 @@ async fn assert_inline(h: &Harness, obj: &TerraformStateBackend, lockfile: bool)
     let state_key = format!("{}/{}/terraform.tfstate", h.ns, obj.name_any());
     let want = runner_policy(&RunnerPolicyInput {
         partition: "aws",
-        bucket: &obj.spec.bucket.name,
+        region: "eu-west-1",
+        bucket: Some(&obj.spec.bucket.name),
         state_key: &state_key,
         workspace_key_prefix: "env:",
         lockfile,

@@ -289,14 +289,17 @@ async fn dynamodb_lock_cycle(r: &Runner, cfg: &Published) {
 }
 
 /// Terraform's S3 lock file: `<key>.tflock` written with `If-None-Match: *` and the state's
-/// encryption (without it, the bucket policy refuses it); a second writer gets 412
+/// encryption (or without SSE headers: default encryption applies); a second writer gets 412
 /// PreconditionFailed (moto 5.2.5 implements conditional writes); DeleteObject releases it.
 async fn lockfile_cycle(r: &Runner, cfg: &Published) {
     let lock_key = format!("{}.tflock", cfg.key());
     let info = r#"{"ID":"0b1d","Operation":"OperationTypePlan","Who":"runner@ci"}"#;
     let sse = Sse::terraform(cfg);
-    // OpenTofu 1.10.0-1.10.1 sent no SSE header with the lock file (opentofu#2970): refused here.
-    assert_denied("lock file without encryption", put(&r.s3, cfg, &lock_key, info, &Sse::None, true).await);
+    // OpenTofu 1.10.0-1.10.1 sent no SSE header with the lock file (opentofu#2970): the bucket
+    // policy judges only stated encryption, so it passes and default encryption applies.
+    put(&r.s3, cfg, &lock_key, info, &Sse::None, true).await.expect("lock file PutObject without SSE headers");
+    assert_stored(r, cfg, &lock_key, info).await;
+    r.s3.delete_object().bucket(cfg.bucket()).key(&lock_key).send().await.expect("unlock DeleteObject");
     put(&r.s3, cfg, &lock_key, info, &sse, true).await.expect("lock file PutObject If-None-Match: *");
     let second = put(&r.s3, cfg, &lock_key, info, &sse, true).await;
     assert_eq!(refusal("a second lock file write", second), (412, "PreconditionFailed".to_string()));
@@ -331,8 +334,8 @@ async fn kms_backend_with_lockfile_serves_terraform() {
     lockfile_cycle(&r, cfg).await;
 }
 
-/// AES256 + Both: no key is published, objects are SSE-S3, Terraform takes both locks, and
-/// the bucket policy refuses an upload asking for SSE-KMS or for no encryption.
+/// AES256 + Both: no key is published, objects are SSE-S3, Terraform takes both locks, the
+/// bucket policy refuses an upload asking for SSE-KMS, and one without SSE headers is SSE-S3.
 #[tokio::test]
 async fn aes256_backend_with_both_locks_serves_terraform() {
     let fx = ready_backend("tfp-aes-both", "  encryption: {mode: AES256}\n  locking: {mode: Both}\n").await;
@@ -343,16 +346,21 @@ async fn aes256_backend_with_both_locks_serves_terraform() {
     state_round_trip(&r, cfg, cfg.key()).await;
     dynamodb_lock_cycle(&r, cfg).await;
     lockfile_cycle(&r, cfg).await;
-    for sse in [Sse::None, Sse::Kms(None)] {
+    let some_key = "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-123456789abc";
+    for sse in [Sse::Kms(None), Sse::Kms(Some(some_key.to_string()))] {
         assert_denied(&format!("{sse:?} upload"), put(&r.s3, cfg, cfg.key(), "{}", &sse, false).await);
     }
     assert_stored(&r, cfg, cfg.key(), STATE).await;
+    let next = STATE.replace("\"serial\":1", "\"serial\":2");
+    put(&r.s3, cfg, cfg.key(), &next, &Sse::None, false).await.expect("PutObject without SSE headers");
+    assert_stored(&r, cfg, cfg.key(), &next).await;
 }
 
 /// The bucket policy, enforced end to end on a KMS backend: plain HTTP is refused for reads,
-/// writes and deletes; over TLS, uploads without encryption, with AES256, with `aws:kms` but no key id
-/// (S3 would use `aws/s3`) or with another existing key are refused; the state is untouched
-/// by all of them and Terraform's own upload is accepted.
+/// writes and deletes; over TLS, uploads with AES256, with `aws:kms` but no key id (S3 would
+/// use `aws/s3`) or with another existing key are refused, and the state is untouched by all
+/// of them; Terraform's own upload is accepted, and so is one without SSE headers, which
+/// default encryption encrypts with the backend's key (tests/large_state.rs: multipart, SSE-C).
 #[tokio::test]
 async fn bucket_policy_refuses_everything_but_terraforms_encrypted_tls_requests() {
     let fx = ready_backend("tfp-policy", "").await;
@@ -365,13 +373,16 @@ async fn bucket_policy_refuses_everything_but_terraforms_encrypted_tls_requests(
     assert_denied("DeleteObject over plain HTTP", r.s3_plain.delete_object().bucket(bucket).key(key).send().await);
     let other_key = inspector(&fx.ground).await.kms.create_key().description("not the backend's").send().await;
     let other_key = other_key.expect("CreateKey").key_metadata().and_then(|m| m.arn().map(str::to_string));
-    for sse in [Sse::None, Sse::Aes256, Sse::Kms(None), Sse::Kms(other_key)] {
+    for sse in [Sse::Aes256, Sse::Kms(None), Sse::Kms(other_key)] {
         assert_denied(&format!("PutObject with {sse:?}"), put(&r.s3, cfg, key, "{}", &sse, false).await);
     }
     assert_stored(&r, cfg, key, STATE).await;
     let next = STATE.replace("\"serial\":1", "\"serial\":2");
     put(&r.s3, cfg, key, &next, &Sse::terraform(cfg), false).await.expect("Terraform's PutObject over TLS");
     assert_stored(&r, cfg, key, &next).await;
+    let last = STATE.replace("\"serial\":1", "\"serial\":3");
+    put(&r.s3, cfg, key, &last, &Sse::None, false).await.expect("PutObject without SSE headers over TLS");
+    assert_stored(&r, cfg, key, &last).await;
 }
 
 /// IAM glob: `*` any run of characters, `?` exactly one.

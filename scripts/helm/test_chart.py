@@ -38,6 +38,9 @@ WATCH_RULES = {
     ("events.k8s.io", "events"): {"create", "patch"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
+# Cluster-scoped TerraformStatePolicies, read only, in every mode.
+POLICY_RULES = {("tfstate.dev", "terraformstatepolicies"): {"get", "list", "watch"},
+                ("", "namespaces"): {"get", "list", "watch"}}
 
 
 def render(values: dict[str, Any] | None = None, release: str = RELEASE) -> list[dict[str, Any]]:
@@ -178,7 +181,7 @@ def test_default_probes_args_and_env():
 def test_default_rbac_is_cluster_wide_and_exact():
     docs = render()
     role = one(docs, "ClusterRole")
-    assert rules_of(role) == WATCH_RULES
+    assert rules_of(role) == WATCH_RULES | POLICY_RULES
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}
@@ -206,8 +209,8 @@ def test_default_metrics_service():
 
 def test_namespaced_objects():
     docs = render(NAMESPACED)
-    assert kinds(docs) == ["Deployment", "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding",
-                           "ServiceAccount"]
+    assert kinds(docs) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "Role",
+                           "RoleBinding", "RoleBinding", "ServiceAccount"]
     sa = one(docs, "ServiceAccount")
     assert sa["metadata"]["annotations"] == IRSA
 
@@ -227,6 +230,34 @@ def test_namespaced_rbac_is_a_role_in_the_watched_namespace():
         assert b["metadata"]["namespace"] == ns
         assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "tfo-tfstate-operator", "namespace": NAMESPACE}]
+
+
+def test_namespaced_rbac_reads_policies_cluster_wide_and_nothing_else():
+    """TerraformStatePolicies are cluster-scoped: a Role cannot grant them, so a small ClusterRole does."""
+    docs = render(NAMESPACED)
+    role = one(docs, "ClusterRole")
+    assert role["metadata"]["name"] == "tfo-tfstate-operator-policies"
+    assert rules_of(role) == POLICY_RULES
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["metadata"]["name"] == "tfo-tfstate-operator-policies"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": "tfo-tfstate-operator-policies"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tfo-tfstate-operator", "namespace": NAMESPACE}]
+    # Nothing of the watch rules leaks cluster-wide.
+    assert not set(rules_of(role)) & set(WATCH_RULES)
+
+
+def test_every_mode_may_read_policies_and_never_write_them():
+    for values in (None, NAMESPACED, {"leaderElection": {"enabled": True}}, {"watchNamespace": "team-a"}):
+        granted: dict[tuple[str, str], set[str]] = {}
+        for d in render(values):
+            if d["kind"] == "ClusterRole":
+                for key, verbs in rules_of(d).items():
+                    granted.setdefault(key, set()).update(verbs)
+            if d["kind"] == "Role":
+                assert ("tfstate.dev", "terraformstatepolicies") not in rules_of(d), d["metadata"]["name"]
+        assert granted[("tfstate.dev", "terraformstatepolicies")] == {"get", "list", "watch"}, values
+        assert granted[("", "namespaces")] == {"get", "list", "watch"}, values
 
 
 def test_namespaced_args_leader_election_and_pdb():

@@ -299,7 +299,7 @@ def test_service_account_is_refused_secrets_and_everything_else(deployed: Deploy
         ("GET", "/apis/batch/v1/jobs"),
         ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
         ("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
-        ("GET", "/api/v1/namespaces"),
+        ("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tfso-probe"}}),
         ("GET", f"/apis/coordination.k8s.io/v1/namespaces/{d.watched}/leases"),
         # Verbs the operator does not use, on what it does use.
         ("POST", f"{TFSB}/namespaces/{d.watched}/terraformstatebackends", backend),
@@ -309,6 +309,9 @@ def test_service_account_is_refused_secrets_and_everything_else(deployed: Deploy
         ("GET", f"/apis/events.k8s.io/v1/namespaces/{d.watched}/events"),
     ]
     allowed = [
+        # Namespace labels choose the TerraformStatePolicy; policies are read, never written.
+        ("GET", "/api/v1/namespaces"),
+        ("GET", "/apis/tfstate.dev/v1alpha1/terraformstatepolicies"),
         ("GET", f"{TFSB}/namespaces/{d.watched}/terraformstatebackends"),
         ("GET", f"/api/v1/namespaces/{d.watched}/configmaps"),
     ]

@@ -3,13 +3,18 @@
 Usage:  python launcher.py [moto_server args...] [--plain-port P]
 e.g.    python launcher.py -H 127.0.0.1 -p 4566 -c cert.pem -k key.pem --plain-port 4567
 
-Why: stock moto 5.2.x evaluates a bucket policy on object requests (GET/PUT/HEAD/DELETE of a
-key) but gets conditions wrong (see shared/docs/test-ground.md): it passes no condition values,
+Why: stock moto 5.2.x evaluates a bucket policy on object requests (GET/PUT/HEAD/DELETE/POST of
+a key) but gets conditions wrong (see shared/docs/test-ground.md): it passes no condition values,
 evaluates only StringEquals (every other operator "matches"), and turns a statement whose
 conditions do not match into an explicit DENIED. A hardened bucket policy (deny non-TLS, deny
-puts without the expected SSE-KMS header/key) therefore denies every object request. This
-launcher replaces bucket-policy evaluation (and only that: identity and trust policies keep
-moto's own evaluator) before handing over to `moto.server.main`.
+puts stating another encryption) therefore denies every object request. It also names the
+action after the HTTP verb, so CreateMultipartUpload and CompleteMultipartUpload (POST) are
+asked as `s3:PostObject`, which S3 authorises as `s3:PutObject`. This launcher replaces
+bucket-policy evaluation (and only that: identity and trust policies keep moto's own evaluator)
+before handing over to `moto.server.main`.
+
+It also applies the tags of CreateBucket's `<CreateBucketConfiguration><Tags>`, which moto
+5.2.5 ignores, to the bucket it creates (see `bucket_tags_from_create_body`).
 
 --plain-port P additionally serves plain HTTP on 127.0.0.1:P from the same process, i.e. the
 same in-memory AWS state, so a test can show that a TLS-only bucket policy refuses plain HTTP
@@ -26,7 +31,7 @@ import re
 import sys
 import threading
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 VERIFIED_MOTO_VERSION = "5.2.5"
 
@@ -155,25 +160,87 @@ def evaluate_policy(policy: dict[str, Any], action: str, resource: str, context:
     return result
 
 
+# Request headers whose value S3 supplies as the condition key `s3:<header>`.
+SSE_HEADERS = (
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",  # SSE-C
+)
+
+
 def request_context(full_url: str, headers: Any) -> dict[str, str]:
     """The condition keys this emulator supplies: aws:SecureTransport from the URL's scheme,
-    the SSE keys from the request headers (absent when the header is absent, so that `Null`
-    and `...IfExists` behave as on AWS)."""
+    the SSE keys from THIS request's headers only (absent when the header is absent, so that
+    `Null` and `...IfExists` behave as on AWS: an UploadPart or CompleteMultipartUpload
+    without SSE headers has no SSE keys, whatever its CreateMultipartUpload stated)."""
     lower = {str(k).lower(): str(v) for k, v in dict(headers).items()}
     ctx = {"aws:SecureTransport": "true" if urlparse(full_url).scheme == "https" else "false"}
-    for header in ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"):
+    for header in SSE_HEADERS:
         if header in lower:
             ctx["s3:" + header] = lower[header]
     return ctx
+
+
+def object_action(method: str, full_url: str) -> str:
+    """The IAM action S3 authorises an object request as (moto derives `s3:<Verb>Object`).
+    Multipart: CreateMultipartUpload (POST ?uploads), UploadPart (PUT ?partNumber&uploadId)
+    and CompleteMultipartUpload (POST ?uploadId) are all `s3:PutObject`; AbortMultipartUpload
+    and ListParts have actions of their own. HEAD is `s3:GetObject`."""
+    query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
+    method = method.upper()
+    if "uploadId" in query:
+        return {"DELETE": "s3:AbortMultipartUpload", "GET": "s3:ListMultipartUploadParts"}.get(method, "s3:PutObject")
+    if method == "POST" and "uploads" in query:
+        return "s3:PutObject"
+    if method == "HEAD":
+        return "s3:GetObject"
+    return f"s3:{method[:1]}{method[1:].lower()}Object"
+
+
+class InvalidCreateBucketTags(ValueError):
+    """Tags S3 refuses in CreateBucket (`InvalidTag`): the bucket must not be created."""
+
+
+def bucket_tags_from_create_body(body: bytes | str | None) -> dict[str, str] | None:
+    """The tags of a CreateBucket body, `<CreateBucketConfiguration><Tags><Tag><Key>K</Key>
+    <Value>V</Value></Tag>...</Tags>`, as S3 documents it; None when it names none. Checked as
+    PutBucketTagging checks them (S3's `InvalidTag`): no duplicate keys, no `aws:` keys."""
+    import xmltodict
+
+    if not body:
+        return None
+    try:
+        config = xmltodict.parse(body, force_list={"Tag": True}).get("CreateBucketConfiguration") or {}
+    except Exception:  # not XML: moto's own handler reports it
+        return None
+    tags_element = config.get("Tags") if isinstance(config, dict) else None
+    if tags_element is None:  # no <Tags>, or an empty one
+        return None
+    tags: dict[str, str] = {}
+    for tag in tags_element.get("Tag", []) if isinstance(tags_element, dict) else []:
+        key, value = (tag or {}).get("Key"), (tag or {}).get("Value")
+        if not key:
+            raise InvalidCreateBucketTags("The TagKey you have provided is invalid")
+        if key in tags:
+            raise InvalidCreateBucketTags("Cannot provide multiple Tags with the same key")
+        if key.lower().startswith("aws:"):
+            raise InvalidCreateBucketTags("System tags cannot be added/updated by requester")
+        tags[key] = value or ""
+    return tags
 
 
 # --------------------------------------------------------------------------------------------
 # The patches
 # --------------------------------------------------------------------------------------------
 
-# Set for the duration of one S3 request handler: (condition context, raise_on_deny).
-_current_request: contextvars.ContextVar[tuple[dict[str, str], bool] | None] = contextvars.ContextVar(
+# Set for the duration of one S3 request handler: (condition context, raise_on_deny, the IAM
+# action of an object request or None to keep moto's).
+_current_request: contextvars.ContextVar[tuple[dict[str, str], bool, str | None] | None] = contextvars.ContextVar(
     "tfstate_s3_request", default=None
+)
+# Set for the duration of one CreateBucket handler: the tags its body names.
+_create_bucket_tags: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "tfstate_create_bucket_tags", default=None
 )
 
 
@@ -193,7 +260,7 @@ def apply_patches() -> str:
     import moto.s3.exceptions as s3_exceptions
     import moto.server
     from moto.iam.access_control import PermissionResult
-    from moto.s3.models import FakeBucket
+    from moto.s3.models import FakeBucket, S3Backend
     from moto.s3.responses import S3Response
 
     # 1. The call sites: moto asks FakeBucket.get_permission(action, resource) from
@@ -221,7 +288,9 @@ def apply_patches() -> str:
 
     def with_context(original: Any, raise_on_deny: bool) -> Any:
         def handler(self: Any, request: Any, full_url: str, *args: Any, **kwargs: Any) -> Any:
-            token = _current_request.set((request_context(full_url, request.headers), raise_on_deny))
+            # Object requests (raise_on_deny): S3's action, not moto's verb-derived one.
+            action = object_action(request.method, full_url) if raise_on_deny else None
+            token = _current_request.set((request_context(full_url, request.headers), raise_on_deny, action))
             try:
                 return original(self, request, full_url, *args, **kwargs)
             finally:
@@ -258,8 +327,10 @@ def apply_patches() -> str:
         if self.policy is None:
             return PermissionResult.NEUTRAL
         current = _current_request.get()
-        context, raise_on_deny = current if current else ({}, False)
-        if action == "s3:HeadObject":  # moto derives the action from the verb; AWS needs GetObject
+        context, raise_on_deny, s3_action = current if current else ({}, False, None)
+        if s3_action is not None:  # an object request: the action S3 authorises it as
+            action = s3_action
+        elif action == "s3:HeadObject":  # moto derives the action from the verb; AWS needs GetObject
             action = "s3:GetObject"
         try:
             verdict = evaluate_policy(json.loads(self.policy), action, resource, context)
@@ -276,6 +347,50 @@ def apply_patches() -> str:
 
     get_permission.__doc__ = "Bucket policy evaluation with AWS condition semantics (launcher.py)."
     FakeBucket.get_permission = get_permission
+
+    # 5. CreateBucket with `CreateBucketConfiguration.Tags`: moto 5.2.5 reads only the
+    #    LocationConstraint of the body. The PUT-bucket handler publishes the body's tags
+    #    (refusing invalid ones before anything is created, as S3 does), and the backend's
+    #    create_bucket tags the new bucket before the CreateBucket response is sent. Only a bucket
+    #    this request really creates is tagged: a re-create (us-east-1 answers 200) changes nothing.
+    _require(
+        list(inspect.signature(S3Response._bucket_response_put).parameters)[:4]
+        == ["self", "request", "bucket_name", "querystring"],
+        "moto.s3.responses.S3Response._bucket_response_put(self, request, bucket_name, querystring)",
+    )
+    _require(
+        list(inspect.signature(S3Backend.create_bucket).parameters)[:3] == ["self", "bucket_name", "region_name"],
+        "moto.s3.models.S3Backend.create_bucket(self, bucket_name, region_name, ...)",
+    )
+    _require(callable(getattr(S3Backend, "put_bucket_tagging", None)), "S3Backend.put_bucket_tagging")
+    _require(hasattr(s3_exceptions, "InvalidTagError"), "moto.s3.exceptions.InvalidTagError")
+    original_bucket_put = S3Response._bucket_response_put
+    original_create_bucket = S3Backend.create_bucket
+
+    def bucket_response_put(self: Any, request: Any, bucket_name: str, querystring: Any, *args: Any, **kwargs: Any) -> Any:
+        tags = None
+        if not querystring:  # PUT /bucket with no subresource: CreateBucket
+            try:
+                tags = bucket_tags_from_create_body(self.body)
+            except InvalidCreateBucketTags as e:
+                raise s3_exceptions.InvalidTagError(str(e))
+        token = _create_bucket_tags.set(tags)
+        try:
+            return original_bucket_put(self, request, bucket_name, querystring, *args, **kwargs)
+        finally:
+            _create_bucket_tags.reset(token)
+
+    def create_bucket(self: Any, bucket_name: str, region_name: str, *args: Any, **kwargs: Any) -> Any:
+        bucket = original_create_bucket(self, bucket_name, region_name, *args, **kwargs)
+        tags = _create_bucket_tags.get()
+        if tags:
+            self.put_bucket_tagging(bucket_name, tags)
+        return bucket
+
+    bucket_response_put.__doc__ = "S3Response._bucket_response_put, publishing CreateBucket's tags (launcher.py)."
+    create_bucket.__doc__ = "S3Backend.create_bucket, applying CreateBucketConfiguration.Tags (launcher.py)."
+    S3Response._bucket_response_put = bucket_response_put
+    S3Backend.create_bucket = create_bucket
     return moto.__version__
 
 

@@ -19,11 +19,20 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import launcher  # noqa: E402
-from launcher import conditions_match, evaluate_policy, request_context  # noqa: E402
+from launcher import (  # noqa: E402
+    bucket_tags_from_create_body,
+    conditions_match,
+    evaluate_policy,
+    object_action,
+    request_context,
+)
 
 REGION = "eu-west-1"
 SSE = "s3:x-amz-server-side-encryption"
 SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+SSE_C = "s3:x-amz-server-side-encryption-customer-algorithm"
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
+OTHER_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/99999999-aaaa-bbbb-cccc-123456789abc"
 
 # --------------------------------------------------------------------------------------------
 # Unit tests: condition operators and policy evaluation
@@ -170,6 +179,128 @@ def test_request_context():
         {"X-Amz-Server-Side-Encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": "arn:k"},
     )
     assert ctx == {"aws:SecureTransport": "true", SSE: "aws:kms", SSE_KEY: "arn:k"}
+    sse_c = request_context(
+        "https://127.0.0.1:1/b/k?partNumber=1&uploadId=u",
+        {"x-amz-server-side-encryption-customer-algorithm": "AES256", "x-amz-server-side-encryption-customer-key": "k"},
+    )
+    assert sse_c == {"aws:SecureTransport": "true", SSE_C: "AES256"}  # the key itself is no condition key
+
+
+def test_request_context_of_a_header_less_part_has_no_sse_keys():
+    """UploadPart/CompleteMultipartUpload as Terraform's uploader sends them: only THAT
+    request's headers count, so a part of an upload created with SSE-KMS has no SSE keys."""
+    for url in ("https://127.0.0.1:1/b/k?partNumber=2&uploadId=u", "https://127.0.0.1:1/b/k?uploadId=u"):
+        assert request_context(url, {"Content-Length": "5242880", "Content-MD5": "x"}) == {"aws:SecureTransport": "true"}
+
+
+@pytest.mark.parametrize(
+    "method, url, expected",
+    [
+        ("POST", "https://h/b/k?uploads", "s3:PutObject"),  # CreateMultipartUpload
+        ("POST", "https://h/b/k?uploads=", "s3:PutObject"),
+        ("PUT", "https://h/b/k?partNumber=1&uploadId=u", "s3:PutObject"),  # UploadPart
+        ("POST", "https://h/b/k?uploadId=u", "s3:PutObject"),  # CompleteMultipartUpload
+        ("DELETE", "https://h/b/k?uploadId=u", "s3:AbortMultipartUpload"),
+        ("GET", "https://h/b/k?uploadId=u", "s3:ListMultipartUploadParts"),
+        ("PUT", "https://h/b/k", "s3:PutObject"),
+        ("GET", "https://h/b/k", "s3:GetObject"),
+        ("HEAD", "https://h/b/k", "s3:GetObject"),
+        ("DELETE", "https://h/b/k", "s3:DeleteObject"),
+    ],
+)
+def test_object_action_is_the_one_s3_authorises(method, url, expected):
+    assert object_action(method, url) == expected
+
+
+def create_body(tags_xml: str, location: str = REGION) -> bytes:
+    return (
+        '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<LocationConstraint>{location}</LocationConstraint>{tags_xml}</CreateBucketConfiguration>"
+    ).encode()
+
+
+def test_bucket_tags_from_create_body():
+    tag = "<Tag><Key>{}</Key><Value>{}</Value></Tag>"
+    one = create_body("<Tags>" + tag.format("owner", "ns/name") + "</Tags>")
+    assert bucket_tags_from_create_body(one) == {"owner": "ns/name"}
+    two = create_body("<Tags>" + tag.format("a", "1") + tag.format("b", "") + "</Tags>")
+    assert bucket_tags_from_create_body(two) == {"a": "1", "b": ""}
+    assert bucket_tags_from_create_body(create_body("")) is None
+    assert bucket_tags_from_create_body(b"") is None and bucket_tags_from_create_body(None) is None
+    assert bucket_tags_from_create_body(b"not xml") is None
+    for bad in (tag.format("a", "1") * 2, tag.format("aws:x", "1"), "<Tag><Value>v</Value></Tag>"):
+        with pytest.raises(launcher.InvalidCreateBucketTags):
+            bucket_tags_from_create_body(create_body(f"<Tags>{bad}</Tags>"))
+
+
+def operator_policy(bucket: str, key_arn: str | None) -> list[dict]:
+    """The operator's bucket policy (src/policy/bucket.rs), statement for statement: deny
+    non-TLS; deny PutObject that STATES an algorithm other than the backend's, `aws:kms`
+    without a key id, a key id other than the backend's key, or SSE-C."""
+    objs = objects(bucket)
+    algorithm = "aws:kms" if key_arn else "AES256"
+    statements = [
+        tls_only(bucket),
+        deny("s3:PutObject", objs, {"Null": {SSE: "false"}, "StringNotEquals": {SSE: algorithm}},
+             Sid="DenyIncorrectEncryptionHeader"),
+    ]
+    if key_arn:
+        statements += [
+            deny("s3:PutObject", objs, {"StringEquals": {SSE: "aws:kms"}, "Null": {SSE_KEY: "true"}},
+                 Sid="DenyKmsWithoutKeyId"),
+            deny("s3:PutObject", objs, {"Null": {SSE_KEY: "false"}, "StringNotEquals": {SSE_KEY: key_arn}},
+                 Sid="DenyWrongKmsKey"),
+        ]
+    statements.append(deny("s3:PutObject", objs, {"Null": {SSE_C: "false"}}, Sid="DenySseC"))
+    return statements
+
+
+def verdicts(statements: list[dict], action: str, context: dict[str, str]) -> dict[str, str | None]:
+    """Each statement's own verdict on one request to object `b/k`."""
+    return {s["Sid"]: evaluate_policy({"Statement": [s]}, action, "arn:aws:s3:::b/k", context) for s in statements}
+
+
+TLS = {"aws:SecureTransport": "true"}
+TERRAFORM_KMS = {SSE: "aws:kms", SSE_KEY: KEY_ARN}
+
+
+@pytest.mark.parametrize(
+    "headers, denied_by",
+    [
+        ({}, None),  # UploadPart, CompleteMultipartUpload: no SSE header, default encryption applies
+        (TERRAFORM_KMS, None),  # PutObject, CreateMultipartUpload, .tflock as Terraform sends them
+        ({SSE: "AES256"}, "DenyIncorrectEncryptionHeader"),
+        ({SSE: "aws:kms:dsse", SSE_KEY: KEY_ARN}, "DenyIncorrectEncryptionHeader"),
+        ({SSE: "aws:kms"}, "DenyKmsWithoutKeyId"),
+        ({SSE: "aws:kms", SSE_KEY: OTHER_KEY_ARN}, "DenyWrongKmsKey"),
+        ({SSE_C: "AES256"}, "DenySseC"),
+    ],
+)
+def test_each_kms_denial_fires_only_when_its_header_is_stated(headers, denied_by):
+    got = verdicts(operator_policy("b", KEY_ARN), "s3:PutObject", {**TLS, **headers})
+    assert {sid for sid, v in got.items() if v == "Deny"} == ({denied_by} if denied_by else set())
+    assert all(v in ("Deny", None) for v in got.values())  # a non-matching statement is neutral
+
+
+@pytest.mark.parametrize(
+    "headers, denied_by",
+    [
+        ({}, None),
+        ({SSE: "AES256"}, None),
+        ({SSE: "aws:kms"}, "DenyIncorrectEncryptionHeader"),
+        (TERRAFORM_KMS, "DenyIncorrectEncryptionHeader"),
+        ({SSE_C: "AES256"}, "DenySseC"),
+    ],
+)
+def test_each_aes256_denial_fires_only_when_its_header_is_stated(headers, denied_by):
+    got = verdicts(operator_policy("b", None), "s3:PutObject", {**TLS, **headers})
+    assert {sid for sid, v in got.items() if v == "Deny"} == ({denied_by} if denied_by else set())
+
+
+def test_plain_http_is_refused_with_or_without_headers():
+    for headers in ({}, TERRAFORM_KMS):
+        got = verdicts(operator_policy("b", KEY_ARN), "s3:PutObject", {"aws:SecureTransport": "false", **headers})
+        assert got["DenyInsecureTransport"] == "Deny"
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,13 +329,13 @@ class Server:
     def __init__(self, tls_port: int, plain_port: int | None, cert: Path):
         self.tls_port, self.plain_port, self.cert = tls_port, plain_port, cert
 
-    def client(self, service: str = "s3", plain: bool = False):
+    def client(self, service: str = "s3", plain: bool = False, region: str = REGION):
         import boto3
         from botocore.config import Config
 
         url = f"http://127.0.0.1:{self.plain_port}" if plain else f"https://127.0.0.1:{self.tls_port}"
         return boto3.client(
-            service, endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test",
+            service, endpoint_url=url, region_name=region, aws_access_key_id="test", aws_secret_access_key="test",
             verify=False if plain else str(self.cert),
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
@@ -276,18 +407,32 @@ def objects(bucket: str) -> str:
 
 
 def tls_only(bucket: str) -> dict:
-    return deny("s3:*", [f"arn:aws:s3:::{bucket}", objects(bucket)], {"Bool": {"aws:SecureTransport": "false"}})
+    return deny("s3:*", [f"arn:aws:s3:::{bucket}", objects(bucket)], {"Bool": {"aws:SecureTransport": "false"}},
+                Sid="DenyInsecureTransport")
 
 
 def hardened_policy(bucket: str, key_arn: str) -> list[dict]:
-    """DESIGN.md "S3 bucket": deny non-TLS, deny PutObject without the SSE-KMS header or with
-    another KMS key."""
-    return [
-        tls_only(bucket),
-        deny("s3:PutObject", objects(bucket), {"StringNotEquals": {SSE: "aws:kms"}}),
-        deny("s3:PutObject", objects(bucket), {"Null": {SSE: "true"}}),
-        deny("s3:PutObject", objects(bucket), {"StringNotEqualsIfExists": {SSE_KEY: key_arn}}),
-    ]
+    """DESIGN.md "S3 bucket": the operator's policy for an SSE-KMS backend."""
+    return operator_policy(bucket, key_arn)
+
+
+# SSE-C as an SDK sends it (boto3 adds the key's MD5 header itself).
+SSE_C_ARGS = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}
+MiB = 1024 * 1024
+
+
+def multipart(s3, bucket: str, key: str, body: bytes, create: dict | None = None, part: dict | None = None,
+              complete: dict | None = None) -> None:
+    """Terraform's (the SDK manager's) multipart upload: CreateMultipartUpload with `create`'s
+    arguments, 5 MiB parts with `part`'s, CompleteMultipartUpload with `complete`'s."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **(create or {}))["UploadId"]
+    chunks = [body[i:i + 5 * MiB] for i in range(0, len(body), 5 * MiB)]
+    parts = []
+    for n, chunk in enumerate(chunks, start=1):
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=n, Body=chunk, **(part or {}))["ETag"]
+        parts.append({"ETag": etag, "PartNumber": n})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts},
+                                 **(complete or {}))
 
 
 def denied(call, **kwargs) -> None:
@@ -354,9 +499,12 @@ def test_hardened_policy_lets_a_correct_tls_put_through(server, bucket, kms_keys
     assert s3.get_object(Bucket=bucket, Key="state.tfstate")["Body"].read() == b'{"version": 4}'
     denied(plain.put_object, Body=b"x", **good)
     denied(plain.get_object, Bucket=bucket, Key="state.tfstate")
-    denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x")
     denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x", ServerSideEncryption="AES256")
+    denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x", ServerSideEncryption="aws:kms")
     denied(s3.put_object, Body=b"x", **{**good, "SSEKMSKeyId": other})
+    denied(s3.put_object, Bucket=bucket, Key="state.tfstate", Body=b"x", **SSE_C_ARGS)
+    assert s3.get_object(Bucket=bucket, Key="state.tfstate")["Body"].read() == b'{"version": 4}'
+    s3.put_object(Bucket=bucket, Key="no-headers", Body=b"default encryption")  # judged by nothing
 
 
 def test_stock_moto_denies_the_correct_put(cert, tmp_path):
@@ -406,3 +554,146 @@ def test_get_bucket_versioning_answers_with_s3s_document(server, bucket):
         root = body.decode().split("?>", 1)[1].strip()
         assert root.startswith("<VersioningConfiguration "), root
     assert b"<Status>Enabled</Status>" in bodies[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Multipart uploads (states above 5 MiB) under the operator's bucket policy
+# --------------------------------------------------------------------------------------------
+
+
+def kms_bucket(server, bucket: str, key_arn: str) -> None:
+    """Default encryption SSE-KMS with `key_arn` and Bucket Keys, and the operator's policy."""
+    server.client().put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+         "BucketKeyEnabled": True}]})
+    put_policy(server, bucket, *operator_policy(bucket, key_arn))
+
+
+def test_terraforms_multipart_upload_passes_and_is_encrypted_with_the_key(server, bucket, kms_keys):
+    """CreateMultipartUpload with aws:kms + key id, UploadPart and CompleteMultipartUpload
+    without SSE headers: every request passes and the object is SSE-KMS with the backend key."""
+    s3, key = server.client(), kms_keys[0]
+    kms_bucket(server, bucket, key)
+    body = os.urandom(12 * MiB)
+    multipart(s3, bucket, "big.tfstate", body, create={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key})
+    head = s3.head_object(Bucket=bucket, Key="big.tfstate")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"], head["ContentLength"]) == ("aws:kms", key, len(body))
+    assert s3.get_object(Bucket=bucket, Key="big.tfstate")["Body"].read() == body
+
+
+def test_moto_applies_default_encryption_to_a_header_less_multipart_upload(server, bucket, kms_keys):
+    """What moto 5.2.5 does by itself (no launcher fix needed): a multipart upload without any
+    SSE header into a bucket with default SSE-KMS completes into an object that reports the
+    bucket's key and Bucket Keys, as S3 does."""
+    s3, key = server.client(), kms_keys[0]
+    kms_bucket(server, bucket, key)
+    multipart(s3, bucket, "plain.tfstate", os.urandom(6 * MiB))
+    head = s3.head_object(Bucket=bucket, Key="plain.tfstate")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"], head.get("BucketKeyEnabled")) == ("aws:kms", key, True)
+
+
+@pytest.mark.parametrize(
+    "create, part, complete",
+    [
+        ({"ServerSideEncryption": "AES256"}, None, None),
+        ({"ServerSideEncryption": "aws:kms"}, None, None),  # no key id: S3 would use aws/s3
+        ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "OTHER"}, None, None),
+        (SSE_C_ARGS, None, None),
+        ({}, SSE_C_ARGS, None),  # a part stating SSE-C
+        ({}, None, SSE_C_ARGS),  # a completion stating SSE-C
+    ],
+    ids=["aes256", "kms-without-key-id", "other-key", "sse-c-create", "sse-c-part", "sse-c-complete"],
+)
+def test_a_multipart_request_stating_foreign_encryption_is_refused(server, bucket, kms_keys, create, part, complete):
+    s3, key = server.client(), kms_keys[0]
+    kms_bucket(server, bucket, key)
+    create = {k: (kms_keys[1] if v == "OTHER" else v) for k, v in create.items()}
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        multipart(s3, bucket, "big.tfstate", os.urandom(6 * MiB), create=create, part=part, complete=complete)
+    assert (e.value.response["ResponseMetadata"]["HTTPStatusCode"], e.value.response["Error"]["Code"]) == (
+        403, "AccessDenied")
+    expected_operation = "CreateMultipartUpload" if create else ("UploadPart" if part else "CompleteMultipartUpload")
+    assert e.value.operation_name == expected_operation
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_multipart_over_plain_http_is_refused(server, bucket, kms_keys):
+    s3, plain, key = server.client(), server.client(plain=True), kms_keys[0]
+    kms_bucket(server, bucket, key)
+    denied(plain.create_multipart_upload, Bucket=bucket, Key="k", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    args = dict(Bucket=bucket, Key="k", UploadId=upload["UploadId"])
+    denied(plain.upload_part, PartNumber=1, Body=b"x", **args)
+    etag = s3.upload_part(PartNumber=1, Body=b"x", **args)["ETag"]
+    denied(plain.complete_multipart_upload, MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]}, **args)
+    s3.complete_multipart_upload(MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]}, **args)
+
+
+# --------------------------------------------------------------------------------------------
+# CreateBucket with CreateBucketConfiguration.Tags
+# --------------------------------------------------------------------------------------------
+
+
+def tag_set(s3, bucket: str) -> dict[str, str] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "NoSuchTagSet"
+        return None
+
+
+OWNERSHIP = [{"Key": "tfstate.dev/managed-by", "Value": "tfstate-operator"}, {"Key": "tfstate.dev/owner", "Value": "ns/tf"}]
+
+
+def test_create_bucket_applies_the_tags_of_its_configuration(server):
+    """As S3 does (and moto 5.2.5 does not): GetBucketTagging right after CreateBucket returns
+    the tags sent in CreateBucketConfiguration, in the XML shape S3 documents."""
+    s3 = server.client()
+    bodies = []
+    s3.meta.events.register("before-send.s3.CreateBucket", lambda request, **_: bodies.append(request.body))
+    name = f"tfstate-tags-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION, "Tags": OWNERSHIP})
+    assert tag_set(s3, name) == {t["Key"]: t["Value"] for t in OWNERSHIP}
+    body = bodies[0].decode() if isinstance(bodies[0], bytes) else bodies[0]
+    assert "<Tags><Tag><Key>tfstate.dev/managed-by</Key><Value>tfstate-operator</Value></Tag>" in body, body
+    plain_name = f"tfstate-notags-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=plain_name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    assert tag_set(s3, plain_name) is None
+
+
+def test_create_bucket_with_invalid_tags_creates_nothing(server):
+    from botocore.exceptions import ClientError
+
+    s3 = server.client()
+    name = f"tfstate-badtags-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={
+            "LocationConstraint": REGION, "Tags": [{"Key": "aws:reserved", "Value": "x"}]})
+    assert e.value.response["Error"]["Code"] == "InvalidTag"
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_recreating_an_owned_bucket(server):
+    """Recorded moto behaviour, unchanged by the launcher: in us-east-1 a second CreateBucket of
+    one's own bucket answers 200 (as S3 does) and leaves its tags alone; elsewhere it is 409
+    BucketAlreadyOwnedByYou (as S3)."""
+    from botocore.exceptions import ClientError
+
+    east = server.client(region="us-east-1")
+    name = f"tfstate-east-{uuid.uuid4().hex[:12]}"
+    east.create_bucket(Bucket=name, CreateBucketConfiguration={"Tags": OWNERSHIP})
+    again = east.create_bucket(Bucket=name, CreateBucketConfiguration={"Tags": [{"Key": "other", "Value": "x"}]})
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert tag_set(east, name) == {t["Key"]: t["Value"] for t in OWNERSHIP}
+
+    s3 = server.client()
+    name = f"tfstate-west-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    assert (e.value.response["ResponseMetadata"]["HTTPStatusCode"], e.value.response["Error"]["Code"]) == (
+        409, "BucketAlreadyOwnedByYou")

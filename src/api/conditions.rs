@@ -76,6 +76,9 @@ pub enum Reason {
     DriftRepaired,
     /// The spec is invalid; the message says what to fix. No AWS call was made.
     InvalidSpec,
+    /// The spec breaks the `TerraformStatePolicy` of its namespace (or the built-in default);
+    /// the message names the field, what is allowed and the policy. No AWS call was made.
+    PolicyViolation,
     /// A resource of the requested name belongs to another object, or is not tagged and
     /// `adoptExisting` is false. Nothing was touched.
     Conflict,
@@ -107,6 +110,7 @@ impl Reason {
             Reason::Updating => "Updating",
             Reason::DriftRepaired => "DriftRepaired",
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::PolicyViolation => "PolicyViolation",
             Reason::Conflict => "Conflict",
             Reason::AccessDenied => "AccessDenied",
             Reason::DependencyNotReady => "DependencyNotReady",
@@ -120,7 +124,14 @@ impl Reason {
 
     /// Whether retrying cannot help until something changes (kstatus `Stalled`).
     pub fn is_permanent(self) -> bool {
-        matches!(self, Reason::InvalidSpec | Reason::Conflict | Reason::DependencyNotReady | Reason::AccessDenied)
+        matches!(
+            self,
+            Reason::InvalidSpec
+                | Reason::PolicyViolation
+                | Reason::Conflict
+                | Reason::DependencyNotReady
+                | Reason::AccessDenied
+        )
     }
 }
 

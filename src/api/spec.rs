@@ -30,6 +30,7 @@ use super::status::TerraformStateBackendStatus;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Bucket","type":"string","jsonPath":".spec.bucket.name"}"#,
     printcolumn = r#"{"name":"Lock","type":"string","jsonPath":".spec.locking.mode"}"#,
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".status.policy"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -45,14 +46,17 @@ pub struct TerraformStateBackendSpec {
     pub bucket: BucketSpec,
 
     /// Path of the state object inside the bucket, as Terraform's `key`. Must not start
-    /// or end with `/` nor contain `//`. Defaults to `<namespace>/<name>/terraform.tfstate`.
+    /// or end with `/` nor contain `//`. It is written literally into the runner role's
+    /// policy, so it may hold only letters, digits, spaces and `! _ . ' ( ) & @ = ; : + , - /`
+    /// (no wildcards `*` `?`, no `$`). Defaults to `<namespace>/<name>/terraform.tfstate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = patterns::OBJECT_KEY))]
     pub state_key: Option<String>,
 
     /// Prefix of the state objects of non-default workspaces, as Terraform's
     /// `workspace_key_prefix` (Terraform's own default is `env:`). Must not start or end
-    /// with `/`.
+    /// with `/` nor contain `//`; the same characters as `stateKey` (it is written into the
+    /// runner role's policy too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512), regex(pattern = patterns::OBJECT_KEY))]
     pub workspace_key_prefix: Option<String>,
@@ -189,7 +193,11 @@ pub struct KmsKeyCreateSpec {
     #[schemars(range(min = 7, max = 30))]
     pub deletion_window_days: i32,
 
-    /// Extra IAM principal ARNs allowed to administer the key (not to use it).
+    /// Extra IAM principal ARNs (`arn:aws:iam::ACCOUNT:root`, `...:role/NAME`,
+    /// `...:user/NAME`, no wildcards) allowed to administer the key: read it, enable or
+    /// disable it and its rotation, revoke grants, schedule or cancel its deletion. Never to
+    /// use it, nor to change its policy, grants, tags or aliases (each of which could give
+    /// use).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = patterns::PRINCIPAL_ARN)))]
     pub admins: Vec<String>,
@@ -286,7 +294,8 @@ pub struct AccessSpec {
     /// Who may assume the role: at least one service account or AWS principal.
     pub trust: TrustSpec,
 
-    /// ARN of a managed policy used as the role's permissions boundary.
+    /// ARN of a managed policy used as the role's permissions boundary
+    /// (`arn:aws:iam::ACCOUNT:policy/NAME`, no wildcards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::POLICY_ARN))]
     pub permissions_boundary_arn: Option<String>,
@@ -311,7 +320,8 @@ pub struct TrustSpec {
     pub service_accounts: Vec<ServiceAccountRef>,
 
     /// ARN of the cluster's IAM OIDC provider, for IRSA
-    /// (`arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`).
+    /// (`arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`: a host
+    /// name and path, no wildcards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::OIDC_PROVIDER_ARN))]
     pub oidc_provider_arn: Option<String>,
@@ -320,7 +330,8 @@ pub struct TrustSpec {
     #[serde(default)]
     pub eks_pod_identity: bool,
 
-    /// IAM principal ARNs (roles, users, account roots) allowed to assume the role.
+    /// IAM principal ARNs (roles, users, account roots; no wildcards) allowed to assume the
+    /// role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = patterns::PRINCIPAL_ARN)))]
     pub aws_principals: Vec<String>,

@@ -40,14 +40,19 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 
+    /// The `TerraformStatePolicy` whose rules this backend was admitted under, or
+    /// `built-in default` when no policy selects its namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+
     /// Name of the published ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
 
-    /// Set just before the operator creates the KMS key or the bucket (the two resources
-    /// AWS cannot create and tag in one step, or find again by a name), cleared once both
-    /// are converged. After a crash in between, the operator finds the key by its ownership
-    /// tags instead of creating a second one, and takes the untagged bucket it created.
+    /// Set just before the operator creates the KMS key (which, unlike the other
+    /// resources, AWS cannot find again by a name until its alias exists), cleared once the
+    /// key exists under its alias. After a crash in between, the operator finds the key by
+    /// the ownership tags CreateKey gave it instead of creating a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_started_at: Option<String>,
 }

@@ -46,9 +46,11 @@ pub async fn get_inline_policy(c: &Client, role: &str, policy_name: &str) -> Res
 }
 
 /// Creates the role.
+#[allow(clippy::too_many_arguments)] // one per CreateRole parameter the operator sets
 pub async fn create_role(
     c: &Client,
     name: &str,
+    path: &str,
     description: &str,
     trust_json: &str,
     max_session_duration: i32,
@@ -58,6 +60,7 @@ pub async fn create_role(
     let out = c
         .create_role()
         .role_name(name)
+        .path(path)
         .description(description)
         .assume_role_policy_document(trust_json)
         .max_session_duration(max_session_duration)
@@ -127,11 +130,15 @@ pub async fn sync_tags(c: &Client, name: &str, current: &Tags, desired: &Tags) -
     Ok(())
 }
 
+/// Deletes the inline policy (not found is fine).
+pub async fn delete_inline_policy(c: &Client, role: &str, policy_name: &str) -> Result<(), AwsError> {
+    optional(c.delete_role_policy().role_name(role).policy_name(policy_name).send().await.ctx(IAM, "DeleteRolePolicy"))
+        .map(|_| ())
+}
+
 /// Deletes the inline policy and then the role (not found is fine).
 pub async fn delete_role(c: &Client, name: &str, policy_name: &str) -> Result<(), AwsError> {
-    optional(
-        c.delete_role_policy().role_name(name).policy_name(policy_name).send().await.ctx(IAM, "DeleteRolePolicy"),
-    )?;
+    delete_inline_policy(c, name, policy_name).await?;
     optional(c.delete_role().role_name(name).send().await.ctx(IAM, "DeleteRole")).map(|_| ())
 }
 

@@ -194,25 +194,36 @@ fn lifecycle_from_sdk(r: &LifecycleRule) -> Lifecycle {
     }
 }
 
-/// Creates the bucket in `region`.
-pub async fn create_bucket(c: &Client, bucket: &str, region: &str) -> Result<(), AwsError> {
-    let mut req = c.create_bucket().bucket(bucket).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+/// Creates the bucket in `region`, tagged with `tags` in the same call
+/// (`CreateBucketConfiguration.Tags`): a bucket of ours is never untagged, not even for a
+/// moment, so ownership is never guessed afterwards.
+pub async fn create_bucket(c: &Client, bucket: &str, region: &str, tags: &Tags) -> Result<(), AwsError> {
+    let tags = if tags.is_empty() { None } else { Some(sdk_tags(tags, "CreateBucket")?) };
+    let mut config = CreateBucketConfiguration::builder().set_tags(tags);
     // us-east-1 is the one region that must not be named as a location constraint.
     if region != "us-east-1" {
-        req = req.create_bucket_configuration(
-            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
-        );
+        config = config.location_constraint(BucketLocationConstraint::from(region));
     }
-    req.send().await.ctx(S3, "CreateBucket").map(|_| ())
+    c.create_bucket()
+        .bucket(bucket)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .create_bucket_configuration(config.build())
+        .send()
+        .await
+        .ctx(S3, "CreateBucket")
+        .map(|_| ())
+}
+
+fn sdk_tags(tags: &Tags, operation: &'static str) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| build_error(S3, operation, e))
 }
 
 /// Replaces the bucket's tags.
 pub async fn put_tags(c: &Client, bucket: &str, tags: &Tags) -> Result<(), AwsError> {
-    let tag_set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| build_error(S3, "PutBucketTagging", e))?;
+    let tag_set = sdk_tags(tags, "PutBucketTagging")?;
     let tagging =
         Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(|e| build_error(S3, "PutBucketTagging", e))?;
     c.put_bucket_tagging().bucket(bucket).tagging(tagging).send().await.ctx(S3, "PutBucketTagging").map(|_| ())

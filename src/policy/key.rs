@@ -1,4 +1,8 @@
 //! The policy of a KMS key the operator creates for a backend.
+//!
+//! Every principal but the account root gets an explicit list of actions, never a wildcard:
+//! the operator exactly what it calls, extra administrators from the spec administration that
+//! cannot be turned into use, the backend role use through S3 and DynamoDB only.
 
 use super::document::{Effect, PolicyDocument, Principal, Statement};
 
@@ -9,6 +13,8 @@ pub struct KeyPolicyInput<'a> {
     pub partition: &'a str,
     /// The account that owns the key.
     pub account_id: &'a str,
+    /// The key's region (the backend's): the services that may use the key are named in it.
+    pub region: &'a str,
     /// The operator's own principal, as [`principal_arn_for_policy`] returns it.
     pub operator_arn: &'a str,
     /// The backend role, which Terraform runners assume.
@@ -17,20 +23,57 @@ pub struct KeyPolicyInput<'a> {
     pub admins: &'a [String],
 }
 
-/// The AWS console's standard "key administrators" actions: manage the key, never use it.
-const ADMINISTRATION_ACTIONS: [&str; 14] = [
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
+/// What the operator calls on a key it manages (`src/aws/kms.rs`), and nothing else.
+/// `PutKeyPolicy` converges this very policy (KMS also refuses a new policy that does not let
+/// its caller put the policy again). `CreateKey` and `ListKeys` are not authorised by a key's
+/// policy; DynamoDB's grant is [`OPERATOR_GRANT_ACTION`].
+const OPERATOR_ACTIONS: [&str; 14] = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:PutKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:EnableKeyRotation",
+    "kms:ListResourceTags",
     "kms:TagResource",
     "kms:UntagResource",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:EnableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+];
+
+/// The operator's one grant action: DynamoDB creates a grant for itself, with the operator's
+/// permissions, to encrypt the lock table with the key. Only grants for AWS resources
+/// (`kms:GrantIsForAWSResource`): never one the operator could hand to a principal.
+const OPERATOR_GRANT_ACTION: &str = "kms:CreateGrant";
+
+/// What extra administrators from the spec may do: read the key, turn it and its rotation
+/// on and off, revoke grants, schedule or cancel its deletion. Deliberately not:
+/// - `kms:PutKeyPolicy`: rewriting the policy grants anything, use above all;
+/// - `kms:CreateGrant`: a grant gives use to any principal, the administrator included;
+/// - `kms:TagResource`, `kms:UntagResource` and the alias actions: with ABAC, IAM policies
+///   grant use by tag (`aws:ResourceTag`) or alias (`kms:ResourceAliases`), and this key
+///   delegates to IAM (root statement), so KMS warns that administrators who may manage tags
+///   or aliases control access; tags and alias also carry the operator's ownership, and the
+///   spec (`tags`, `alias`) is where they are set;
+/// - any use action (`Encrypt`, `Decrypt`, `ReEncrypt*`, `GenerateDataKey*`).
+///
+/// The operator reverts what it converges (key disabled, rotation off, deletion scheduled) on
+/// its next pass.
+const ADMIN_ACTIONS: [&str; 13] = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:RevokeGrant",
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 ];
@@ -39,9 +82,11 @@ const ADMINISTRATION_ACTIONS: [&str; 14] = [
 const USE_ACTIONS: [&str; 4] = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"];
 
 /// The key policy, `Sid`s `EnableRootAccountAdministration`, `AllowOperatorAdministration`,
-/// `AllowKeyAdministrators` (only with admins) and `AllowBackendRoleUse`.
+/// `AllowOperatorGrantsForAwsResources`, `AllowKeyAdministrators` (only with admins) and
+/// `AllowBackendRoleUse`.
 pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
     let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
+    let operator = || Principal::aws([input.operator_arn]);
     let mut statements = vec![
         // Without this statement a key whose other principals are deleted can only be
         // recovered through AWS Support; with it, the account's IAM policies stay in charge.
@@ -49,28 +94,41 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
             .principal(Principal::aws([root]))
             .actions(["kms:*"])
             .resources(["*"]),
-        // kms:CreateGrant is already matched by kms:Create*; it is named because DynamoDB
-        // needs a grant to encrypt the lock table with this key, and a reader should see that.
         Statement::new("AllowOperatorAdministration", Effect::Allow)
-            .principal(Principal::aws([input.operator_arn]))
-            .actions(ADMINISTRATION_ACTIONS.into_iter().chain(["kms:CreateGrant"]))
+            .principal(operator())
+            .actions(OPERATOR_ACTIONS)
             .resources(["*"]),
+        Statement::new("AllowOperatorGrantsForAwsResources", Effect::Allow)
+            .principal(operator())
+            .actions([OPERATOR_GRANT_ACTION])
+            .resources(["*"])
+            .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
     ];
     if !input.admins.is_empty() {
         statements.push(
             Statement::new("AllowKeyAdministrators", Effect::Allow)
                 .principal(Principal::aws(input.admins.iter().map(String::as_str)))
-                .actions(ADMINISTRATION_ACTIONS)
+                .actions(ADMIN_ACTIONS)
                 .resources(["*"]),
         );
     }
+    // Only through the backend's two services in its region. (IAM policies may still grant
+    // more through the root statement's delegation: that is the runner policy's business.)
+    let suffix = dns_suffix(input.partition);
+    let via = [format!("s3.{}.{suffix}", input.region), format!("dynamodb.{}.{suffix}", input.region)];
     statements.push(
         Statement::new("AllowBackendRoleUse", Effect::Allow)
             .principal(Principal::aws([input.role_arn]))
             .actions(USE_ACTIONS)
-            .resources(["*"]),
+            .resources(["*"])
+            .condition("StringEquals", "kms:ViaService", via),
     );
     PolicyDocument::new(statements)
+}
+
+/// The DNS suffix of service endpoints in `partition` (what `kms:ViaService` names).
+pub(crate) fn dns_suffix(partition: &str) -> &'static str {
+    if partition == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" }
 }
 
 /// The ARN to name `caller_arn` (from STS `GetCallerIdentity`) in a key policy.
@@ -99,124 +157,5 @@ pub fn principal_arn_for_policy(caller_arn: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::policy::test_support::{assert_json, assert_survives_aws_rewrite};
-
-    const OPERATOR: &str = "arn:aws:iam::123456789012:role/tfstate-operator";
-    const ROLE: &str = "arn:aws:iam::123456789012:role/tfstate-team-payments-prod";
-
-    fn input(admins: &[String]) -> KeyPolicyInput<'_> {
-        KeyPolicyInput { partition: "aws", account_id: "123456789012", operator_arn: OPERATOR, role_arn: ROLE, admins }
-    }
-
-    fn admin_actions() -> serde_json::Value {
-        json!([
-            "kms:Create*",
-            "kms:Describe*",
-            "kms:Enable*",
-            "kms:List*",
-            "kms:Put*",
-            "kms:Update*",
-            "kms:Revoke*",
-            "kms:Disable*",
-            "kms:Get*",
-            "kms:Delete*",
-            "kms:TagResource",
-            "kms:UntagResource",
-            "kms:ScheduleKeyDeletion",
-            "kms:CancelKeyDeletion"
-        ])
-    }
-
-    fn expected(admins: Option<serde_json::Value>) -> Vec<serde_json::Value> {
-        let mut operator_actions = admin_actions();
-        operator_actions.as_array_mut().expect("array").push(json!("kms:CreateGrant"));
-        let mut statements = vec![
-            json!({"Sid": "EnableRootAccountAdministration", "Effect": "Allow",
-                   "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}),
-            json!({"Sid": "AllowOperatorAdministration", "Effect": "Allow",
-                   "Principal": {"AWS": OPERATOR}, "Action": operator_actions, "Resource": "*"}),
-        ];
-        if let Some(admins) = admins {
-            statements.push(json!({"Sid": "AllowKeyAdministrators", "Effect": "Allow",
-                   "Principal": {"AWS": admins}, "Action": admin_actions(), "Resource": "*"}));
-        }
-        statements.push(json!({"Sid": "AllowBackendRoleUse", "Effect": "Allow", "Principal": {"AWS": ROLE},
-               "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*"}));
-        statements
-    }
-
-    #[test]
-    fn without_admins() {
-        assert_json(&key_policy(&input(&[])), expected(None));
-    }
-
-    #[test]
-    fn with_admins() {
-        let admins =
-            vec!["arn:aws:iam::123456789012:role/platform".to_owned(), "arn:aws:iam::123456789012:user/alice".into()];
-        assert_json(&key_policy(&input(&admins)), expected(Some(json!(admins))));
-        let one = vec!["arn:aws:iam::123456789012:role/platform".to_owned()];
-        assert_json(&key_policy(&input(&one)), expected(Some(json!(one[0]))));
-    }
-
-    #[test]
-    fn root_uses_partition() {
-        let doc = key_policy(&KeyPolicyInput { partition: "aws-us-gov", ..input(&[]) });
-        assert_eq!(doc.statements[0].principal, Some(Principal::aws(["arn:aws-us-gov:iam::123456789012:root"])));
-    }
-
-    #[test]
-    fn root_principal_equals_bare_account_id() {
-        // KMS may show the root principal either way.
-        let doc = key_policy(&input(&[]));
-        let bare = doc.to_json().replace("arn:aws:iam::123456789012:root", "123456789012");
-        assert!(doc.semantically_eq(&PolicyDocument::parse(&bare).expect("parses")));
-    }
-
-    #[test]
-    fn role_never_administers() {
-        let doc = key_policy(&input(&["arn:aws:iam::123456789012:role/platform".into()]));
-        let role = Some(Principal::aws([ROLE]));
-        let role_statements: Vec<_> = doc.statements.iter().filter(|s| s.principal == role).collect();
-        assert_eq!(role_statements.len(), 1);
-        assert!(role_statements[0].action.iter().flatten().all(|a| USE_ACTIONS.contains(&a.as_str())));
-    }
-
-    #[test]
-    fn survives_aws_rewrites() {
-        assert_survives_aws_rewrite(&key_policy(&input(&[])));
-        assert_survives_aws_rewrite(&key_policy(&input(&["a".into(), "arn:aws:iam::123456789012:role/x".into()])));
-    }
-
-    #[test]
-    fn assumed_role_becomes_role() {
-        assert_eq!(
-            principal_arn_for_policy("arn:aws:sts::123456789012:assumed-role/tfstate-operator/botocore-session-1"),
-            "arn:aws:iam::123456789012:role/tfstate-operator"
-        );
-        assert_eq!(
-            principal_arn_for_policy("arn:aws-cn:sts::123456789012:assumed-role/op/i-0abc"),
-            "arn:aws-cn:iam::123456789012:role/op"
-        );
-    }
-
-    #[test]
-    fn other_principals_pass_through() {
-        for arn in [
-            "arn:aws:iam::123456789012:user/alice",
-            "arn:aws:iam::123456789012:role/path/op",
-            "arn:aws:iam::123456789012:root",
-            "arn:aws:sts::123456789012:federated-user/bob",
-            "arn:aws:sts::123456789012:assumed-role/no-session",
-            "arn:aws:sts::123456789012:assumed-role//session",
-            "not an arn",
-            "",
-        ] {
-            assert_eq!(principal_arn_for_policy(arn), arn);
-        }
-    }
-}
+#[path = "key_tests.rs"]
+mod tests;

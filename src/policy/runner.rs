@@ -10,45 +10,54 @@ use super::document::{Effect, PolicyDocument, Statement};
 pub struct RunnerPolicyInput<'a> {
     /// AWS partition, e.g. `aws`.
     pub partition: &'a str,
-    /// Bucket name.
-    pub bucket: &'a str,
+    /// The backend's region: the key may be used only through S3 and DynamoDB there.
+    pub region: &'a str,
+    /// The state bucket, when this object owns it now; `None` grants nothing in S3 (no
+    /// state, no lock files): a bucket in Conflict contributes no statement.
+    pub bucket: Option<&'a str>,
     /// Terraform's `key`.
     pub state_key: &'a str,
     /// The effective `workspace_key_prefix` (Terraform's default is `env:`).
     pub workspace_key_prefix: &'a str,
     /// S3 native locking (`use_lockfile`): lock mode Lockfile or Both.
     pub lockfile: bool,
-    /// The DynamoDB lock table (lock mode DynamoDB or Both).
+    /// The DynamoDB lock table (lock mode DynamoDB or Both), when this object owns it now.
     pub table_arn: Option<&'a str>,
-    /// The KMS key of the state (KMS encryption).
+    /// The KMS key of the state (KMS encryption), when this object owns it now or may use it.
     pub kms_key_arn: Option<&'a str>,
 }
 
-/// The runner policy: `ListStatePrefixes`, `ReadWriteState`, and when they apply
-/// `ManageLockFiles`, `UseLockTable` and `UseStateKey`.
+/// The runner policy: with the bucket `ListStatePrefixes`, `ReadWriteState` and (lock
+/// files) `ManageLockFiles`; with the table `UseLockTable`; with the key `UseStateKey`.
+/// Parts not given contribute nothing, so the document may have no statement at all.
 pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
-    let bucket_arn = format!("arn:{}:s3:::{}", input.partition, input.bucket);
-    let (key, wkp) = (input.state_key, input.workspace_key_prefix);
-    // The default workspace's object and every other workspace's `<wkp>/<workspace>/<key>`.
-    let objects = |suffix: &str| [format!("{bucket_arn}/{key}{suffix}"), format!("{bucket_arn}/{wkp}/*/{key}{suffix}")];
-
-    let mut statements = vec![
+    let mut statements = Vec::new();
+    if let Some(bucket) = input.bucket {
+        let bucket_arn = format!("arn:{}:s3:::{bucket}", input.partition);
+        let (key, wkp) = (input.state_key, input.workspace_key_prefix);
+        // The default workspace's object and every other workspace's `<wkp>/<workspace>/<key>`.
+        let objects =
+            |suffix: &str| [format!("{bucket_arn}/{key}{suffix}"), format!("{bucket_arn}/{wkp}/*/{key}{suffix}")];
         // Terraform lists `<wkp>/` to enumerate workspaces, and the key itself to find state.
-        Statement::new("ListStatePrefixes", Effect::Allow)
-            .actions(["s3:ListBucket"])
-            .resources([bucket_arn.as_str()])
-            .condition("StringLike", "s3:prefix", [key.to_owned(), format!("{wkp}/"), format!("{wkp}/*")]),
-        Statement::new("ReadWriteState", Effect::Allow)
-            .actions(["s3:GetObject", "s3:PutObject"])
-            .resources(objects("")),
-    ];
-    if input.lockfile {
-        // The lock file is created and deleted on every run, unlike the state.
         statements.push(
-            Statement::new("ManageLockFiles", Effect::Allow)
-                .actions(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
-                .resources(objects(".tflock")),
+            Statement::new("ListStatePrefixes", Effect::Allow)
+                .actions(["s3:ListBucket"])
+                .resources([bucket_arn.as_str()])
+                .condition("StringLike", "s3:prefix", [key.to_owned(), format!("{wkp}/"), format!("{wkp}/*")]),
         );
+        statements.push(
+            Statement::new("ReadWriteState", Effect::Allow)
+                .actions(["s3:GetObject", "s3:PutObject"])
+                .resources(objects("")),
+        );
+        if input.lockfile {
+            // The lock file is created and deleted on every run, unlike the state.
+            statements.push(
+                Statement::new("ManageLockFiles", Effect::Allow)
+                    .actions(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
+                    .resources(objects(".tflock")),
+            );
+        }
     }
     if let Some(table) = input.table_arn {
         statements.push(
@@ -58,10 +67,18 @@ pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
         );
     }
     if let Some(kms_key) = input.kms_key_arn {
+        // Terraform never calls KMS itself: S3 (SSE-KMS) and DynamoDB (the table's SSE) do,
+        // on its behalf. Anything else, a direct Decrypt above all, is refused.
+        let suffix = super::key::dns_suffix(input.partition);
+        let mut via = vec![format!("s3.{}.{suffix}", input.region)];
+        if input.table_arn.is_some() {
+            via.push(format!("dynamodb.{}.{suffix}", input.region));
+        }
         statements.push(
             Statement::new("UseStateKey", Effect::Allow)
                 .actions(["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"])
-                .resources([kms_key]),
+                .resources([kms_key])
+                .condition("StringEquals", "kms:ViaService", via),
         );
     }
     PolicyDocument::new(statements)

@@ -16,7 +16,8 @@ fn input(
 ) -> RunnerPolicyInput<'static> {
     RunnerPolicyInput {
         partition: "aws",
-        bucket: "acme-tfstate",
+        region: "eu-west-1",
+        bucket: Some("acme-tfstate"),
         state_key: STATE,
         workspace_key_prefix: "env:",
         lockfile,
@@ -60,11 +61,17 @@ fn lock_table() -> Value {
     })
 }
 
-fn state_key() -> Value {
+fn state_key(with_table: bool) -> Value {
+    let via = if with_table {
+        json!(["s3.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"])
+    } else {
+        json!("s3.eu-west-1.amazonaws.com")
+    };
     json!({
         "Sid": "UseStateKey", "Effect": "Allow",
         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-        "Resource": KEY
+        "Resource": KEY,
+        "Condition": {"StringEquals": {"kms:ViaService": via}}
     })
 }
 
@@ -77,7 +84,7 @@ fn all_modes() -> Vec<(RunnerPolicyInput<'static>, Vec<Value>)> {
                 let mut expected = list_and_state();
                 expected.extend(lockfile.then(lock_files));
                 expected.extend(table.map(|_| lock_table()));
-                expected.extend(key.map(|_| state_key()));
+                expected.extend(key.map(|_| state_key(table.is_some())));
                 out.push((input(lockfile, table, key), expected));
             }
         }
@@ -96,7 +103,7 @@ fn exact_statements_in_every_mode() {
 fn dynamodb_mode_with_kms() {
     let doc = runner_policy(&input(false, Some(TABLE), Some(KEY)));
     let mut expected = list_and_state();
-    expected.extend([lock_table(), state_key()]);
+    expected.extend([lock_table(), state_key(true)]);
     assert_json(&doc, expected);
 }
 
@@ -183,4 +190,17 @@ fn modes_differ_semantically() {
             assert_eq!(a.semantically_eq(b), i == j, "modes {i} and {j}");
         }
     }
+}
+
+/// A part the object does not own contributes no statement: no bucket, no S3 grant at all
+/// (neither state nor lock files), and with nothing owned the document is empty.
+#[test]
+fn parts_not_owned_grant_nothing() {
+    let no_bucket = RunnerPolicyInput { bucket: None, ..input(true, Some(TABLE), Some(KEY)) };
+    let doc = runner_policy(&no_bucket);
+    assert_json(&doc, vec![lock_table(), state_key(true)]);
+    assert!(doc.statements.iter().flat_map(|s| s.action.iter().flatten()).all(|a| !a.starts_with("s3:")));
+    let nothing = RunnerPolicyInput { bucket: None, ..input(true, None, None) };
+    assert!(runner_policy(&nothing).statements.is_empty());
+    assert_json(&runner_policy(&input(false, None, None)), list_and_state());
 }

@@ -4,8 +4,9 @@
 use crate::aws::s3::{self, Logging};
 use crate::aws::{AwsClients, AwsError, Tags, dynamodb, iam, kms};
 use crate::failpoint::Failpoints;
+use crate::policy::PolicyDocument;
 
-use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLINE_POLICY_NAME};
+use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLINE_POLICY_NAME, TAG_OWNER_UID};
 use super::observe::{ObservedKey, ObservedRole, ObservedTable};
 use super::plan::{BucketChange, KeyChange, RoleChange, TableChange};
 
@@ -27,6 +28,7 @@ pub async fn apply_role(
                 iam::create_role(
                     c,
                     &desired.name,
+                    &desired.path,
                     &desired.description,
                     &desired.trust.to_json(),
                     desired.max_session_duration,
@@ -41,15 +43,23 @@ pub async fn apply_role(
             }
             RoleChange::SetBoundary => iam::set_boundary(c, &desired.name, desired.boundary.as_deref()).await?,
             RoleChange::SyncTags => iam::sync_tags(c, &desired.name, current_tags, tags).await?,
-            RoleChange::PutInlinePolicy => {} // needs the key: see apply_inline_policy
+            // They need the key and the other parts' ownership: see apply_inline_policy.
+            RoleChange::PutInlinePolicy | RoleChange::DeleteInlinePolicy => {}
         }
     }
     Ok(())
 }
 
-/// Puts the role's inline policy.
-pub async fn apply_inline_policy(aws: &AwsClients, role: &str, policy_json: &str) -> Result<(), AwsError> {
-    iam::put_inline_policy(&aws.iam, role, INLINE_POLICY_NAME, policy_json).await
+/// Puts the role's inline policy, or removes it when it must grant nothing (`None`).
+pub async fn apply_inline_policy(
+    aws: &AwsClients,
+    role: &str,
+    policy: Option<&PolicyDocument>,
+) -> Result<(), AwsError> {
+    match policy {
+        Some(policy) => iam::put_inline_policy(&aws.iam, role, INLINE_POLICY_NAME, &policy.to_json()).await,
+        None => iam::delete_inline_policy(&aws.iam, role, INLINE_POLICY_NAME).await,
+    }
 }
 
 /// Applies key changes; returns the ARN of the key in use (`None` with SSE-S3).
@@ -97,30 +107,47 @@ pub async fn apply_key(
     Ok(Some(arn))
 }
 
-/// Applies bucket changes: the bucket first when it is new, then every setting at once
-/// (they are independent subresources).
+/// What became of the bucket part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketApplied {
+    /// Every planned change was made to a bucket of ours.
+    Done,
+    /// CreateBucket answered, but the bucket carries another owner's tags (another object
+    /// created it first: S3 answers success to the second CreateBucket in us-east-1), so
+    /// nothing else was written.
+    LostCreationRace,
+}
+
+/// Applies bucket changes: the bucket first when it is new (tagged in the same call, then
+/// its tags read back: ownership is what AWS says, not what the create call answered), then
+/// every setting at once (they are independent subresources).
 pub async fn apply_bucket(
     aws: &AwsClients,
     desired: &DesiredBucket,
     changes: &[BucketChange],
     tags: &Tags,
     failpoints: &Failpoints,
-) -> Result<(), AwsError> {
+) -> Result<BucketApplied, AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
     if changes.contains(&BucketChange::Create) {
-        match s3::create_bucket(c, b, &aws.region).await {
-            // Created by us in an earlier, interrupted attempt (tags come next).
+        match s3::create_bucket(c, b, &aws.region, tags).await {
+            // Another pass (ours or another object's) created it since observe: the tags say whose.
             Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
             other => other?,
         }
         failpoints.hit("after-create-bucket");
+        let now = s3::get_tags(c, b).await?.unwrap_or_default();
+        // `tags` always holds our UID, so an untagged bucket is not ours either.
+        if now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
+            return Ok(BucketApplied::LostCreationRace);
+        }
     }
     let settings = changes
         .iter()
         .filter(|c| **c != BucketChange::Create)
         .map(|change| apply_bucket_setting(aws, desired, change, tags));
     futures::future::try_join_all(settings).await?;
-    Ok(())
+    Ok(BucketApplied::Done)
 }
 
 async fn apply_bucket_setting(

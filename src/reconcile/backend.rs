@@ -12,13 +12,17 @@ use crate::aws::AwsClients;
 use crate::context::Context;
 use crate::render::render;
 
-use super::apply::{apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
-use super::desired::{DesiredKey, Identity, Owner, desired_key, desired_resources, desired_role, resource_tags};
+use super::admit::admit;
+use super::apply::{BucketApplied, apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
+use super::desired::{
+    DesiredKey, Identity, Owned, Owner, TAG_OWNER_UID, desired_key, desired_resources, desired_role,
+    desired_runner_policy, resource_tags,
+};
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
-use super::plan::{BucketChange, KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
+use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::{Published, publish};
-use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status};
+use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
 /// Reasons that report a change made by this pass.
@@ -50,20 +54,40 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         Ok(valid) => valid,
         Err(e) => {
             // Nothing is done in AWS for an invalid spec; it waits for the next edit.
-            let status = next_status(previous, generation, invalid_spec_report(&e.to_string()), &now);
+            let report = status::remember(invalid_spec_report(&e.to_string()), previous);
+            let status = next_status(previous, generation, report, &now);
             if status::write(&api, &owner.name, previous, &status).await? {
                 event(ctx, obj, EventType::Warning, Reason::InvalidSpec, e.to_string()).await;
             }
             return Ok(Action::await_change());
         }
     };
-
+    let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
     let aws = ctx.aws.clients(&valid.region);
-    let mut run =
-        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report: StatusReport::default(), events: vec![] };
+    // Asked once per process: the operator's own account is what "own account" means.
+    let account = ctx.identity(&aws).await?.account_id;
+    let valid = match admit(valid, &policy, &account) {
+        Ok(valid) => valid,
+        Err(refused) => {
+            // No AWS call for a spec the policy refuses. Policies are not watched per
+            // object, so look again at the resync interval: a changed policy admits it.
+            let message = format!("refused by {}: {refused}", policy.source);
+            let mut report = status::remember(refused_report(Reason::PolicyViolation, &message), previous);
+            report.policy = Some(refused.policy.clone());
+            let status = next_status(previous, generation, report, &now);
+            if status::write(&api, &owner.name, previous, &status).await? {
+                event(ctx, obj, EventType::Warning, Reason::PolicyViolation, message).await;
+            }
+            return Ok(Action::requeue(ctx.config.resync_interval));
+        }
+    };
+
+    let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
+    let mut run = Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![] };
     let result = run.converge(&aws).await;
     let Run { mut report, mut events, .. } = run;
     if let Err(e) = &result {
+        report = status::remember(report, previous);
         events.push((EventType::Warning, e.reason(), e.to_string()));
         // Parts not reached before the failure show the failure.
         for t in status::PARTS {
@@ -81,12 +105,14 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     }
     match result {
         Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),
-        Ok(()) if status.conditions.iter().any(|c| c.reason == Reason::Conflict.as_str()) => Ok(Action::await_change()),
         // Something was written: look again shortly to verify it and settle the status to
         // Converged, so that no later resync has anything to write.
         Ok(()) if wrote && status.conditions.iter().any(|c| CHANGE_REASONS.iter().any(|r| c.reason == r.as_str())) => {
             Ok(Action::requeue(SOON))
         }
+        // Converged, or blocked (a Conflict included: ownership is re-read every pass, so a
+        // released name or a repaired tag heals without an edit, and a lost one withdraws
+        // its grants).
         Ok(()) => Ok(Action::requeue(ctx.config.resync_interval)),
         Err(e) => Err(e),
     }
@@ -121,6 +147,7 @@ impl Run<'_> {
                 .and_then(|s| s.kms_key_arn.clone())
                 .filter(|_| matches!(d_key, DesiredKey::Managed { .. })),
             creation_started: self.report.creation_started_at.is_some(),
+            account_id: id.account_id.clone(),
         };
         let observed = observe(aws, valid, &d_key, owner, &hints).await?;
         let adopt = valid.adopt_existing;
@@ -195,6 +222,8 @@ impl Run<'_> {
             _ => format!("KMS key {}", arn.as_deref().unwrap_or_default()),
         };
         self.settle(C::EncryptionKeyReady, &what, &changes, changes.contains(&KeyChange::Create));
+        // The key exists under its alias now: nothing left to find after a crash.
+        self.report.creation_started_at = None;
         self.report.kms_key_arn = arn.clone();
         Ok(arn)
     }
@@ -210,24 +239,15 @@ impl Run<'_> {
     ) -> Result<(), ReconcileError> {
         let (valid, owner, adopt) = (self.valid, self.owner, self.valid.adopt_existing);
         let res = desired_resources(valid, id, key_arn, self.ctx.config.endpoint_url.as_deref());
-        // An untagged bucket is ours if a previous attempt of ours was creating it (a crash
-        // between CreateBucket and its tagging).
-        let ours_if_untagged = adopt || self.obj.status.as_ref().is_some_and(|s| s.creation_started_at.is_some());
-        let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, ours_if_untagged);
-        if bucket_plan.as_ref().is_ok_and(|c| c.contains(&BucketChange::Create)) {
-            self.mark_creation_started("creating the S3 bucket").await?;
-        }
+        let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
-        let inline = if role_ok { plan_inline_policy(&res.runner_policy, observed.role.as_ref()) } else { vec![] };
-        let role_name = &valid.role.name;
-        let policy_json = res.runner_policy.to_json();
         // Independent resources are written concurrently; each part's outcome is recorded
         // on its own, so one failing part does not hide the others.
-        let (b, t, i) = tokio::join!(
+        let (b, t) = tokio::join!(
             async {
                 match &bucket_plan {
-                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await,
-                    Err(_) => Ok(()),
+                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await.map(Some),
+                    Err(_) => Ok(None),
                 }
             },
             async {
@@ -236,8 +256,29 @@ impl Run<'_> {
                     _ => Ok(false),
                 }
             },
-            async { if inline.is_empty() { Ok(()) } else { apply_inline_policy(aws, role_name, &policy_json).await } },
         );
+        // Grants follow ownership as AWS reports it in this pass: a part that is ours
+        // (tagged with our UID when observed, or created or adopted by this pass) is granted;
+        // a Conflict, or a creation another object won, contributes nothing.
+        let bucket_owned = match (&bucket_plan, &b) {
+            (Ok(_), Ok(Some(BucketApplied::Done))) => true,
+            (Ok(_), Err(_)) => observed_ours(&observed.bucket, owner),
+            _ => false,
+        };
+        let table_owned = table_plan.is_ok()
+            && (t.is_ok() || observed.table.as_ref().is_some_and(|o| is_ours(&o.settings.tags, owner)));
+        let grants = Owned {
+            bucket: bucket_owned,
+            table_arn: res.table.as_ref().filter(|_| table_owned).map(|t| t.arn.as_str()),
+            kms_key_arn: key_arn,
+        };
+        let runner_policy = desired_runner_policy(valid, id, &grants);
+        let inline = if role_ok { plan_inline_policy(runner_policy.as_ref(), observed.role.as_ref()) } else { vec![] };
+        let i = if inline.is_empty() {
+            Ok(())
+        } else {
+            apply_inline_policy(aws, &valid.role.name, runner_policy.as_ref()).await
+        };
         let mut first_error = None;
 
         match (bucket_plan, b) {
@@ -253,11 +294,16 @@ impl Run<'_> {
                 self.fail(C::BucketReady, &e);
                 first_error.get_or_insert(e);
             }
-            (Ok(changes), Ok(())) => {
-                // Key and bucket exist and carry our tags: nothing left to find after a crash.
-                self.report.creation_started_at = None;
-                let created = matches!(observed.bucket, ObservedBucket::Missing)
-                    || (ours_if_untagged && !adopt && changes.contains(&BucketChange::PutTags));
+            (Ok(_), Ok(Some(BucketApplied::LostCreationRace))) => {
+                let msg = format!(
+                    "S3 bucket {} was created by another TerraformStateBackend at the same time; it is left untouched: \
+                     choose another name",
+                    valid.bucket
+                );
+                self.block(C::BucketReady, Reason::Conflict, msg);
+            }
+            (Ok(changes), Ok(_)) => {
+                let created = matches!(observed.bucket, ObservedBucket::Missing);
                 self.settle(C::BucketReady, &format!("S3 bucket {}", valid.bucket), &changes, created);
             }
             (Err(b), _) => self.block(C::BucketReady, b.reason, b.message),
@@ -380,7 +426,7 @@ impl Run<'_> {
         if self.report.creation_started_at.is_some() {
             return Ok(());
         }
-        let mut intent = self.report.clone();
+        let mut intent = status::remember(self.report.clone(), self.obj.status.as_ref());
         intent.creation_started_at = Some(k8s_openapi::jiff::Timestamp::now().to_string());
         intent.reconciling = Some(what.to_string());
         let generation = self.obj.metadata.generation.unwrap_or(0);
@@ -411,6 +457,16 @@ impl Run<'_> {
         }
         self.report.parts.insert(part, PartState::not_ready(reason, message));
     }
+}
+
+/// Whether a resource's tags say this object owns it.
+fn is_ours(tags: &crate::aws::Tags, owner: &Owner) -> bool {
+    tags.get(TAG_OWNER_UID) == Some(&owner.uid)
+}
+
+/// Whether the bucket, as observed in this pass, carries this object's ownership tags.
+fn observed_ours(bucket: &ObservedBucket, owner: &Owner) -> bool {
+    matches!(bucket, ObservedBucket::Exists { tags, .. } if is_ours(tags, owner))
 }
 
 /// Publishes an Event about `obj` (failures are logged, never fatal).

@@ -1,10 +1,13 @@
 //! The Cleanup side of a backend's life, when the object is deleted.
 //!
-//! `Retain` leaves AWS as it is. `Delete` removes the bucket only when it holds no object
-//! versions at all; until then NOTHING is deleted (the key above all: deleting it would
-//! make the remaining state unreadable), the condition `DeletionBlocked` says how many
-//! versions remain, and the finalizer stays. Only resources carrying this object's
-//! ownership tags are touched. Works whether or not Apply ever ran.
+//! `Retain` leaves AWS as it is. `Delete` never strands state: the bucket comes first, and
+//! the lock table, the role and the key (scheduled for deletion: the one step that makes
+//! remaining state unreadable) go only once the bucket is verified gone (`NoSuchBucket`)
+//! or was deleted, empty, by this pass. Any doubt about the bucket — its tags unreadable or
+//! not ours while it exists, its versions uncountable, versions left — is `DeletionBlocked`
+//! with what was found and what to do, nothing is deleted, and the finalizer stays. Only
+//! resources carrying this object's ownership tags are touched. Works whether or not Apply
+//! ever ran.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
@@ -12,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use crate::api::{DeletionPolicy, Reason, TerraformStateBackend};
-use crate::aws::{AwsClients, AwsError, Tags, dynamodb, iam, kms, s3};
+use crate::aws::{AwsClients, AwsError, AwsErrorKind, Tags, dynamodb, iam, kms, s3};
 use crate::context::Context;
 
 use super::backend::{event, owner_of};
@@ -23,6 +26,62 @@ use super::validate::{ObjectRef, ValidSpec, validate};
 
 /// How many versions are counted at most for the DeletionBlocked message.
 const COUNT_LIMIT: u64 = 10_000;
+
+/// What deletion found of the state bucket, read in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BucketFinding {
+    /// `NoSuchBucket`: it is gone (or never existed).
+    Gone,
+    /// Its tags could not be read (the error, e.g. AccessDenied).
+    TagsUnreadable(String),
+    /// It exists without this object's owner-UID tag (another owner's, or its tags were
+    /// replaced by another tool: PutBucketTagging replaces the whole set).
+    NotOurs,
+    /// Ours; its versions could not be counted (the error).
+    VersionsUncountable(String),
+    /// Ours, with this many object versions and delete markers.
+    Ours(u64),
+}
+
+/// What to do about the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BucketVerdict {
+    /// Gone: the other resources may go.
+    NothingToDelete,
+    /// Ours and empty: delete it, then the other resources.
+    DeleteIt,
+    /// Delete nothing; the message says what was found and what to do.
+    Blocked(String),
+}
+
+/// Decides, purely, whether deletion may proceed past the bucket. Anything but a bucket
+/// verified gone or verified ours and empty blocks: the key must outlive every state
+/// version it encrypts.
+pub fn judge_bucket(bucket: &str, finding: &BucketFinding) -> BucketVerdict {
+    let nothing = "nothing has been deleted";
+    let retain = "or set deletionPolicy: Retain to leave every AWS resource as it is";
+    match finding {
+        BucketFinding::Gone => BucketVerdict::NothingToDelete,
+        BucketFinding::Ours(0) => BucketVerdict::DeleteIt,
+        BucketFinding::Ours(n) => BucketVerdict::Blocked(format!(
+            "bucket {bucket} still holds {n} object version(s); the operator never deletes Terraform state and \
+             keeps the key that encrypts it: {nothing}. Delete the versions yourself to let the deletion finish, {retain}"
+        )),
+        BucketFinding::TagsUnreadable(e) => BucketVerdict::Blocked(format!(
+            "the tags of bucket {bucket} cannot be read ({e}), so the operator cannot tell whether it holds this \
+             backend's state: {nothing}. Let the operator read the bucket's tags, {retain}"
+        )),
+        BucketFinding::NotOurs => BucketVerdict::Blocked(format!(
+            "bucket {bucket} exists but does not carry this backend's ownership tag {TAG_OWNER_UID} (another \
+             owner's, or its tags were replaced by another tool); it may hold state encrypted with this backend's \
+             key: {nothing}. Restore the tag, delete the bucket yourself, {retain}"
+        )),
+        BucketFinding::VersionsUncountable(e) => BucketVerdict::Blocked(format!(
+            "the object versions of bucket {bucket} cannot be listed ({e}): {nothing}. Let the operator list \
+             them, {retain}"
+        )),
+    }
+}
 
 /// Cleans up a deleted backend according to its deletion policy.
 pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -39,34 +98,34 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     }
     let owner = owner_of(obj)?;
     let target = ObjectRef { namespace: &owner.namespace, name: &owner.name };
-    let Ok(valid) = validate(target, &obj.spec, &ctx.config.defaults) else {
-        // An invalid spec never reached AWS (validation comes first), so there is
-        // nothing this object could have created under it.
-        return Ok(Action::await_change());
+    let valid = match validate(target, &obj.spec, &ctx.config.defaults) {
+        Ok(valid) => valid,
+        // Validation comes first, so a spec that was never valid never reached AWS: there
+        // is nothing this object could have created. One that reached AWS (status knows
+        // its account) and became invalid since cannot say which resources are its own.
+        Err(_) if obj.status.as_ref().and_then(|s| s.account_id.as_ref()).is_none() => {
+            return Ok(Action::await_change());
+        }
+        Err(e) => {
+            let message = format!(
+                "the spec is invalid ({e}), so the operator cannot tell which AWS resources to delete: nothing has \
+                 been deleted. Fix the spec, or set deletionPolicy: Retain to leave every AWS resource as it is"
+            );
+            return Err(block_deletion(ctx, obj, &owner, message).await);
+        }
     };
     let aws = ctx.aws.clients(&valid.region);
 
-    let versions = bucket_versions(&aws, &valid.bucket, &owner).await?;
-    if let Some(versions) = versions.filter(|n| *n > 0) {
-        let err = ReconcileError::DeletionBlocked { bucket: valid.bucket.clone(), versions };
-        let message = format!(
-            "{err}: delete them (or set deletionPolicy: Retain) to let the deletion finish; nothing has been deleted"
-        );
-        let mut report = StatusReport::default();
-        for t in status::PARTS {
-            report.parts.insert(t, PartState::not_ready(Reason::DeletionBlocked, message.clone()));
-        }
-        report.kms_key_arn = obj.status.as_ref().and_then(|s| s.kms_key_arn.clone());
-        let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let status = next_status(obj.status.as_ref(), obj.metadata.generation.unwrap_or(0), report, &now);
-        if status::write(&api, &owner.name, obj.status.as_ref(), &status).await? {
-            event(ctx, obj, EventType::Warning, Reason::DeletionBlocked, message).await;
-        }
-        return Err(err);
+    let finding = inspect_bucket(&aws, &valid.bucket, &owner).await?;
+    let verdict = judge_bucket(&valid.bucket, &finding);
+    tracing::info!(bucket = %valid.bucket, ?finding, "deletion: the state bucket");
+    match verdict {
+        BucketVerdict::Blocked(message) => return Err(block_deletion(ctx, obj, &owner, message).await),
+        BucketVerdict::DeleteIt => s3::delete_bucket(&aws.s3, &valid.bucket).await?,
+        BucketVerdict::NothingToDelete => {}
     }
-
-    delete_owned(ctx, &aws, &valid, &owner, obj, versions.is_some()).await?;
+    // The bucket is gone: nothing left for the table, the role or the key to protect.
+    delete_owned(ctx, &aws, &valid, &owner, obj).await?;
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), None);
     event(
         ctx,
@@ -79,13 +138,40 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     Ok(Action::await_change())
 }
 
-/// Object versions and delete markers left in our bucket; `None` when there is no bucket
-/// of ours (gone, someone else's, or another account's).
-async fn bucket_versions(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result<Option<u64>, AwsError> {
-    match s3::get_tags(&aws.s3, bucket).await {
-        Ok(Some(tags)) if owned(&tags, owner) => s3::count_versions(&aws.s3, bucket, COUNT_LIMIT).await.map(Some),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind == crate::aws::AwsErrorKind::AccessDenied => Ok(None),
+/// Writes `DeletionBlocked` (with `message`) on every part, publishes it once as a Warning
+/// Event, and returns the error that keeps the finalizer (retried with back-off).
+async fn block_deletion(ctx: &Context, obj: &TerraformStateBackend, owner: &Owner, message: String) -> ReconcileError {
+    let mut report = StatusReport::default();
+    for t in status::PARTS {
+        report.parts.insert(t, PartState::not_ready(Reason::DeletionBlocked, message.clone()));
+    }
+    let report = status::remember(report, obj.status.as_ref());
+    let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let status = next_status(obj.status.as_ref(), obj.metadata.generation.unwrap_or(0), report, &now);
+    match status::write(&api, &owner.name, obj.status.as_ref(), &status).await {
+        Ok(true) => event(ctx, obj, EventType::Warning, Reason::DeletionBlocked, message.clone()).await,
+        Ok(false) => {}
+        Err(e) => return e.into(),
+    }
+    ReconcileError::DeletionBlocked(message)
+}
+
+/// Reads the bucket's tags and, when it is ours, counts its versions. Errors that retrying
+/// can cure (throttling, 5xx) are returned; a denial is a finding, not an error.
+async fn inspect_bucket(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result<BucketFinding, AwsError> {
+    let tags = match s3::get_tags(&aws.s3, bucket).await {
+        Ok(None) => return Ok(BucketFinding::Gone),
+        Ok(Some(tags)) => tags,
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => return Ok(BucketFinding::TagsUnreadable(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    if !owned(&tags, owner) {
+        return Ok(BucketFinding::NotOurs);
+    }
+    match s3::count_versions(&aws.s3, bucket, COUNT_LIMIT).await {
+        Ok(n) => Ok(BucketFinding::Ours(n)),
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => Ok(BucketFinding::VersionsUncountable(e.to_string())),
         Err(e) => Err(e),
     }
 }
@@ -94,17 +180,15 @@ fn owned(tags: &Tags, owner: &Owner) -> bool {
     tags.get(TAG_OWNER_UID) == Some(&owner.uid)
 }
 
+/// Deletes the table, the role and, last, the key, of those that carry our tags. Only
+/// called once the bucket is gone.
 async fn delete_owned(
     ctx: &Context,
     aws: &AwsClients,
     valid: &ValidSpec,
     owner: &Owner,
     obj: &TerraformStateBackend,
-    our_bucket: bool,
 ) -> Result<(), ReconcileError> {
-    if our_bucket {
-        s3::delete_bucket(&aws.s3, &valid.bucket).await?;
-    }
     if let Some(table) = &valid.lock_table
         && let Some(info) = dynamodb::describe(&aws.dynamodb, &table.name).await?
     {
@@ -141,4 +225,36 @@ async fn delete_owned(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(finding: BucketFinding, needles: &[&str]) {
+        match judge_bucket("acme-tfstate", &finding) {
+            BucketVerdict::Blocked(m) => {
+                for n in needles.iter().chain(&["acme-tfstate", "nothing has been deleted", "deletionPolicy: Retain"]) {
+                    assert!(m.contains(n), "{finding:?}: {m:?} does not say {n:?}");
+                }
+            }
+            other => panic!("{finding:?} must block deletion, got {other:?}"),
+        }
+    }
+
+    /// Only a bucket verified gone, or verified ours and empty, lets deletion go on.
+    #[test]
+    fn only_certainty_lets_deletion_proceed() {
+        assert_eq!(judge_bucket("b", &BucketFinding::Gone), BucketVerdict::NothingToDelete);
+        assert_eq!(judge_bucket("b", &BucketFinding::Ours(0)), BucketVerdict::DeleteIt);
+    }
+
+    /// Every doubt blocks, and says what was found and what to do.
+    #[test]
+    fn every_doubt_blocks_with_what_was_found() {
+        blocked(BucketFinding::Ours(3), &["3 object version(s)", "Delete the versions"]);
+        blocked(BucketFinding::TagsUnreadable("AccessDenied".into()), &["cannot be read", "AccessDenied"]);
+        blocked(BucketFinding::NotOurs, &["does not carry", TAG_OWNER_UID, "replaced by another tool"]);
+        blocked(BucketFinding::VersionsUncountable("AccessDenied".into()), &["cannot be listed", "AccessDenied"]);
+    }
 }

@@ -120,6 +120,8 @@ pub struct DesiredRole {
     pub max_session_duration: i32,
     /// Permissions boundary.
     pub boundary: Option<String>,
+    /// IAM path (`/` or `/.../`).
+    pub path: String,
 }
 
 /// Everything but the key, once the key's ARN is known.
@@ -129,8 +131,6 @@ pub struct DesiredResources {
     pub bucket: DesiredBucket,
     /// Lock table (DynamoDB and Both modes).
     pub table: Option<DesiredTable>,
-    /// The role's inline policy.
-    pub runner_policy: PolicyDocument,
     /// The backend configuration to publish.
     pub backend: BackendSettings,
 }
@@ -153,7 +153,8 @@ pub fn resource_tags(valid: &ValidSpec, owner: &Owner) -> Tags {
 
 /// ARN of the runners' role.
 pub fn role_arn(valid: &ValidSpec, id: &Identity) -> String {
-    format!("arn:{}:iam::{}:role/{}", id.partition, id.account_id, valid.role.name)
+    // The path starts and ends with `/` (`/` alone by default).
+    format!("arn:{}:iam::{}:role{}{}", id.partition, id.account_id, valid.role.path, valid.role.name)
 }
 
 /// The role (without its inline policy, which needs the key ARN).
@@ -179,6 +180,7 @@ pub fn desired_role(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredR
         trust,
         max_session_duration: r.max_session_duration_seconds,
         boundary: r.permissions_boundary_arn.clone(),
+        path: r.path.clone(),
     }
 }
 
@@ -194,6 +196,7 @@ pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKe
             policy: key_policy(&KeyPolicyInput {
                 partition: &id.partition,
                 account_id: &id.account_id,
+                region: &valid.region,
                 operator_arn: &id.operator_arn,
                 role_arn: &role_arn(valid, id),
                 admins,
@@ -202,7 +205,36 @@ pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKe
     }
 }
 
-/// Bucket, table, inline policy and backend configuration, given the key's ARN
+/// What this object owns now, as read from AWS in this pass (its owner-UID tag, or
+/// created with it in this pass): the runners are granted exactly these parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owned<'a> {
+    /// The state bucket (state objects and lock files).
+    pub bucket: bool,
+    /// The lock table's ARN.
+    pub table_arn: Option<&'a str>,
+    /// The key's ARN: a managed key of ours, or an existing key this object may use.
+    pub kms_key_arn: Option<&'a str>,
+}
+
+/// The role's inline policy granting what `owned` names, and nothing of any part that is
+/// not ours (a `Conflict` contributes no statement). `None` when nothing is owned: IAM
+/// refuses a policy without statements, so the inline policy is removed instead.
+pub fn desired_runner_policy(valid: &ValidSpec, id: &Identity, owned: &Owned<'_>) -> Option<PolicyDocument> {
+    let policy = runner_policy(&RunnerPolicyInput {
+        partition: &id.partition,
+        region: &valid.region,
+        bucket: owned.bucket.then_some(valid.bucket.as_str()),
+        state_key: &valid.state_key,
+        workspace_key_prefix: valid.workspace_key_prefix.as_deref().unwrap_or(TERRAFORM_DEFAULT_WORKSPACE_PREFIX),
+        lockfile: valid.lock_mode.uses_lockfile(),
+        table_arn: owned.table_arn,
+        kms_key_arn: owned.kms_key_arn,
+    });
+    (!policy.statements.is_empty()).then_some(policy)
+}
+
+/// Bucket, table and backend configuration, given the key's ARN
 /// (`None` with SSE-S3). `endpoint_url` is the operator's custom AWS endpoint, which
 /// runners must use too.
 pub fn desired_resources(
@@ -244,16 +276,6 @@ pub fn desired_resources(
         pitr: t.point_in_time_recovery,
         deletion_protection: t.deletion_protection,
     });
-    let workspace_prefix = valid.workspace_key_prefix.as_deref().unwrap_or(TERRAFORM_DEFAULT_WORKSPACE_PREFIX);
-    let runner_policy = runner_policy(&RunnerPolicyInput {
-        partition: p,
-        bucket: &valid.bucket,
-        state_key: &valid.state_key,
-        workspace_key_prefix: workspace_prefix,
-        lockfile: valid.lock_mode.uses_lockfile(),
-        table_arn: table.as_ref().map(|t| t.arn.as_str()),
-        kms_key_arn: key_arn,
-    });
     let mut backend = BackendSettings::new(&valid.bucket, &valid.state_key, &valid.region);
     backend.kms_key_id = key_arn.map(str::to_string);
     backend.dynamodb_table = table.as_ref().map(|t| t.name.clone());
@@ -261,7 +283,7 @@ pub fn desired_resources(
     backend.assume_role_arn = valid.render_assume_role.then(|| role_arn(valid, id));
     backend.workspace_key_prefix = valid.workspace_key_prefix.clone();
     backend.endpoints = endpoint_url.map(Endpoints::all);
-    DesiredResources { bucket, table, runner_policy, backend }
+    DesiredResources { bucket, table, backend }
 }
 
 #[cfg(test)]

@@ -90,6 +90,10 @@ fn arns_follow_the_partition() {
         Some(Principal::aws(["arn:aws-cn:iam::123456789012:root"]))
     );
     assert_eq!(statement(&policy, "AllowBackendRoleUse").principal, Some(Principal::aws([role])));
+    assert_eq!(
+        condition(statement(&policy, "AllowBackendRoleUse"), "StringEquals", "kms:ViaService"),
+        ["s3.cn-north-1.amazonaws.com.cn", "dynamodb.cn-north-1.amazonaws.com.cn"]
+    );
     let cn_key = "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let r = desired_resources(&v, &cn, Some(cn_key), None);
     assert_eq!(
@@ -101,7 +105,7 @@ fn arns_follow_the_partition() {
         "arn:aws-cn:dynamodb:cn-north-1:123456789012:table/acme-tfstate-payments-prod-lock"
     );
     assert!(
-        r.runner_policy
+        full_policy(&v, &cn, Some(cn_key))
             .statements
             .iter()
             .flat_map(|s| s.resource.iter().flatten())
@@ -198,10 +202,20 @@ fn managed_key() {
     assert!(description.contains("team-payments/payments-prod"), "{description}");
     assert_eq!(
         sids(&policy),
-        ["EnableRootAccountAdministration", "AllowOperatorAdministration", "AllowBackendRoleUse"]
+        [
+            "EnableRootAccountAdministration",
+            "AllowOperatorAdministration",
+            "AllowOperatorGrantsForAwsResources",
+            "AllowBackendRoleUse"
+        ]
     );
     assert_eq!(statement(&policy, "AllowOperatorAdministration").principal, Some(Principal::aws([OPERATOR])));
     assert_eq!(statement(&policy, "AllowBackendRoleUse").principal, Some(Principal::aws([ROLE])));
+    // The role uses the key only through S3 and DynamoDB of the backend's region.
+    assert_eq!(
+        condition(statement(&policy, "AllowBackendRoleUse"), "StringEquals", "kms:ViaService"),
+        ["s3.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"]
+    );
 
     let admin = "arn:aws:iam::123456789012:role/admin";
     let v = valid(&format!(
@@ -233,12 +247,19 @@ fn kms_bucket() {
     assert_eq!(b.lifecycle, [rule]);
     assert_eq!(
         sids(&b.policy),
-        ["DenyInsecureTransport", "DenyUnencryptedObjectUploads", "DenyIncorrectEncryptionHeader", "DenyWrongKmsKey"]
+        [
+            "DenyInsecureTransport",
+            "DenyIncorrectEncryptionHeader",
+            "DenyKmsWithoutKeyId",
+            "DenyWrongKmsKey",
+            "DenySseC"
+        ]
     );
     let tls = statement(&b.policy, "DenyInsecureTransport");
     assert_eq!(condition(tls, "Bool", "aws:SecureTransport"), ["false"]);
     let header = statement(&b.policy, "DenyIncorrectEncryptionHeader");
     assert_eq!(condition(header, "StringNotEquals", "s3:x-amz-server-side-encryption"), ["aws:kms"]);
+    assert_eq!(condition(header, "Null", "s3:x-amz-server-side-encryption"), ["false"]);
     let key = statement(&b.policy, "DenyWrongKmsKey");
     assert_eq!(condition(key, "StringNotEquals", "s3:x-amz-server-side-encryption-aws-kms-key-id"), [KEY]);
     assert_eq!(b.logging, None);
@@ -250,10 +271,7 @@ fn aes256_bucket_keeping_versions_forever() {
     let v = valid("encryption: {mode: AES256}\nbucket: {name: acme-tf, noncurrentVersionExpirationDays: 0}");
     let b = desired_resources(&v, &id(), None, None).bucket;
     assert_eq!(b.kms_key_arn, None);
-    assert_eq!(
-        sids(&b.policy),
-        ["DenyInsecureTransport", "DenyUnencryptedObjectUploads", "DenyIncorrectEncryptionHeader"]
-    );
+    assert_eq!(sids(&b.policy), ["DenyInsecureTransport", "DenyIncorrectEncryptionHeader", "DenySseC"]);
     let header = statement(&b.policy, "DenyIncorrectEncryptionHeader");
     assert_eq!(condition(header, "StringNotEquals", "s3:x-amz-server-side-encryption"), ["AES256"]);
     assert_eq!(b.lifecycle.len(), 1);
@@ -311,11 +329,11 @@ fn runner_policy_by_mode() {
         ("locking: {mode: Lockfile}\nencryption: {mode: AES256}", None, &["ManageLockFiles"][..]),
         ("encryption: {mode: AES256}", None, &["UseLockTable"][..]),
     ] {
-        let p = desired_resources(&valid(yaml), &id(), key, None).runner_policy;
+        let p = full_policy(&valid(yaml), &id(), key);
         let expected: Vec<&str> = base.iter().chain(extra).copied().collect();
         assert_eq!(sids(&p), expected, "{yaml}");
     }
-    let p = desired_resources(&valid("locking: {mode: Both}"), &id(), Some(KEY), None).runner_policy;
+    let p = full_policy(&valid("locking: {mode: Both}"), &id(), Some(KEY));
     assert_eq!(statement(&p, "UseLockTable").resource, strings(&[TABLE_ARN]));
     assert_eq!(statement(&p, "UseStateKey").resource, strings(&[KEY]));
     let state = "arn:aws:s3:::acme-tfstate-payments-prod/team-payments/payments-prod/terraform.tfstate";
@@ -329,16 +347,18 @@ fn runner_policy_by_mode() {
 #[test]
 fn workspace_prefix() {
     let r = desired_resources(&valid(""), &id(), Some(KEY), None);
-    let list = statement(&r.runner_policy, "ListStatePrefixes");
+    let p = full_policy(&valid(""), &id(), Some(KEY));
+    let list = statement(&p, "ListStatePrefixes");
     assert_eq!(
         condition(list, "StringLike", "s3:prefix"),
         ["team-payments/payments-prod/terraform.tfstate", "env:/", "env:/*"]
     );
     assert_eq!(r.backend.workspace_key_prefix, None);
     let r = desired_resources(&valid("workspaceKeyPrefix: ws"), &id(), Some(KEY), None);
-    let list = statement(&r.runner_policy, "ListStatePrefixes");
+    let p = full_policy(&valid("workspaceKeyPrefix: ws"), &id(), Some(KEY));
+    let list = statement(&p, "ListStatePrefixes");
     assert_eq!(condition(list, "StringLike", "s3:prefix")[1..], ["ws/", "ws/*"]);
-    let rw = statement(&r.runner_policy, "ReadWriteState");
+    let rw = statement(&p, "ReadWriteState");
     assert!(rw.resource.iter().flatten().any(|a| a.ends_with("/ws/*/team-payments/payments-prod/terraform.tfstate")));
     assert_eq!(r.backend.workspace_key_prefix.as_deref(), Some("ws"));
 }
@@ -379,4 +399,32 @@ fn endpoints_only_with_an_endpoint_url() {
     let b = desired_resources(&valid(""), &id(), Some(KEY), Some(url)).backend;
     assert_eq!(b.endpoints, Some(Endpoints::all(url)));
     assert_eq!(desired_resources(&valid(""), &id(), Some(KEY), None).backend.endpoints, None);
+}
+
+/// The runner policy when the object owns every part it asks for.
+fn full_policy(v: &ValidSpec, id: &Identity, key: Option<&str>) -> PolicyDocument {
+    let table = desired_resources(v, id, key, None).table.map(|t| t.arn);
+    let owned = Owned { bucket: true, table_arn: table.as_deref(), kms_key_arn: key };
+    desired_runner_policy(v, id, &owned).expect("statements")
+}
+
+/// Grants follow ownership: a part in Conflict contributes no statement, and nothing owned
+/// means no inline policy at all.
+#[test]
+fn runner_policy_follows_ownership() {
+    let v = valid("locking: {mode: Both}");
+    let all = Owned { bucket: true, table_arn: Some(TABLE_ARN), kms_key_arn: Some(KEY) };
+    let sids_of = |o: Owned<'_>| {
+        desired_runner_policy(&v, &id(), &o).map(|p| sids(&p).into_iter().map(str::to_owned).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        sids_of(Owned { bucket: false, ..all }),
+        Some(vec!["UseLockTable".to_owned(), "UseStateKey".to_owned()])
+    );
+    assert_eq!(
+        sids_of(Owned { table_arn: None, ..all }),
+        Some(["ListStatePrefixes", "ReadWriteState", "ManageLockFiles", "UseStateKey"].map(str::to_owned).to_vec())
+    );
+    assert_eq!(sids_of(Owned { kms_key_arn: None, ..all }).map(|s| s.contains(&"UseStateKey".to_owned())), Some(false));
+    assert_eq!(sids_of(Owned::default()), None);
 }

@@ -25,17 +25,16 @@ pub enum ReconcileError {
     /// The AWS clients could not be built.
     #[error(transparent)]
     Factory(#[from] FactoryError),
+    /// The cluster policy of the namespace cannot be told yet.
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
     /// The object lacks metadata the API server always sets.
     #[error("the object has no {0}")]
     MissingMetadata(&'static str),
-    /// Deletion waits until the bucket holds no object versions.
-    #[error("bucket {bucket} still holds {versions} object version(s); the operator never deletes Terraform state")]
-    DeletionBlocked {
-        /// The bucket.
-        bucket: String,
-        /// How many versions (and delete markers) remain (at least).
-        versions: u64,
-    },
+    /// Deletion waits: something could make remaining state unreadable (the message says
+    /// what was found and what to do).
+    #[error("{0}")]
+    DeletionBlocked(String),
 }
 
 impl ReconcileError {
@@ -45,11 +44,12 @@ impl ReconcileError {
             ReconcileError::Aws(e) if e.kind == AwsErrorKind::AccessDenied => Reason::AccessDenied,
             ReconcileError::Aws(_) | ReconcileError::Factory(_) => Reason::AwsError,
             ReconcileError::Publish(PublishError::NotOurs(_)) => Reason::Conflict,
-            ReconcileError::Kube(_) | ReconcileError::Publish(_) | ReconcileError::MissingMetadata(_) => {
-                Reason::KubernetesError
-            }
+            ReconcileError::Kube(_)
+            | ReconcileError::Publish(_)
+            | ReconcileError::MissingMetadata(_)
+            | ReconcileError::Admission(_) => Reason::KubernetesError,
             ReconcileError::Render(_) => Reason::InvalidSpec,
-            ReconcileError::DeletionBlocked { .. } => Reason::DeletionBlocked,
+            ReconcileError::DeletionBlocked(_) => Reason::DeletionBlocked,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The reconcile pipeline, one step per file:
 //! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status.
 
+pub mod admit;
 pub mod apply;
 pub mod backend;
 pub mod cleanup;

@@ -15,9 +15,12 @@ use super::validate::ValidSpec;
 pub struct KeyHints {
     /// `status.kmsKeyArn`: the key created earlier (found even if its alias was deleted).
     pub known_arn: Option<String>,
-    /// `status.creationStartedAt` is set: a crash may have left a key without alias, or
-    /// a bucket without its tags.
+    /// `status.creationStartedAt` is set: a crash may have left a key without its alias
+    /// (it carries our tags: CreateKey tags it in the same call).
     pub creation_started: bool,
+    /// The operator's AWS account: the tags of an existing key are read only in it (KMS
+    /// does not list the tags of another account's key).
+    pub account_id: String,
 }
 
 /// The KMS key as observed.
@@ -25,8 +28,14 @@ pub struct KeyHints {
 pub enum ObservedKey {
     /// SSE-S3: no key is involved.
     NotNeeded,
-    /// The existing key named by the spec (`None`: it does not exist).
-    Existing(Option<KeyInfo>),
+    /// The existing key named by the spec.
+    Existing {
+        /// DescribeKey (`None`: it does not exist or is not visible).
+        info: Option<KeyInfo>,
+        /// Its tags, when it is in the operator's account (`None` otherwise): a key that
+        /// carries another backend's ownership tags is not this object's to use.
+        tags: Option<Tags>,
+    },
     /// No managed key was found.
     Missing,
     /// The managed key.
@@ -97,13 +106,7 @@ pub async fn observe(
 ) -> Result<ObservedBackend, AwsError> {
     let (key, bucket, role, table) = tokio::try_join!(
         observe_key(aws, key, owner, hints),
-        observe_bucket(
-            aws,
-            &valid.bucket,
-            valid.access_logging.is_some(),
-            owner,
-            valid.adopt_existing || hints.creation_started
-        ),
+        observe_bucket(aws, &valid.bucket, valid.access_logging.is_some(), owner, valid.adopt_existing),
         observe_role(aws, &valid.role.name),
         observe_table(aws, valid.lock_table.as_ref().map(|t| t.name.as_str())),
     )?;
@@ -118,7 +121,15 @@ async fn observe_key(
 ) -> Result<ObservedKey, AwsError> {
     let alias = match key {
         DesiredKey::None => return Ok(ObservedKey::NotNeeded),
-        DesiredKey::Existing { arn } => return Ok(ObservedKey::Existing(kms::describe_key(&aws.kms, arn).await?)),
+        DesiredKey::Existing { arn } => {
+            let info = kms::describe_key(&aws.kms, arn).await?;
+            let same_account = arn.split(':').nth(4) == Some(hints.account_id.as_str());
+            let tags = match &info {
+                Some(i) if same_account => Some(kms::get_tags(&aws.kms, &i.key_id).await?),
+                _ => None,
+            };
+            return Ok(ObservedKey::Existing { info, tags });
+        }
         DesiredKey::Managed { alias, .. } => alias,
     };
     // The alias points at a key: plan decides from its tags whether it is ours.

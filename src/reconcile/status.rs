@@ -54,6 +54,8 @@ pub struct StatusReport {
     pub account_id: Option<String>,
     /// ConfigMap name.
     pub config_map_name: Option<String>,
+    /// The cluster policy the spec was admitted (or refused) under.
+    pub policy: Option<String>,
     /// Crash-safety marker for key and bucket creation.
     pub creation_started_at: Option<String>,
     /// Work is still under way (requeued soon): kstatus `Reconciling`.
@@ -128,15 +130,43 @@ pub fn next_status(
         role_arn: report.role_arn,
         account_id: report.account_id,
         config_map_name: report.config_map_name,
+        policy: report.policy,
         creation_started_at: report.creation_started_at,
     }
 }
 
+/// `report` with what `previous` already knew filled in where this pass learned nothing:
+/// for failing, intent and invalid-spec passes. Status is the object's memory: an ARN
+/// found once (the key's above all: it is how the key is found again) is never dropped by
+/// a pass that did not get that far.
+pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBackendStatus>) -> StatusReport {
+    let Some(p) = previous else { return report };
+    let keep = |now: &mut Option<String>, before: &Option<String>| {
+        if now.is_none() {
+            now.clone_from(before);
+        }
+    };
+    keep(&mut report.bucket_arn, &p.bucket_arn);
+    keep(&mut report.kms_key_arn, &p.kms_key_arn);
+    keep(&mut report.lock_table_arn, &p.lock_table_arn);
+    keep(&mut report.role_arn, &p.role_arn);
+    keep(&mut report.account_id, &p.account_id);
+    keep(&mut report.config_map_name, &p.config_map_name);
+    keep(&mut report.policy, &p.policy);
+    report
+}
+
 /// The status of an object whose spec is invalid: no AWS call was made.
 pub fn invalid_spec_report(message: &str) -> StatusReport {
+    refused_report(Reason::InvalidSpec, message)
+}
+
+/// The status of an object refused before any AWS call (`InvalidSpec`, `PolicyViolation`):
+/// every part carries the reason and what to fix.
+pub fn refused_report(reason: Reason, message: &str) -> StatusReport {
     let mut report = StatusReport::default();
     for t in PARTS {
-        report.parts.insert(t, PartState::not_ready(Reason::InvalidSpec, message));
+        report.parts.insert(t, PartState::not_ready(reason, message));
     }
     report
 }

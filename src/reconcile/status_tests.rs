@@ -221,3 +221,24 @@ fn differs_ignores_only_timestamps() {
         assert!(differs(Some(&current), &next_status(Some(&current), generation, report, &at(100))), "{what}");
     }
 }
+
+/// Status is memory: what a failing or invalid-spec pass did not learn is kept from the
+/// previous status, and what it did learn wins.
+#[test]
+fn remember_keeps_what_was_known() {
+    let previous = TerraformStateBackendStatus {
+        kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/old".into()),
+        role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+        account_id: Some("123456789012".into()),
+        lock_table_arn: Some("arn:aws:dynamodb:eu-west-1:123456789012:table/t".into()),
+        ..Default::default()
+    };
+    let report =
+        StatusReport { kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/new".into()), ..Default::default() };
+    let got = remember(report, Some(&previous));
+    assert_eq!(got.kms_key_arn.as_deref(), Some("arn:aws:kms:eu-west-1:123456789012:key/new"));
+    assert_eq!(got.role_arn, previous.role_arn);
+    assert_eq!(got.account_id, previous.account_id);
+    assert_eq!(got.lock_table_arn, previous.lock_table_arn);
+    assert_eq!(remember(StatusReport::default(), None), StatusReport::default());
+}

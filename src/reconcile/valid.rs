@@ -94,8 +94,10 @@ pub struct Role {
     pub eks_pod_identity: bool,
     /// AWS principals (sorted, unique).
     pub aws_principals: Vec<String>,
-    /// Permissions boundary.
+    /// Permissions boundary (the cluster policy's, when it sets one).
     pub permissions_boundary_arn: Option<String>,
+    /// IAM path of the role, `/` or `/.../` (the cluster policy's).
+    pub path: String,
     /// Maximum session duration, in seconds.
     pub max_session_duration_seconds: i32,
 }

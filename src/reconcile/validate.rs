@@ -79,6 +79,7 @@ static OIDC_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::OIDC_PROVIDER_A
 static PRINCIPAL_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::PRINCIPAL_ARN));
 static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_LABEL));
 static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_SUBDOMAIN));
+static KEY_CHAR: LazyLock<Regex> = LazyLock::new(|| re(patterns::OBJECT_KEY_CHAR));
 static TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
 
 /// Collects every problem instead of stopping at the first.
@@ -88,6 +89,19 @@ struct Problems(Vec<FieldError>);
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError { path: path.into(), message: message.into() });
+    }
+
+    /// Values written into a policy document must be literal (see [`patterns::non_literal`]):
+    /// reports the first character that is not. Returns whether `value` is literal.
+    fn literal(&mut self, path: impl Into<String>, value: &str) -> bool {
+        let Some((c, why)) = patterns::non_literal(value) else { return true };
+        self.add(
+            path,
+            format!(
+                "{value:?} contains {c:?}, {why}: this value is written into the backend's IAM or KMS policies, where it must be literal; remove the character"
+            ),
+        );
+        false
     }
 }
 
@@ -101,7 +115,7 @@ pub fn validate(
 
     let region = match spec.region.as_ref().or(defaults.region.as_ref()) {
         Some(r) => {
-            if !REGION.is_match(r) {
+            if p.literal("spec.region", r) && !REGION.is_match(r) {
                 p.add("spec.region", format!("{r:?} is not an AWS region name; use one like \"eu-west-1\""));
             }
             r.clone()
@@ -182,6 +196,9 @@ pub fn validate(
 /// S3's bucket naming rules, beyond what the schema's pattern says.
 fn check_bucket_name(p: &mut Problems, path: &str, name: &str) {
     let fix = "bucket names are 3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit";
+    if !p.literal(path, name) {
+        return;
+    }
     if !(3..=63).contains(&name.len()) || !BUCKET.is_match(name) {
         p.add(path, format!("{name:?} is not a valid S3 bucket name: {fix}"));
     } else if name.contains("..") {
@@ -197,7 +214,8 @@ fn check_bucket_name(p: &mut Problems, path: &str, name: &str) {
     }
 }
 
-/// Terraform's rules for `key` and `workspace_key_prefix`.
+/// Terraform's rules for `key` and `workspace_key_prefix`, and the characters of
+/// [`patterns::OBJECT_KEY`]: both end up in the runner role's policy.
 fn check_object_key(p: &mut Problems, path: &str, key: &str, max: usize) {
     if key.is_empty() || key.len() > max {
         p.add(path, format!("must be 1-{max} bytes long"));
@@ -205,6 +223,17 @@ fn check_object_key(p: &mut Problems, path: &str, key: &str, max: usize) {
         p.add(path, format!("{key:?} must not start or end with '/' (Terraform refuses it)"));
     } else if key.contains("//") {
         p.add(path, format!("{key:?} must not contain \"//\" (Terraform refuses it)"));
+    }
+    if p.literal(path, key)
+        && let Some(c) = key.chars().find(|c| !KEY_CHAR.is_match(c.encode_utf8(&mut [0; 4])))
+    {
+        p.add(
+            path,
+            format!(
+                "{key:?} contains {c:?}, which S3 advises against in keys: keys may hold {} only",
+                patterns::OBJECT_KEY_CHARS
+            ),
+        );
     }
 }
 
@@ -254,7 +283,9 @@ fn resolve_encryption(
         (EncryptionMode::Kms, Some(k)) if k.existing_key_arn.is_some() => {
             let arn = k.existing_key_arn.clone().unwrap_or_default();
             let path = "spec.encryption.kmsKey.existingKeyArn";
-            if !KMS_KEY_ARN.is_match(&arn) {
+            if !p.literal(path, &arn) {
+                // Reported.
+            } else if !KMS_KEY_ARN.is_match(&arn) {
                 p.add(
                     path,
                     format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
@@ -268,15 +299,17 @@ fn resolve_encryption(
             let create = k.as_ref().and_then(|k| k.create.clone()).unwrap_or_default();
             let path = "spec.encryption.kmsKey.create.alias";
             let alias = create.alias.clone().unwrap_or_else(|| format!("alias/tfstate-{}-{}", obj.namespace, obj.name));
-            check_derived(
-                p,
-                path,
-                create.alias.is_none(),
-                &alias,
-                256,
-                KMS_ALIAS.is_match(&alias),
-                "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
-            );
+            if p.literal(path, &alias) {
+                check_derived(
+                    p,
+                    path,
+                    create.alias.is_none(),
+                    &alias,
+                    256,
+                    KMS_ALIAS.is_match(&alias),
+                    "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
+                );
+            }
             if alias.starts_with("alias/aws/") {
                 p.add(path, "aliases under alias/aws/ are reserved for AWS managed keys; choose another alias");
             }
@@ -305,15 +338,17 @@ fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Opt
         return None;
     }
     let name = t.name.clone().unwrap_or_else(|| format!("{}-lock", spec.bucket.name));
-    check_derived(
-        p,
-        "spec.locking.table.name",
-        t.name.is_none(),
-        &name,
-        255,
-        TABLE.is_match(&name) && name.len() >= 3,
-        "a DynamoDB table name (3-255 letters, digits, '_', '-' or '.')",
-    );
+    if p.literal("spec.locking.table.name", &name) {
+        check_derived(
+            p,
+            "spec.locking.table.name",
+            t.name.is_none(),
+            &name,
+            255,
+            TABLE.is_match(&name) && name.len() >= 3,
+            "a DynamoDB table name (3-255 letters, digits, '_', '-' or '.')",
+        );
+    }
     Some(LockTable {
         name,
         point_in_time_recovery: t.point_in_time_recovery,
@@ -324,15 +359,17 @@ fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Opt
 fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Role {
     let a = &spec.access;
     let name = a.role_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
-    check_derived(
-        p,
-        "spec.access.roleName",
-        a.role_name.is_none(),
-        &name,
-        64,
-        ROLE.is_match(&name),
-        "an IAM role name (letters, digits and +=,.@_-)",
-    );
+    if p.literal("spec.access.roleName", &name) {
+        check_derived(
+            p,
+            "spec.access.roleName",
+            a.role_name.is_none(),
+            &name,
+            64,
+            ROLE.is_match(&name),
+            "an IAM role name (letters, digits and +=,.@_-)",
+        );
+    }
 
     let t = &a.trust;
     if t.service_accounts.is_empty() && t.aws_principals.is_empty() {
@@ -350,10 +387,12 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
     let mut seen = BTreeSet::new();
     for (i, sa) in t.service_accounts.iter().enumerate() {
         let path = format!("spec.access.trust.serviceAccounts[{i}]");
-        if sa.namespace.len() > 63 || !DNS_LABEL.is_match(&sa.namespace) {
+        if p.literal(format!("{path}.namespace"), &sa.namespace)
+            && (sa.namespace.len() > 63 || !DNS_LABEL.is_match(&sa.namespace))
+        {
             p.add(format!("{path}.namespace"), format!("{:?} is not a Kubernetes namespace name", sa.namespace));
         }
-        if sa.name.len() > 253 || !DNS_SUBDOMAIN.is_match(&sa.name) {
+        if p.literal(format!("{path}.name"), &sa.name) && (sa.name.len() > 253 || !DNS_SUBDOMAIN.is_match(&sa.name)) {
             p.add(format!("{path}.name"), format!("{:?} is not a Kubernetes service account name", sa.name));
         }
         if !seen.insert(sa) {
@@ -361,22 +400,26 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
         }
     }
     if let Some(arn) = &t.oidc_provider_arn
+        && p.literal("spec.access.trust.oidcProviderArn", arn)
         && !OIDC_ARN.is_match(arn)
     {
         p.add(
             "spec.access.trust.oidcProviderArn",
             format!(
-                "{arn:?} is not an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/ISSUER-HOST-AND-PATH)"
+                "{arn:?} is not an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH: host name, then path segments of letters, digits and ._~-)"
             ),
         );
     }
     check_principals(p, "spec.access.trust.awsPrincipals", &t.aws_principals);
     if let Some(arn) = &a.permissions_boundary_arn
+        && p.literal("spec.access.permissionsBoundaryArn", arn)
         && !POLICY_ARN.is_match(arn)
     {
         p.add(
             "spec.access.permissionsBoundaryArn",
-            format!("{arn:?} is not an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)"),
+            format!(
+                "{arn:?} is not an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME, NAME and any path segments of letters, digits and +=,.@_-)"
+            ),
         );
     }
     if !(3600..=43200).contains(&a.max_session_duration_seconds) {
@@ -392,6 +435,7 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
         eks_pod_identity: t.eks_pod_identity,
         aws_principals: sorted_unique(&t.aws_principals),
         permissions_boundary_arn: a.permissions_boundary_arn.clone(),
+        path: "/".into(),
         max_session_duration_seconds: a.max_session_duration_seconds,
     }
 }
@@ -399,10 +443,12 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
 fn check_principals(p: &mut Problems, path: &str, arns: &[String]) {
     let mut seen = BTreeSet::new();
     for (i, arn) in arns.iter().enumerate() {
-        if !PRINCIPAL_ARN.is_match(arn) {
+        if p.literal(format!("{path}[{i}]"), arn) && !PRINCIPAL_ARN.is_match(arn) {
             p.add(
                 format!("{path}[{i}]"),
-                format!("{arn:?} is not an IAM principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME)"),
+                format!(
+                    "{arn:?} is not an IAM principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME, NAME and any path segments of letters, digits and +=,.@_-)"
+                ),
             );
         }
         if !seen.insert(arn) {

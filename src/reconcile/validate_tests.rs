@@ -410,7 +410,267 @@ fn schema_patterns_compile_in_rust() {
         patterns::PRINCIPAL_ARN,
         patterns::DNS_LABEL,
         patterns::DNS_SUBDOMAIN,
+        patterns::OBJECT_KEY_CHAR,
     ] {
         Regex::new(p).unwrap();
+    }
+}
+
+// --- Values written into policies are literal -------------------------------------------
+
+/// What must never reach a policy: wildcards, a policy variable, `$` alone, control
+/// characters (C0, DEL, C1) and non-ASCII characters (Latin-1, a bidi override, a fullwidth
+/// asterisk). The first character of each is the one reported.
+const NOT_LITERAL: [&str; 13] =
+    ["*", "?", "${aws:username}", "$", "\n", "\t", "\u{0}", "\u{1b}", "\u{7f}", "\u{85}", "é", "\u{202e}", "\u{ff0a}"];
+
+/// Every spec value that reaches a policy document: (top-level key, its value with `{}` where
+/// a character is inserted, field path). Each is valid with `{}` removed.
+fn policy_fields() -> Vec<(&'static str, serde_json::Value, &'static str)> {
+    use serde_json::json;
+    let principals = json!(["arn:aws:iam::123456789012:role/ci"]);
+    vec![
+        ("region", json!("eu-west{}-1"), "spec.region"),
+        ("bucket", json!({"name": "acme-tf{}state"}), "spec.bucket.name"),
+        ("stateKey", json!("team/app{}/terraform.tfstate"), "spec.stateKey"),
+        ("stateKey", json!("{}team/terraform.tfstate"), "spec.stateKey"),
+        ("workspaceKeyPrefix", json!("env:{}"), "spec.workspaceKeyPrefix"),
+        (
+            "encryption",
+            json!({"kmsKey": {"existingKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab{}"}}),
+            "spec.encryption.kmsKey.existingKeyArn",
+        ),
+        (
+            "encryption",
+            json!({"kmsKey": {"create": {"alias": "alias/tf{}state"}}}),
+            "spec.encryption.kmsKey.create.alias",
+        ),
+        (
+            "encryption",
+            json!({"kmsKey": {"create": {"admins": ["arn:aws:iam::123456789012:role/admin{}"]}}}),
+            "spec.encryption.kmsKey.create.admins[0]",
+        ),
+        ("locking", json!({"table": {"name": "acme-lock{}"}}), "spec.locking.table.name"),
+        ("access", json!({"roleName": "tfstate-{}ci", "trust": {"awsPrincipals": principals}}), "spec.access.roleName"),
+        (
+            "access",
+            json!({"trust": {"awsPrincipals": ["arn:aws:iam::123456789012:role/ci", "arn:aws:iam::123456789012:user/alice{}"]}}),
+            "spec.access.trust.awsPrincipals[1]",
+        ),
+        (
+            "access",
+            json!({"trust": {"awsPrincipals": ["arn:aws:iam::123456789012:role/team{}/ci"]}}),
+            "spec.access.trust.awsPrincipals[0]",
+        ),
+        (
+            "access",
+            json!({"trust": {"eksPodIdentity": true, "serviceAccounts": [{"namespace": "c{}i", "name": "tf"}]}}),
+            "spec.access.trust.serviceAccounts[0].namespace",
+        ),
+        (
+            "access",
+            json!({"trust": {"eksPodIdentity": true, "serviceAccounts": [{"namespace": "ci", "name": "tf{}"}]}}),
+            "spec.access.trust.serviceAccounts[0].name",
+        ),
+        (
+            "access",
+            json!({"trust": {"serviceAccounts": [{"namespace": "ci", "name": "tf"}],
+                   "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/{}ABC"}}),
+            "spec.access.trust.oidcProviderArn",
+        ),
+        (
+            "access",
+            json!({"trust": {"awsPrincipals": principals},
+                   "permissionsBoundaryArn": "arn:aws:iam::123456789012:policy/boundary{}"}),
+            "spec.access.permissionsBoundaryArn",
+        ),
+    ]
+}
+
+/// `value` with every `{}` in its strings replaced by `insert`.
+fn subst(value: &serde_json::Value, insert: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(s.replace("{}", insert)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| subst(v, insert)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), subst(v, insert))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The minimal spec with `value` at its top-level key `key`.
+fn with_value(key: &str, value: serde_json::Value) -> TerraformStateBackendSpec {
+    let mut base: serde_json::Value = serde_yaml_ng::from_str(MINIMAL).unwrap();
+    base[key] = value;
+    serde_json::from_value(base).expect("test spec deserializes")
+}
+
+#[test]
+fn every_value_written_into_a_policy_must_be_literal() {
+    for (key, template, path) in policy_fields() {
+        let ok = with_value(key, subst(&template, ""));
+        assert!(errors(&ok).is_empty(), "{path}: the test's own value must be valid: {:#?}", errors(&ok));
+        for bad in NOT_LITERAL {
+            let c = bad.chars().next().unwrap();
+            let s = with_value(key, subst(&template, bad));
+            assert_rejects(&s, path, &format!("contains {c:?}"));
+            assert_rejects(&s, path, "must be literal");
+            // One message for the one problem, not also a generic format error.
+            assert_eq!(
+                errors(&s).iter().filter(|e| e.path == path).count(),
+                1,
+                "{path} with {bad:?}: {:#?}",
+                errors(&s)
+            );
+        }
+    }
+}
+
+#[test]
+fn non_literal_messages_say_why() {
+    let key = |k: &str| with_value("stateKey", serde_json::json!(k));
+    assert_rejects(&key("*"), "spec.stateKey", "'*', which IAM reads as a wildcard matching any characters");
+    assert_rejects(&key("a?b"), "spec.stateKey", "'?', which IAM reads as a wildcard matching any one character");
+    assert_rejects(
+        &key("${aws:username}/x"),
+        "spec.stateKey",
+        "'$', which IAM reads as the start of a policy variable",
+    );
+    assert_rejects(&key("a\u{1}b"), "spec.stateKey", "'\\u{1}', a control character");
+    assert_rejects(&key("état"), "spec.stateKey", "'é', a non-ASCII character");
+}
+
+#[test]
+fn keys_hold_only_the_characters_s3_recommends() {
+    for c in ['#', '%', '{', '}', '~', '\\', '"', '^', '|', '<', '>', '[', ']', '`'] {
+        for (key, path) in [("stateKey", "spec.stateKey"), ("workspaceKeyPrefix", "spec.workspaceKeyPrefix")] {
+            let s = with_value(key, serde_json::json!(format!("team{c}app")));
+            assert_rejects(&s, path, &format!("contains {c:?}, which S3 advises against in keys"));
+        }
+    }
+}
+
+#[test]
+fn legitimate_keys_are_accepted() {
+    let object_key = Regex::new(patterns::OBJECT_KEY).unwrap();
+    for k in [
+        "team/app/terraform.tfstate",
+        "env:",
+        "terraform.tfstate",
+        "x",
+        "a.b-c_d/e=f@g+h/terraform.tfstate",
+        "Team App/(prod)/it's;a,b&c!.tfstate",
+        "workspaces/env:/team-payments_2024/state.json",
+    ] {
+        assert!(object_key.is_match(k), "the schema refuses {k:?}");
+        for key in ["stateKey", "workspaceKeyPrefix"] {
+            let errs = errors(&with_value(key, serde_json::json!(k)));
+            assert!(errs.is_empty(), "{key} {k:?}: {errs:#?}");
+        }
+    }
+}
+
+/// The schema's key pattern and the validate step refuse exactly the same keys (apart from the
+/// rules only validate has: the length in bytes and the `.tflock` suffix).
+#[test]
+fn key_pattern_and_validate_agree() {
+    let object_key = Regex::new(patterns::OBJECT_KEY).unwrap();
+    for k in [
+        "a", "a/b", "/a", "a/", "a//b", "/", "a b", " ", "a*b", "a/*", "?", "$x", "a\nb", "é", "a#b", "a:b/c=d", "./..",
+    ] {
+        let validate_ok = errors(&with_value("stateKey", serde_json::json!(k))).is_empty();
+        assert_eq!(object_key.is_match(k), validate_ok, "{k:?}: schema and validate disagree");
+    }
+}
+
+#[test]
+fn principals_with_paths_and_other_literal_arns_are_accepted() {
+    use serde_json::json;
+    let trust = |principals: serde_json::Value| json!({"trust": {"awsPrincipals": principals}});
+    for arn in [
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/team/payments/ci",
+        "arn:aws-us-gov:iam::123456789012:user/alice+ci=x,y.z@acme_1-2",
+    ] {
+        let errs = errors(&with_value("access", trust(json!([arn]))));
+        assert!(errs.is_empty(), "{arn}: {errs:#?}");
+    }
+    for arn in [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::123456789012:policy/boundaries/tfstate-runner",
+    ] {
+        let mut access = trust(json!(["arn:aws:iam::123456789012:root"]));
+        access["permissionsBoundaryArn"] = json!(arn);
+        let errs = errors(&with_value("access", access));
+        assert!(errs.is_empty(), "{arn}: {errs:#?}");
+    }
+    for issuer in [
+        "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+        "token.actions.githubusercontent.com",
+        "container.googleapis.com/v1/projects/p-1/locations/europe-west1/clusters/c_1",
+        "eastus.oic.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111/",
+    ] {
+        let arn = format!("arn:aws:iam::123456789012:oidc-provider/{issuer}");
+        let access = json!({"trust": {"serviceAccounts": [{"namespace": "ci", "name": "tf"}], "oidcProviderArn": arn}});
+        let errs = errors(&with_value("access", access));
+        assert!(errs.is_empty(), "{arn}: {errs:#?}");
+    }
+}
+
+#[test]
+fn arns_without_a_name_or_with_odd_characters_are_refused() {
+    for arn in [
+        "arn:aws:iam::123456789012:role/",
+        "arn:aws:iam::123456789012:role/team/",
+        "arn:aws:iam::123456789012:role//ci",
+        "arn:aws:iam::123456789012:role/a b",
+        "arn:aws:iam::123456789012:role/a#b",
+        "arn:aws:iam::123456789012:group/admins",
+    ] {
+        assert_rejects(
+            &with_value("access", serde_json::json!({"trust": {"awsPrincipals": [arn]}})),
+            "spec.access.trust.awsPrincipals[0]",
+            "not an IAM principal ARN",
+        );
+    }
+    for issuer in ["", "host:443/x", "host/a b", "host/a%2Fb", "host//x"] {
+        let arn = format!("arn:aws:iam::123456789012:oidc-provider/{issuer}");
+        let access = serde_json::json!({"trust": {"serviceAccounts": [{"namespace": "ci", "name": "tf"}], "oidcProviderArn": arn}});
+        assert_rejects(
+            &with_value("access", access),
+            "spec.access.trust.oidcProviderArn",
+            "not an IAM OIDC provider ARN",
+        );
+    }
+}
+
+/// Every schema pattern of a value that reaches a policy refuses each non-literal character,
+/// wherever it is inserted into a value the pattern accepts.
+#[test]
+fn schema_patterns_refuse_non_literal_characters_anywhere() {
+    for (pattern, example) in [
+        (patterns::REGION, "us-gov-west-1"),
+        (patterns::OBJECT_KEY, "team/app/env:/terraform.tfstate"),
+        (patterns::BUCKET_NAME, "acme-tf.state"),
+        (patterns::KMS_KEY_ARN, "arn:aws-cn:kms:cn-north-1:123456789012:key/1234abcd-12ab"),
+        (patterns::KMS_ALIAS, "alias/tf/state_x-y"),
+        (patterns::TABLE_NAME, "acme_tf.lock-1"),
+        (patterns::ROLE_NAME, "tf+=,.@_-role"),
+        (patterns::POLICY_ARN, "arn:aws:iam::aws:policy/service-role/Boundary+=,.@_-"),
+        (patterns::OIDC_PROVIDER_ARN, "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/A_b.c~d-e/"),
+        (patterns::PRINCIPAL_ARN, "arn:aws:iam::123456789012:role/team/ci+=,.@_-"),
+        (patterns::PRINCIPAL_ARN, "arn:aws:iam::123456789012:root"),
+        (patterns::DNS_LABEL, "team-payments"),
+        (patterns::DNS_SUBDOMAIN, "terraform.runner-1"),
+    ] {
+        let re = Regex::new(pattern).unwrap();
+        assert!(re.is_match(example), "{pattern} refuses its own example {example:?}");
+        for bad in NOT_LITERAL {
+            for at in (0..=example.len()).filter(|i| example.is_char_boundary(*i)) {
+                let value = format!("{}{bad}{}", &example[..at], &example[at..]);
+                assert!(!re.is_match(&value), "{pattern} accepts {value:?}");
+                assert!(patterns::non_literal(&value).is_some(), "non_literal misses {value:?}");
+            }
+        }
     }
 }

@@ -82,32 +82,73 @@ pub fn random_suffix() -> String {
     format!("{:08x}", n as u32)
 }
 
-/// Applies the CRD from `crds/` and waits until the API server serves it.
+/// Label of the namespaces that [`test_namespace`] makes: the permissive test policy
+/// selects them (the tenancy tests use [`strict_namespace`], under the built-in default).
+pub const PERMISSIVE_LABEL: (&str, &str) = ("tfstate.dev/test-policy", "permissive");
+
+/// The cluster policy of the ordinary integration tests: they trust service accounts of
+/// other namespaces (`ci/runner`), adopt and use existing keys, which the built-in default
+/// refuses. Only namespaces labelled [`PERMISSIVE_LABEL`] are selected.
+const PERMISSIVE_POLICY: &str = r#"{
+  "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStatePolicy",
+  "metadata": {"name": "tfstate-tests-permissive"},
+  "spec": {
+    "namespaceSelector": {"matchLabels": {"tfstate.dev/test-policy": "permissive"}},
+    "allowAdoption": true,
+    "trust": {"allowedServiceAccountNamespaces": ["*"]},
+    "encryption": {"allowedExistingKeyArns": ["arn:aws:kms:*:123456789012:key/*"]}
+  }
+}"#;
+
+/// Applies every CRD of `crds/`, waits until the API server serves them, and applies the
+/// permissive test policy.
 pub async fn install_crd(client: &Client) {
-    let yaml =
-        std::fs::read_to_string(repo_root().join("crds/terraformstatebackends.tfstate.dev.yaml")).expect("read crds/");
-    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).expect("crds/ holds a CRD");
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = crd.metadata.name.clone().expect("CRD has a name");
-    api.patch(&name, &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
-    for _ in 0..100 {
-        let got = api.get(&name).await.expect("get CRD");
-        let established = got
-            .status
-            .and_then(|s| s.conditions)
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-        if established {
-            return;
+    for file in ["terraformstatebackends.tfstate.dev.yaml", "terraformstatepolicies.tfstate.dev.yaml"] {
+        let yaml = std::fs::read_to_string(repo_root().join("crds").join(file)).expect("read crds/");
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).expect("crds/ holds a CRD");
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        api.patch(&name, &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
+        let mut established = false;
+        for _ in 0..100 {
+            let got = api.get(&name).await.expect("get CRD");
+            established = got
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(established, "CRD {name} not Established after 10 s");
     }
-    panic!("CRD {name} not Established after 10 s");
+    let policy: tfstate_operator::api::TerraformStatePolicy =
+        serde_json::from_str(PERMISSIVE_POLICY).expect("the permissive policy parses");
+    let api: Api<tfstate_operator::api::TerraformStatePolicy> = Api::all(client.clone());
+    api.patch("tfstate-tests-permissive", &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&policy))
+        .await
+        .expect("apply the permissive test policy");
 }
 
-/// Creates a fresh namespace `<prefix>-<random>` and returns its name.
+/// Creates a fresh namespace `<prefix>-<random>` under the permissive test policy and
+/// returns its name.
 pub async fn test_namespace(client: &Client, prefix: &str) -> String {
+    namespace_with(client, prefix, Some(PERMISSIVE_LABEL)).await
+}
+
+/// Creates a fresh namespace `<prefix>-<random>` that no test policy selects (the built-in
+/// default applies) and returns its name.
+pub async fn strict_namespace(client: &Client, prefix: &str) -> String {
+    namespace_with(client, prefix, None).await
+}
+
+async fn namespace_with(client: &Client, prefix: &str, label: Option<(&str, &str)>) -> String {
     let name = format!("{prefix}-{}", random_suffix());
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    let labels: std::collections::BTreeMap<String, String> =
+        label.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}})).unwrap();
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
     name
 }

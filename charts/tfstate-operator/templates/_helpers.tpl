@@ -82,3 +82,15 @@ app.kubernetes.io/component: operator
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* The rules the operator needs cluster-wide in every mode: TerraformStatePolicy objects are
+     cluster-scoped and decide what the backends of each namespace may do (read only). */}}
+{{- define "tfstate-operator.policyRules" -}}
+- apiGroups: ["tfstate.dev"]
+  resources: ["terraformstatepolicies"]
+  verbs: ["get", "list", "watch"]
+# A namespace's labels choose the TerraformStatePolicy that applies to its backends.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}

@@ -11,7 +11,8 @@ use super::{Blocked, PartPlan, check_ownership, comparable_tags, policy_matches}
 /// A write to the bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BucketChange {
-    /// CreateBucket (BucketOwnerEnforced), then every setting below.
+    /// CreateBucket (BucketOwnerEnforced, tagged in the same call), then every setting
+    /// below but the tags.
     Create,
     /// Replace the tags.
     PutTags,
@@ -31,9 +32,8 @@ pub enum BucketChange {
     PutLogging,
 }
 
-/// Every setting change a freshly created bucket needs.
-pub const AFTER_CREATE: [BucketChange; 7] = [
-    BucketChange::PutTags,
+/// Every setting change a freshly created bucket needs (its tags came with CreateBucket).
+pub const AFTER_CREATE: [BucketChange; 6] = [
     BucketChange::EnableVersioning,
     BucketChange::PutEncryption,
     BucketChange::PutPublicAccessBlock,

@@ -2,7 +2,7 @@
 
 use crate::api::Reason;
 use crate::aws::Tags;
-use crate::reconcile::desired::{DesiredKey, Owner};
+use crate::reconcile::desired::{DesiredKey, Owner, TAG_OWNER_UID};
 use crate::reconcile::observe::ObservedKey;
 
 use super::{Blocked, PartPlan, check_ownership, comparable_tags, policy_matches};
@@ -36,7 +36,7 @@ pub fn plan_key(
 ) -> PartPlan<KeyChange> {
     match (desired, observed) {
         (DesiredKey::None, _) => Ok(vec![]),
-        (DesiredKey::Existing { arn }, ObservedKey::Existing(info)) => match info {
+        (DesiredKey::Existing { arn }, ObservedKey::Existing { info, tags }) => match info {
             None => Err(Blocked {
                 reason: Reason::DependencyNotReady,
                 message: format!(
@@ -51,6 +51,17 @@ pub fn plan_key(
                 reason: Reason::DependencyNotReady,
                 message: format!("KMS key {arn} is {}: enable it (or cancel its deletion) to use it", i.state),
             }),
+            // Another backend's managed key: using it would grant this object's runners
+            // the decryption of that backend's state.
+            Some(_) if tags.as_ref().is_some_and(|t| t.get(TAG_OWNER_UID).is_some_and(|uid| *uid != owner.uid)) => {
+                Err(Blocked {
+                    reason: Reason::Conflict,
+                    message: format!(
+                        "KMS key {arn} is managed by another TerraformStateBackend; it is not used: \
+                         choose a key of your own in spec.encryption.kmsKey.existingKeyArn"
+                    ),
+                })
+            }
             Some(_) => Ok(vec![]),
         },
         (DesiredKey::Managed { .. }, ObservedKey::Missing) => Ok(vec![KeyChange::Create]),

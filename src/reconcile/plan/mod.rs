@@ -16,7 +16,7 @@ use crate::api::Reason;
 use crate::aws::Tags;
 use crate::policy::PolicyDocument;
 
-use super::desired::{Owner, TAG_OWNER, TAG_OWNER_UID};
+use super::desired::{Owner, TAG_OWNER_UID};
 
 /// Why a part cannot be converged now; nothing is written for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,11 +34,11 @@ pub type PartPlan<C> = Result<Vec<C>, Blocked>;
 pub(crate) fn check_ownership(what: &str, tags: &Tags, owner: &Owner, adopt: bool) -> Result<(), Blocked> {
     match tags.get(TAG_OWNER_UID) {
         Some(uid) if *uid == owner.uid => Ok(()),
+        // Never which one: the owner's namespace and name are another tenant's business.
         Some(_) => Err(Blocked {
             reason: Reason::Conflict,
             message: format!(
-                "{what} is managed by another TerraformStateBackend ({}); it is left untouched: choose another name",
-                tags.get(TAG_OWNER).map(String::as_str).unwrap_or("unknown owner")
+                "{what} is managed by another TerraformStateBackend; it is left untouched: choose another name"
             ),
         }),
         None if adopt => Ok(()),

@@ -5,7 +5,8 @@ use crate::policy::PolicyDocument;
 use crate::reconcile::desired::{DesiredRole, Owner};
 use crate::reconcile::observe::ObservedRole;
 
-use super::{PartPlan, check_ownership, comparable_tags, policy_matches};
+use super::{Blocked, PartPlan, check_ownership, comparable_tags, policy_matches};
+use crate::api::Reason;
 
 /// A write to the role.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum RoleChange {
     SyncTags,
     /// Put the inline policy.
     PutInlinePolicy,
+    /// Remove the inline policy: the object owns no part to grant (IAM refuses an empty one).
+    DeleteInlinePolicy,
 }
 
 /// Plans the role itself (its inline policy is planned once the key is known).
@@ -35,6 +38,17 @@ pub fn plan_role(
     let Some(observed) = observed else { return Ok(vec![RoleChange::Create]) };
     let info = &observed.info;
     check_ownership(&format!("IAM role {}", desired.name), &info.tags, owner, adopt)?;
+    if info.arn != desired.arn {
+        // IAM cannot move a role to another path (the cluster policy's iamPath changed).
+        return Err(Blocked {
+            reason: Reason::DependencyNotReady,
+            message: format!(
+                "IAM role {} is {}, but the cluster policy puts runner roles at {}: IAM cannot change a role's path; \
+                 delete the role to have it created again, or restore the policy's iamPath",
+                desired.name, info.arn, desired.arn
+            ),
+        });
+    }
     let mut changes = Vec::new();
     if !policy_matches(Some(&info.trust_policy), &desired.trust) {
         changes.push(RoleChange::UpdateTrust);
@@ -51,8 +65,14 @@ pub fn plan_role(
     Ok(changes)
 }
 
-/// Plans the inline policy of an existing (or just created) role.
-pub fn plan_inline_policy(desired: &PolicyDocument, observed: Option<&ObservedRole>) -> Vec<RoleChange> {
+/// Plans the inline policy of an existing (or just created) role: `desired` grants what the
+/// object owns now (`None`: nothing, so no inline policy may remain).
+pub fn plan_inline_policy(desired: Option<&PolicyDocument>, observed: Option<&ObservedRole>) -> Vec<RoleChange> {
     let current = observed.and_then(|r| r.inline_policy.as_deref());
-    if policy_matches(current, desired) { vec![] } else { vec![RoleChange::PutInlinePolicy] }
+    match (desired, current) {
+        (None, None) => vec![],
+        (None, Some(_)) => vec![RoleChange::DeleteInlinePolicy],
+        (Some(desired), current) if policy_matches(current, desired) => vec![],
+        (Some(_), _) => vec![RoleChange::PutInlinePolicy],
+    }
 }

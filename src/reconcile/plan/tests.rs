@@ -47,6 +47,8 @@ struct Backend {
     key: DesiredKey,
     role: DesiredRole,
     res: DesiredResources,
+    /// The inline policy when the object owns every part.
+    runner_policy: PolicyDocument,
     tags: Tags,
 }
 
@@ -67,7 +69,9 @@ fn backend(extra: &str) -> Backend {
         DesiredKey::Managed { .. } => Some(KEY),
     };
     let res = desired_resources(&v, &id, key_arn, None);
-    Backend { role: desired_role(&v, &id, &owner()), key, res, tags: resource_tags(&v, &owner()) }
+    let owned = Owned { bucket: true, table_arn: res.table.as_ref().map(|t| t.arn.as_str()), kms_key_arn: key_arn };
+    let runner_policy = desired_runner_policy(&v, &id, &owned).expect("statements");
+    Backend { role: desired_role(&v, &id, &owner()), key, res, runner_policy, tags: resource_tags(&v, &owner()) }
 }
 
 /// `doc` as S3 and KMS return it: keys re-sorted, every array reversed, no `Sid`, pretty.
@@ -142,7 +146,7 @@ fn role(b: &Backend) -> ObservedRole {
         permissions_boundary_arn: b.role.boundary.clone(),
         tags: aws_tags(&b.tags),
     };
-    ObservedRole { info, inline_policy: Some(iam(&b.res.runner_policy)) }
+    ObservedRole { info, inline_policy: Some(iam(&b.runner_policy)) }
 }
 
 fn table(b: &Backend) -> ObservedTable {
@@ -211,7 +215,7 @@ fn converged_backend_plans_nothing() {
     assert_eq!(plan_b(&b, &bucket(&b, settings(&b)), false), Ok(vec![]));
     assert_eq!(plan_k(&b, &key(&b), false), Ok(vec![]));
     assert_eq!(plan_r(&b, &role(&b), false), Ok(vec![]));
-    assert_eq!(plan_inline_policy(&b.res.runner_policy, Some(&role(&b))), vec![]);
+    assert_eq!(plan_inline_policy(Some(&b.runner_policy), Some(&role(&b))), vec![]);
     assert_eq!(plan_t(&b, &table(&b), false), Ok(vec![]));
 
     let b = backend(
@@ -223,7 +227,7 @@ fn converged_backend_plans_nothing() {
     assert_eq!(plan_b(&b, &bucket(&b, s), false), Ok(vec![]));
     assert_eq!(plan_k(&b, &ObservedKey::NotNeeded, false), Ok(vec![]));
     assert_eq!(plan_r(&b, &role(&b), false), Ok(vec![]));
-    assert_eq!(plan_inline_policy(&b.res.runner_policy, Some(&role(&b))), vec![]);
+    assert_eq!(plan_inline_policy(Some(&b.runner_policy), Some(&role(&b))), vec![]);
     assert_eq!(plan_table(None, None, &b.tags, &owner(), false), Ok(vec![]));
 }
 
@@ -314,13 +318,26 @@ fn each_key_drift_is_its_repair() {
 fn existing_key_must_be_usable() {
     let b = backend(&format!("encryption: {{kmsKey: {{existingKeyArn: '{KEY}'}}}}"));
     let blocked = |info: Option<KeyInfo>, needles: &[&str]| {
-        assert_blocked(plan_k(&b, &ObservedKey::Existing(info), false), Reason::DependencyNotReady, needles);
+        assert_blocked(
+            plan_k(&b, &ObservedKey::Existing { info, tags: None }, false),
+            Reason::DependencyNotReady,
+            needles,
+        );
     };
     blocked(None, &[KEY, "existingKeyArn"]);
     blocked(Some(key_info("Disabled")), &["Disabled"]);
     blocked(Some(key_info("PendingDeletion")), &["PendingDeletion"]);
     blocked(Some(KeyInfo { symmetric_encrypt_decrypt: false, ..key_info("Enabled") }), &["symmetric"]);
-    assert_eq!(plan_k(&b, &ObservedKey::Existing(Some(key_info("Enabled"))), false), Ok(vec![]));
+    assert_eq!(plan_k(&b, &ObservedKey::Existing { info: Some(key_info("Enabled")), tags: None }, false), Ok(vec![]));
+    // A key of the platform team (untagged) or of this very object may be used...
+    for tags in [Tags::new(), ownership_tags(&owner())] {
+        let o = ObservedKey::Existing { info: Some(key_info("Enabled")), tags: Some(tags) };
+        assert_eq!(plan_k(&b, &o, false), Ok(vec![]));
+    }
+    // ...another backend's managed key may not (its runners could decrypt that state).
+    let theirs = Owner { uid: "other-uid".into(), ..owner() };
+    let o = ObservedKey::Existing { info: Some(key_info("Enabled")), tags: Some(ownership_tags(&theirs)) };
+    assert_blocked(plan_k(&b, &o, false), Reason::Conflict, &["another TerraformStateBackend"]);
 }
 
 /// Each single drift of the role or its inline policy plans exactly its repair.
@@ -350,11 +367,15 @@ fn each_role_drift_is_one_change() {
 
     let mut r = role(&b);
     r.inline_policy = None;
-    assert_eq!(plan_inline_policy(&b.res.runner_policy, Some(&r)), vec![PutInlinePolicy]);
+    assert_eq!(plan_inline_policy(Some(&b.runner_policy), Some(&r)), vec![PutInlinePolicy]);
     // The policy of a DynamoDB-only backend lacks the lock file statement.
-    r.inline_policy = Some(iam(&backend("locking: {mode: DynamoDB}").res.runner_policy));
-    assert_eq!(plan_inline_policy(&b.res.runner_policy, Some(&r)), vec![PutInlinePolicy]);
-    assert_eq!(plan_inline_policy(&b.res.runner_policy, None), vec![PutInlinePolicy]);
+    r.inline_policy = Some(iam(&backend("locking: {mode: DynamoDB}").runner_policy));
+    assert_eq!(plan_inline_policy(Some(&b.runner_policy), Some(&r)), vec![PutInlinePolicy]);
+    assert_eq!(plan_inline_policy(Some(&b.runner_policy), None), vec![PutInlinePolicy]);
+    // Nothing owned any more (every part a Conflict): the grants granted earlier go.
+    assert_eq!(plan_inline_policy(None, Some(&role(&b))), vec![DeleteInlinePolicy]);
+    r.inline_policy = None;
+    assert_eq!(plan_inline_policy(None, Some(&r)), vec![]);
 }
 
 /// Each single table drift plans its repair; the table settings go into one UpdateTable.
@@ -419,8 +440,9 @@ fn plan_tagged(b: &Backend, tags: &Tags, adopt: bool) -> [Result<String, Blocked
     ]
 }
 
-/// Resources owned by another object are a Conflict naming the owner, even with adoption on;
-/// a bucket name taken in another account is a Conflict too.
+/// Resources owned by another object are a Conflict, even with adoption on, and the message
+/// never names the owner (another tenant's namespace and name); a bucket name taken in
+/// another account is a Conflict too.
 #[test]
 fn resources_of_another_owner_are_untouched() {
     let b = backend("");
@@ -429,7 +451,9 @@ fn resources_of_another_owner_are_untouched() {
     theirs.insert(TAG_OWNER_UID.into(), "uid-2".into());
     for adopt in [false, true] {
         for plan in plan_tagged(&b, &theirs, adopt) {
-            assert_blocked(plan, Reason::Conflict, &["team-x/other", "another TerraformStateBackend"]);
+            assert_blocked(plan.clone(), Reason::Conflict, &["another TerraformStateBackend"]);
+            let message = plan.expect_err("blocked").message;
+            assert!(!message.contains("team-x") && !message.contains("uid-2"), "leaks the owner: {message}");
         }
     }
     assert_blocked(plan_b(&b, &ObservedBucket::OtherAccount, true), Reason::Conflict, &["another AWS account"]);

@@ -1,0 +1,167 @@
+//! Step 1b, pure: admission by the cluster policy. The `TerraformStatePolicy` that applies
+//! to the object's namespace (or the built-in default) judges the validated spec before
+//! anything reaches AWS, and imposes what every runner role of that namespace gets (IAM
+//! path, permissions boundary). A violation is reported, never worked around.
+
+use crate::tenancy::{EffectivePolicy, Target, Violation, check};
+
+use super::validate::{Encryption, ValidSpec};
+
+/// Why a spec was not admitted: every violation, with the policy's name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct NotAdmitted {
+    /// The policy (or `built-in default`) that refused the spec.
+    pub policy: String,
+    /// What breaks it, each naming the field, what is allowed and the policy.
+    pub violations: Vec<Violation>,
+}
+
+/// The tenancy check's view of a validated spec.
+pub fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Target<'a> {
+    let (kms_alias, kms_key_admins, existing_key_arn) = match &valid.encryption {
+        Encryption::CreateKey { alias, admins, .. } => (Some(alias.as_str()), admins.as_slice(), None),
+        Encryption::ExistingKey { arn } => (None, &[][..], Some(arn.as_str())),
+        Encryption::Aes256 => (None, &[][..], None),
+    };
+    Target {
+        operator_account_id,
+        bucket: &valid.bucket,
+        lock_table: valid.lock_table.as_ref().map(|t| t.name.as_str()),
+        role_name: &valid.role.name,
+        kms_alias,
+        kms_key_admins,
+        existing_key_arn,
+        adopt_existing: valid.adopt_existing,
+        service_accounts: &valid.role.service_accounts,
+        oidc_provider_arn: valid.role.oidc_provider_arn.as_deref(),
+        aws_principals: &valid.role.aws_principals,
+        permissions_boundary_arn: valid.role.permissions_boundary_arn.as_deref(),
+    }
+}
+
+/// Admits `valid` under `policy`: every rule checked, then the policy's IAM path and
+/// permissions boundary given to the runner role. Features of the policy this operator
+/// cannot honour yet are refused rather than ignored (a silently ignored
+/// `operatorRoleArn` would create a tenant's backend with the operator's own power).
+pub fn admit(
+    mut valid: ValidSpec,
+    policy: &EffectivePolicy,
+    operator_account_id: &str,
+) -> Result<ValidSpec, NotAdmitted> {
+    let mut violations = match check(policy, &target_of(&valid, operator_account_id)) {
+        Ok(()) => Vec::new(),
+        Err(v) => v,
+    };
+    violations.extend(unsupported(policy));
+    if !violations.is_empty() {
+        return Err(NotAdmitted { policy: policy.policy_name().to_string(), violations });
+    }
+    let boundary = policy.effective_permissions_boundary(valid.role.permissions_boundary_arn.as_deref());
+    valid.role.permissions_boundary_arn = boundary.map(str::to_string);
+    valid.role.path = policy.role_path().to_string();
+    Ok(valid)
+}
+
+/// The policy's settings this version refuses to act under, as violations.
+fn unsupported(policy: &EffectivePolicy) -> Vec<Violation> {
+    let refuse = |field: &str, value: &str| Violation {
+        rule: crate::tenancy::Rule::InvalidPolicy,
+        path: field.to_string(),
+        value: value.to_string(),
+        allowed: "nothing yet: this operator version does not implement it, and will not act as if it did".into(),
+        policy: policy.policy_name().to_string(),
+        namespace: policy.namespace.clone(),
+    };
+    let mut out = Vec::new();
+    if let Some(arn) = &policy.operator_role_arn {
+        out.push(refuse("TerraformStatePolicy spec.operatorRoleArn", arn));
+    }
+    if let Some(org) = &policy.principal_org_id {
+        out.push(refuse("TerraformStatePolicy trust.principalOrgId", org));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::api::{TerraformStateBackendSpec, TerraformStatePolicy};
+    use crate::reconcile::validate::{ObjectRef, OperatorDefaults, validate};
+    use crate::tenancy::resolve;
+
+    const ACCOUNT: &str = "123456789012";
+
+    fn valid(spec: serde_json::Value) -> ValidSpec {
+        let spec: TerraformStateBackendSpec = serde_json::from_value(spec).expect("spec");
+        validate(
+            ObjectRef { namespace: "team-a", name: "app" },
+            &spec,
+            &OperatorDefaults { region: Some("eu-west-1".into()) },
+        )
+        .expect("valid")
+    }
+
+    fn policy(spec: serde_json::Value) -> EffectivePolicy {
+        let obj: TerraformStatePolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStatePolicy",
+            "metadata": {"name": "tenants"}, "spec": spec
+        }))
+        .expect("policy");
+        resolve(&[obj], "team-a", &BTreeMap::new())
+    }
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({"bucket": {"name": "acme-tfstate-team-a"},
+            "access": {"trust": {"eksPodIdentity": true, "serviceAccounts": [{"namespace": "team-a", "name": "runner"}]}}})
+    }
+
+    /// With no policy object the built-in default admits an ordinary spec unchanged.
+    #[test]
+    fn built_in_default_admits_an_own_namespace_backend() {
+        let v = valid(base());
+        let admitted = admit(v.clone(), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT).expect("admitted");
+        assert_eq!(admitted, v);
+    }
+
+    /// Another namespace's service account and adoption are refused by the default, each
+    /// violation naming the field and the policy.
+    #[test]
+    fn abuse_is_refused_naming_field_and_policy() {
+        let mut spec = base();
+        spec["access"]["trust"]["serviceAccounts"][0]["namespace"] = "team-b".into();
+        spec["adoptExisting"] = true.into();
+        let err = admit(valid(spec), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT).expect_err("refused");
+        assert_eq!(err.policy, "built-in default");
+        let text = err.to_string();
+        assert!(text.contains("spec.access.trust.serviceAccounts") && text.contains("team-b"), "{text}");
+        assert!(text.contains("spec.adoptExisting"), "{text}");
+    }
+
+    /// The policy's path and boundary are given to the role; a spec boundary other than
+    /// the policy's is a violation.
+    #[test]
+    fn path_and_boundary_are_imposed() {
+        let boundary = "arn:aws:iam::123456789012:policy/tenant-boundary";
+        let p = policy(serde_json::json!({"namespaceSelector": {},
+            "role": {"iamPath": "/tenants/team-a/", "permissionsBoundaryArn": boundary}}));
+        let admitted = admit(valid(base()), &p, ACCOUNT).expect("admitted");
+        assert_eq!(admitted.role.path, "/tenants/team-a/");
+        assert_eq!(admitted.role.permissions_boundary_arn.as_deref(), Some(boundary));
+        let mut spec = base();
+        spec["access"]["permissionsBoundaryArn"] = "arn:aws:iam::123456789012:policy/wide-open".into();
+        let err = admit(valid(spec), &p, ACCOUNT).expect_err("refused");
+        assert!(err.to_string().contains("permissionsBoundaryArn"), "{err}");
+    }
+
+    /// A policy asking for what this version cannot do is refused, not ignored.
+    #[test]
+    fn unimplemented_policy_features_are_refused() {
+        let p = policy(serde_json::json!({"namespaceSelector": {},
+            "operatorRoleArn": "arn:aws:iam::111111111111:role/tfstate-spoke"}));
+        let err = admit(valid(base()), &p, ACCOUNT).expect_err("refused");
+        assert!(err.to_string().contains("operatorRoleArn"), "{err}");
+    }
+}
