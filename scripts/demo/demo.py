@@ -83,13 +83,20 @@ def samples() -> list[dict]:
 
 
 def prepare(g: Ground) -> None:
-    crd = yaml.safe_load((ROOT / "crds/terraformstatebackends.tfstate.dev.yaml").read_text())
-    g.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}", crd)
-    crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
-    wait_for(f"CRD {crd['metadata']['name']} to be Established", 60,
-             lambda: condition_status(g.kube("GET", crd_path), "Established") == "True",
-             lambda: f"conditions: {conditions(g.kube('GET', crd_path))}")
-    g.apply(f"/api/v1/namespaces/{NAMESPACE}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+        g.apply(crd_path, crd)
+        wait_for(f"CRD {crd['metadata']['name']} to be Established", 60,
+                 lambda: condition_status(g.kube("GET", crd_path), "Established") == "True",
+                 lambda: f"conditions: {conditions(g.kube('GET', crd_path))}")
+    # The platform team's policy for the demo's namespace (samples/policies/): two samples
+    # trust service accounts of other namespaces, which the built-in default refuses.
+    for path in sorted((ROOT / "samples/policies").glob("*.yaml")):
+        policy = yaml.safe_load(path.read_text())
+        g.apply(f"{GROUP}/terraformstatepolicies/{policy['metadata']['name']}", policy)
+    g.apply(f"/api/v1/namespaces/{NAMESPACE}", {"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": NAMESPACE, "labels": {"tfstate.dev/tenant": "demo"}}})
     # What two samples expect to exist already: a bucket for access logs, and a KMS key of
     # the platform team (moto cannot create a key with the sample's fixed ID: see apply).
     s3 = g.aws("s3")
@@ -101,7 +108,7 @@ def prepare(g: Ground) -> None:
     s3.put_bucket_policy(Bucket=LOG_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{LOG_BUCKET}/*"}]}))
-    print(f"demo: CRD installed, namespace {NAMESPACE}, log bucket {LOG_BUCKET}")
+    print(f"demo: CRDs installed, policy platform-defaults, namespace {NAMESPACE}, log bucket {LOG_BUCKET}")
 
 
 def existing_key(g: Ground) -> str:
@@ -141,11 +148,11 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
     except SystemExit as e:
         print(e)
         items = (g.kube("GET", listing) or {}).get("items") or []
-    print(f"\n{'NAME':16} {'READY':6} {'LOCK':9} {'BUCKET':30} ROLE")
+    print(f"\n{'NAME':16} {'READY':6} {'LOCK':9} {'BUCKET':30} {'POLICY':18} ROLE")
     for o in items:
         s = o.get("status") or {}
         print(f"{o['metadata']['name']:16} {ready(o):6} {o['spec']['locking']['mode']:9} "
-              f"{o['spec']['bucket']['name']:30} {s.get('roleArn') or '-'}")
+              f"{o['spec']['bucket']['name']:30} {s.get('policy') or '-':18} {s.get('roleArn') or '-'}")
     not_ready = [n for n in names if not any(o["metadata"]["name"] == n and ready(o) == "True" for o in items)]
     if not_ready:
         for o in items:
