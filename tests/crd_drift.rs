@@ -111,7 +111,7 @@ fn printer_columns_and_names() {
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
     let cols: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-    assert_eq!(cols, ["Ready", "Bucket", "Lock", "Age"]);
+    assert_eq!(cols, ["Ready", "Bucket", "Lock", "Policy", "Age"]);
     assert!(v.subresources.as_ref().is_some_and(|s| s.status.is_some()));
 }
 
