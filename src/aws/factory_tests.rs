@@ -372,11 +372,14 @@ async fn a_refused_refresh_is_reported_as_the_assume_role_that_failed() {
     let found = credentials_failure(&err).expect("the AssumeRole error in the source chain");
     assert_eq!((found.kind, found.operation), (AwsErrorKind::AccessDenied, "AssumeRole"));
     assert!(found.message.contains(SPOKE), "{found}");
+    // The identity lookup of the context reports it so.
+    let err = crate::context::caller_identity(&a).await.unwrap_err();
+    assert_eq!((err.kind, err.service, err.operation), (AwsErrorKind::AccessDenied, "sts", "AssumeRole"), "{err}");
     // Without it, the generic mapping would call it a transport error.
     let generic =
         a.sts.get_caller_identity().send().await.map_err(|e| from_sdk("sts", "GetCallerIdentity", e)).unwrap_err();
     assert_eq!(generic.kind, AwsErrorKind::Transient, "{generic}");
     // Each failed call tried to refresh once (no SDK retry of a credentials failure).
     let assumes = sts.actions().iter().filter(|(a, _)| a == "AssumeRole").count();
-    assert_eq!(assumes, 3, "{:?}", sts.actions());
+    assert_eq!(assumes, 4, "{:?}", sts.actions());
 }
