@@ -1,7 +1,7 @@
 //! What every reconcile shares: clients, configuration, identity, back-off state.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
@@ -44,7 +44,8 @@ pub struct Context {
     pub metrics: std::sync::Arc<Metrics>,
     /// The cluster policies and namespace labels that admission judges specs by.
     pub admission: crate::admission::PolicyCache,
-    identity: OnceCell<Identity>,
+    /// Who the operator is, per assumed role (`None`: its own credentials).
+    identities: Mutex<HashMap<Option<String>, Arc<OnceCell<Identity>>>>,
     failures: Mutex<HashMap<String, u32>>,
     own_config_map_writes: Mutex<HashMap<String, String>>,
 }
@@ -61,7 +62,7 @@ impl Context {
             config,
             failpoints,
             admission: Default::default(),
-            identity: OnceCell::new(),
+            identities: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             own_config_map_writes: Mutex::new(HashMap::new()),
         }
@@ -75,21 +76,16 @@ impl Context {
         Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
-    /// Who the operator is in AWS (STS GetCallerIdentity, asked once per process).
+    /// Who the operator is in AWS when it uses `aws`: its own identity, or that of the role
+    /// `aws` acts as ([`AwsClients::assumed_role`]). STS GetCallerIdentity, asked once per
+    /// process and identity (the answer does not depend on the region or the session).
+    /// One small entry per role ever used, never dropped: a few hundred bytes each.
     pub async fn identity(&self, aws: &AwsClients) -> Result<Identity, AwsError> {
-        self.identity
-            .get_or_try_init(|| async {
-                use crate::aws::error::Context as _;
-                let out = aws.sts.get_caller_identity().send().await.ctx("sts", "GetCallerIdentity")?;
-                let arn = out.arn().unwrap_or_default().to_string();
-                Ok(Identity {
-                    account_id: out.account().unwrap_or_default().to_string(),
-                    partition: arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_string(),
-                    operator_arn: principal_arn_for_policy(&arn),
-                })
-            })
-            .await
-            .cloned()
+        let cell = {
+            let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+            identities.entry(aws.assumed_role.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| caller_identity(aws)).await.cloned()
     }
 
     /// Remembers the resourceVersion our own write gave ConfigMap `namespace/name`.
@@ -123,6 +119,26 @@ impl Context {
     pub fn succeeded(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
+}
+
+/// Who `aws` acts as (STS GetCallerIdentity). `operator_arn`, the principal that key
+/// policies name, is the assumed role's ARN itself (path included) for an assumed role, and
+/// [`principal_arn_for_policy`] of the caller otherwise.
+pub async fn caller_identity(aws: &AwsClients) -> Result<Identity, AwsError> {
+    let out = aws.sts.get_caller_identity().send().await.map_err(|e| {
+        // The credentials of an assumed role could not be refreshed: report the AssumeRole.
+        crate::aws::credentials_failure(&e)
+            .unwrap_or_else(|| crate::aws::error::from_sdk("sts", "GetCallerIdentity", e))
+    })?;
+    let arn = out.arn().unwrap_or_default().to_string();
+    Ok(Identity {
+        account_id: out.account().unwrap_or_default().to_string(),
+        partition: arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_string(),
+        operator_arn: match &aws.assumed_role {
+            Some(role_arn) => role_arn.clone(),
+            None => principal_arn_for_policy(&arn),
+        },
+    })
 }
 
 /// Exponential back-off: 5 s, 10 s, 20 s ... capped at 300 s.

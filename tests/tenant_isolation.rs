@@ -66,17 +66,23 @@ fn resources(doc: Option<&PolicyDocument>) -> Vec<String> {
     doc.iter().flat_map(|d| d.statements.iter()).flat_map(|s| s.resource.iter().flatten().cloned()).collect()
 }
 
-/// Full passes an operator has made (it reads the role exactly once per pass).
-fn passes(op: &Operator) -> u64 {
-    op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.operation == "GetRole").map(|(_, n)| n).sum()
+/// Calls of `operation` an operator has made: GetRole is made once per Apply pass, and
+/// GetBucketTagging once per Cleanup pass.
+fn calls_of(op: &Operator, operation: &str) -> u64 {
+    op.ctx.aws.calls().snapshot().iter().filter(|(k, _)| k.operation == operation).map(|(_, n)| n).sum()
 }
 
-/// Waits until `op` has made `n` more passes than now: a bounded window in which a wrong
-/// write would have happened.
+/// Waits until `op` has made `n` more Apply passes than now: a bounded window in which a
+/// wrong write would have happened.
 async fn wait_passes(op: &Operator, n: u64) {
-    let target = passes(op) + n;
+    wait_calls(op, "GetRole", n).await;
+}
+
+/// Waits until `op` has made `n` more calls of `operation` than now.
+async fn wait_calls(op: &Operator, operation: &str, n: u64) {
+    let target = calls_of(op, operation) + n;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while passes(op) < target {
+    while calls_of(op, operation) < target {
         assert!(tokio::time::Instant::now() < deadline, "the operator made no {n} passes within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -246,7 +252,7 @@ async fn deletion_with_replaced_tags_deletes_nothing() {
     let obj = wait_reason(&t.api, "app", "BucketReady", "DeletionBlocked").await;
     let message = condition(&obj, "BucketReady").unwrap().2;
     assert!(message.contains("does not carry") && message.contains("nothing has been deleted"), "{message}");
-    wait_passes(&t.op, 2).await;
+    wait_calls(&t.op, "GetBucketTagging", 2).await;
     let role = format!("tfstate-{}-app", t.ns);
     assert!(iam::get_role(&aws.iam, &role).await.unwrap().is_some(), "role kept while blocked");
     assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap().is_some(), "table kept");

@@ -10,7 +10,9 @@ pub mod s3;
 
 pub use calls::{CallCounter, CallTotals};
 pub use error::{AwsError, AwsErrorKind};
-pub use factory::{AwsClientFactory, AwsClients, AwsSettings, FactoryError};
+pub use factory::{
+    AssumeAs, AwsClientFactory, AwsClients, AwsSettings, FactoryError, credentials_failure, session_name,
+};
 
 /// AWS resource tags, sorted by key.
 pub type Tags = std::collections::BTreeMap<String, String>;

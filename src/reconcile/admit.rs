@@ -42,18 +42,36 @@ pub fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Targ
 
 /// Admits `valid` under `policy`: every rule checked, then the policy's IAM path and
 /// permissions boundary given to the runner role. Features of the policy this operator
-/// cannot honour yet are refused rather than ignored (a silently ignored
-/// `operatorRoleArn` would create a tenant's backend with the operator's own power).
+/// cannot honour yet are refused rather than ignored. `previous_account` is the account
+/// the backend was built in (`status.accountId`): a policy that now places it in another
+/// account (its `operatorRoleArn` changed) is refused, so that no second backend is built
+/// elsewhere while the first, and its state, stay behind.
 pub fn admit(
     mut valid: ValidSpec,
     policy: &EffectivePolicy,
     operator_account_id: &str,
+    previous_account: Option<&str>,
 ) -> Result<ValidSpec, NotAdmitted> {
     let mut violations = match check(policy, &target_of(&valid, operator_account_id)) {
         Ok(()) => Vec::new(),
         Err(v) => v,
     };
     violations.extend(unsupported(policy));
+    let account = policy.backend_account_id(operator_account_id);
+    if let Some(before) = previous_account.filter(|before| *before != account) {
+        violations.push(Violation {
+            rule: crate::tenancy::Rule::InvalidPolicy,
+            path: "status.accountId".into(),
+            value: before.to_string(),
+            allowed: format!(
+                "account {account} only, where the policy now places this backend; the operator does not move a \
+                 backend between accounts: restore the policy's operatorRoleArn, or move the state yourself and \
+                 recreate the object"
+            ),
+            policy: policy.policy_name().to_string(),
+            namespace: policy.namespace.clone(),
+        });
+    }
     if !violations.is_empty() {
         return Err(NotAdmitted { policy: policy.policy_name().to_string(), violations });
     }
@@ -74,9 +92,6 @@ fn unsupported(policy: &EffectivePolicy) -> Vec<Violation> {
         namespace: policy.namespace.clone(),
     };
     let mut out = Vec::new();
-    if let Some(arn) = &policy.operator_role_arn {
-        out.push(refuse("TerraformStatePolicy spec.operatorRoleArn", arn));
-    }
     if let Some(org) = &policy.principal_org_id {
         out.push(refuse("TerraformStatePolicy trust.principalOrgId", org));
     }
@@ -122,7 +137,7 @@ mod tests {
     #[test]
     fn built_in_default_admits_an_own_namespace_backend() {
         let v = valid(base());
-        let admitted = admit(v.clone(), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT).expect("admitted");
+        let admitted = admit(v.clone(), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT, None).expect("admitted");
         assert_eq!(admitted, v);
     }
 
@@ -133,7 +148,7 @@ mod tests {
         let mut spec = base();
         spec["access"]["trust"]["serviceAccounts"][0]["namespace"] = "team-b".into();
         spec["adoptExisting"] = true.into();
-        let err = admit(valid(spec), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT).expect_err("refused");
+        let err = admit(valid(spec), &resolve(&[], "team-a", &BTreeMap::new()), ACCOUNT, None).expect_err("refused");
         assert_eq!(err.policy, "built-in default");
         let text = err.to_string();
         assert!(text.contains("spec.access.trust.serviceAccounts") && text.contains("team-b"), "{text}");
@@ -147,21 +162,34 @@ mod tests {
         let boundary = "arn:aws:iam::123456789012:policy/tenant-boundary";
         let p = policy(serde_json::json!({"namespaceSelector": {},
             "role": {"iamPath": "/tenants/team-a/", "permissionsBoundaryArn": boundary}}));
-        let admitted = admit(valid(base()), &p, ACCOUNT).expect("admitted");
+        let admitted = admit(valid(base()), &p, ACCOUNT, None).expect("admitted");
         assert_eq!(admitted.role.path, "/tenants/team-a/");
         assert_eq!(admitted.role.permissions_boundary_arn.as_deref(), Some(boundary));
         let mut spec = base();
         spec["access"]["permissionsBoundaryArn"] = "arn:aws:iam::123456789012:policy/wide-open".into();
-        let err = admit(valid(spec), &p, ACCOUNT).expect_err("refused");
+        let err = admit(valid(spec), &p, ACCOUNT, None).expect_err("refused");
         assert!(err.to_string().contains("permissionsBoundaryArn"), "{err}");
     }
 
     /// A policy asking for what this version cannot do is refused, not ignored.
     #[test]
     fn unimplemented_policy_features_are_refused() {
-        let p = policy(serde_json::json!({"namespaceSelector": {},
+        let p = policy(serde_json::json!({"namespaceSelector": {}, "trust": {"principalOrgId": "o-a1b2c3d4e5"}}));
+        let err = admit(valid(base()), &p, ACCOUNT, None).expect_err("refused");
+        assert!(err.to_string().contains("principalOrgId"), "{err}");
+    }
+
+    /// Hub and spoke: the policy's operator role places the backend in its account; a
+    /// backend built in one account is never rebuilt in another when the policy changes.
+    #[test]
+    fn a_backend_never_moves_between_accounts() {
+        let spoke = policy(serde_json::json!({"namespaceSelector": {},
             "operatorRoleArn": "arn:aws:iam::111111111111:role/tfstate-spoke"}));
-        let err = admit(valid(base()), &p, ACCOUNT).expect_err("refused");
-        assert!(err.to_string().contains("operatorRoleArn"), "{err}");
+        assert!(admit(valid(base()), &spoke, ACCOUNT, None).is_ok());
+        assert!(admit(valid(base()), &spoke, ACCOUNT, Some("111111111111")).is_ok());
+        let err = admit(valid(base()), &spoke, ACCOUNT, Some(ACCOUNT)).expect_err("moved");
+        assert!(err.to_string().contains("status.accountId") && err.to_string().contains("111111111111"), "{err}");
+        let home = resolve(&[], "team-a", &BTreeMap::new());
+        assert!(admit(valid(base()), &home, ACCOUNT, Some("111111111111")).is_err());
     }
 }

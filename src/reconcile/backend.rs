@@ -8,7 +8,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{ConditionType as C, Reason, TerraformStateBackend};
-use crate::aws::AwsClients;
+use crate::aws::{AssumeAs, AwsClients};
 use crate::context::Context;
 use crate::render::render;
 
@@ -63,10 +63,10 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         }
     };
     let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
-    let aws = ctx.aws.clients(&valid.region);
     // Asked once per process: the operator's own account is what "own account" means.
-    let account = ctx.identity(&aws).await?.account_id;
-    let valid = match admit(valid, &policy, &account) {
+    let account = ctx.identity(&ctx.aws.clients(&valid.region)).await?.account_id;
+    let built_in = previous.and_then(|s| s.account_id.as_deref());
+    let valid = match admit(valid, &policy, &account, built_in) {
         Ok(valid) => valid,
         Err(refused) => {
             // No AWS call for a spec the policy refuses. Policies are not watched per
@@ -84,7 +84,15 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
 
     let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
     let mut run = Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![] };
-    let result = run.converge(&aws).await;
+    // Hub and spoke: the policy's operator role, assumed for this object (AWS then enforces
+    // the tenant boundary, and the backend lives in that role's account).
+    let assume =
+        policy.operator_role_arn.as_deref().map(|arn| AssumeAs::for_object(arn, &owner.namespace, &owner.name));
+    let result = async {
+        let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
+        run.converge(&aws).await
+    }
+    .await;
     let Run { mut report, mut events, .. } = run;
     if let Err(e) = &result {
         report = status::remember(report, previous);

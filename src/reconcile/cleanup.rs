@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use crate::api::{DeletionPolicy, Reason, TerraformStateBackend};
-use crate::aws::{AwsClients, AwsError, AwsErrorKind, Tags, dynamodb, iam, kms, s3};
+use crate::aws::{AssumeAs, AwsClients, AwsError, AwsErrorKind, Tags, dynamodb, iam, kms, s3};
 use crate::context::Context;
 
 use super::backend::{event, owner_of};
@@ -114,7 +114,21 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
             return Err(block_deletion(ctx, obj, &owner, message).await);
         }
     };
-    let aws = ctx.aws.clients(&valid.region);
+    // The same credentials as Apply: the policy's operator role (hub and spoke), if any.
+    let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
+    let own = ctx.identity(&ctx.aws.clients(&valid.region)).await?.account_id;
+    let account = policy.backend_account_id(&own).to_string();
+    if let Some(built_in) = obj.status.as_ref().and_then(|s| s.account_id.as_deref()).filter(|a| *a != account) {
+        let message = format!(
+            "this backend was built in AWS account {built_in}, but {} now places it in account {account}: nothing \
+             has been deleted. Restore the policy's operatorRoleArn, or set deletionPolicy: Retain",
+            policy.source
+        );
+        return Err(block_deletion(ctx, obj, &owner, message).await);
+    }
+    let assume =
+        policy.operator_role_arn.as_deref().map(|arn| AssumeAs::for_object(arn, &owner.namespace, &owner.name));
+    let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
 
     let finding = inspect_bucket(&aws, &valid.bucket, &owner).await?;
     let verdict = judge_bucket(&valid.bucket, &finding);

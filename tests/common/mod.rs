@@ -95,7 +95,7 @@ const PERMISSIVE_POLICY: &str = r#"{
   "spec": {
     "namespaceSelector": {"matchLabels": {"tfstate.dev/test-policy": "permissive"}},
     "allowAdoption": true,
-    "trust": {"allowedServiceAccountNamespaces": ["*"]},
+    "trust": {"allowedServiceAccountNamespaces": ["*"], "allowedAwsAccountIds": ["123456789012", "210987654321"]},
     "encryption": {"allowedExistingKeyArns": ["arn:aws:kms:*:123456789012:key/*"]}
   }
 }"#;
