@@ -1,20 +1,30 @@
-//! The operator's own minimum AWS IAM policy, `docs/operator-iam-policy.json`, checked against the
-//! operations the operator makes.
+//! The operator's own minimum AWS IAM policy, the template `docs/operator-iam-policy.json`,
+//! checked against the operations the operator makes.
+//!
+//! The template is rendered as a cluster administrator renders it (placeholders `<NAME>`
+//! replaced by [`TEST_VALUES`]), and, for the boundary variant, with the statements of the
+//! block in `docs/operator-iam-policy.md` replacing those of the same Sid.
 //!
 //! - `every_aws_call_in_the_source_is_mapped_and_allowed` (no test ground needed) reads every
 //!   `.ctx("service", "Operation")` of `src/aws/*.rs` and `src/context.rs` (every AWS call goes
 //!   through one) and requires each operation to be in [`OPERATIONS`], the table of the IAM
-//!   actions each operation needs, and each of those actions to be allowed by the policy. The
-//!   policy in turn may grant no action that no operation needs, and `docs/operator-iam-policy.md`
-//!   must document every statement and every row. A new AWS call therefore cannot be added
-//!   without updating the table, the policy and its documentation.
+//!   actions each operation needs, and each of those actions to be allowed by the policy on a
+//!   resource under the documented prefixes (and every write refused outside them). The policy
+//!   in turn may grant no action that no operation needs, no wildcard action, `Resource: "*"`
+//!   only for [`UNSCOPED_ACTIONS`], and every write to a KMS key, DynamoDB table or IAM role
+//!   must carry a managed-by tag condition ([`CREATE_TIME_ACTIONS`] and [`UNTAGGED_WRITES`]
+//!   are the documented exceptions). `docs/operator-iam-policy.md` must document every
+//!   statement, row and placeholder. A new AWS call therefore cannot be added without updating
+//!   the table, the policy and its documentation.
 //! - `full_lifecycle_needs_only_the_documented_policy` runs an operator of its own on the real
 //!   ground through a full lifecycle (every encryption, locking and trust mode, access logging, a
 //!   spec update, out-of-band drift repaired, deletion with `deletionPolicy: Delete`), then maps
 //!   every (service, operation) its call counter saw to IAM actions and requires each to be
-//!   allowed. The emulator does not evaluate identity policies, so this is the check that the
-//!   policy covers what the operator really calls; actions of the policy that the run never needed
-//!   are printed (the documentation says when the rare ones are used).
+//!   allowed on the buckets, tables, roles, keys and aliases the run used. The emulator does not
+//!   evaluate identity policies, so this is the check that the policy covers what the operator
+//!   really calls on the names it really uses; `Condition` elements are checked for their shape
+//!   only (they follow AWS's documentation). Actions of the policy that the run never needed are
+//!   printed (the documentation says when the rare ones are used).
 
 mod common;
 
@@ -32,16 +42,16 @@ use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::calls::Outcome;
-use tfstate_operator::aws::{iam, kms, s3};
+use tfstate_operator::aws::calls::{Outcome, is_read_operation};
+use tfstate_operator::aws::{AwsClients, Tags, dynamodb, iam, kms, s3};
 
 /// Every AWS operation the operator can call: (service as the SDK names it, operation, the IAM
 /// actions it needs). S3's action names differ from its API names (GetBucketEncryption needs
 /// `s3:GetEncryptionConfiguration`). Some operations need actions of their own beyond their
-/// name: S3 CreateBucket with an ObjectOwnership header, KMS CreateKey and DynamoDB CreateTable
-/// with tags, IAM CreateRole with tags, and DynamoDB CreateTable/UpdateTable with a customer
-/// managed key, for which DynamoDB describes the key and creates a grant with the caller's
-/// permissions.
+/// name: S3 CreateBucket with an ObjectOwnership header and tags, KMS CreateKey with a key
+/// policy and tags, DynamoDB CreateTable with tags, IAM CreateRole with tags, and DynamoDB
+/// CreateTable/UpdateTable with a customer managed key, for which DynamoDB describes the key
+/// and creates a grant with the caller's permissions.
 const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("sts", "GetCallerIdentity", &["sts:GetCallerIdentity"]),
     // S3: the state bucket (bucket-level actions only; the operator never reads or writes objects).
@@ -54,7 +64,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("s3", "GetBucketPolicy", &["s3:GetBucketPolicy"]),
     ("s3", "GetBucketLogging", &["s3:GetBucketLogging"]),
     ("s3", "ListObjectVersions", &["s3:ListBucketVersions"]),
-    ("s3", "CreateBucket", &["s3:CreateBucket", "s3:PutBucketOwnershipControls"]),
+    ("s3", "CreateBucket", &["s3:CreateBucket", "s3:PutBucketOwnershipControls", "s3:TagResource"]),
     ("s3", "PutBucketTagging", &["s3:PutBucketTagging"]),
     ("s3", "PutBucketVersioning", &["s3:PutBucketVersioning"]),
     ("s3", "PutBucketEncryption", &["s3:PutEncryptionConfiguration"]),
@@ -70,7 +80,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("kms", "GetKeyRotationStatus", &["kms:GetKeyRotationStatus"]),
     ("kms", "ListResourceTags", &["kms:ListResourceTags"]),
     ("kms", "ListKeys", &["kms:ListKeys"]),
-    ("kms", "CreateKey", &["kms:CreateKey", "kms:TagResource"]),
+    ("kms", "CreateKey", &["kms:CreateKey", "kms:TagResource", "kms:PutKeyPolicy"]),
     ("kms", "CreateAlias", &["kms:CreateAlias"]),
     ("kms", "UpdateAlias", &["kms:UpdateAlias"]),
     ("kms", "DeleteAlias", &["kms:DeleteAlias"]),
@@ -110,11 +120,48 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("iam", "DeleteRole", &["iam:DeleteRole"]),
 ];
 
+/// The only actions a statement may grant on `Resource: "*"`: they have no resource-level
+/// permission at all (documented as unavoidable in `docs/operator-iam-policy.md`).
+const UNSCOPED_ACTIONS: [&str; 3] = ["sts:GetCallerIdentity", "kms:CreateKey", "kms:ListKeys"];
+
+/// Writes to a key, table or role that AWS checks when the resource is created (or for the tags
+/// and policy of a create request): they are conditioned on `aws:RequestTag`, not on
+/// `aws:ResourceTag` (the resource does not exist, or has no tags, yet).
+const CREATE_TIME_ACTIONS: [&str; 7] = [
+    "kms:CreateKey",
+    "kms:TagResource",
+    "kms:PutKeyPolicy",
+    "dynamodb:CreateTable",
+    "dynamodb:TagResource",
+    "iam:CreateRole",
+    "iam:TagRole",
+];
+
+/// Writes without a tag condition, each with the reason the documentation gives:
+/// `kms:CreateGrant` (the key may be an existing key the operator does not tag; bounded by
+/// `kms:GrantIsForAWSResource` and `kms:ViaService` instead) and the alias half of the alias
+/// actions (aliases carry no tags; the key half is tag-conditioned).
+const UNTAGGED_WRITES: [&str; 4] = ["kms:CreateGrant", "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"];
+
+/// The ownership tags: the tag conditions name the first; no untag may remove any.
+const MANAGED_BY_TAG: &str = "tfstate.dev/managed-by";
+const MANAGED_BY: &str = "tfstate-operator";
+const OWNERSHIP_TAGS: [&str; 3] = ["tfstate.dev/managed-by", "tfstate.dev/owner", "tfstate.dev/owner-uid"];
+
+/// The action the boundary variant refuses on purpose: a boundary is never removed.
+const REFUSED_WITH_BOUNDARY: &str = "iam:DeleteRolePermissionsBoundary";
+/// Actions the boundary variant allows only with `iam:PermissionsBoundary` = the boundary.
+const BOUNDARY_BOUND: [&str; 3] = ["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"];
+
 const POLICY_JSON: &str = "docs/operator-iam-policy.json";
 const POLICY_DOC: &str = "docs/operator-iam-policy.md";
+/// What precedes the boundary variant's JSON block in the documentation.
+const BOUNDARY_MARKER: &str = "<!-- boundary-variant: statements replacing those of the same Sid -->";
 /// The files through which every AWS call goes (`.ctx(service, operation)`).
 const CALL_SITES: &str = "src/aws";
 const IDENTITY_CALL_SITE: &str = "src/context.rs";
+/// A managed policy's size limit (characters without whitespace).
+const MANAGED_POLICY_LIMIT: usize = 6_144;
 
 const RESYNC: Duration = Duration::from_secs(2);
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,33 +170,196 @@ const OIDC: &str = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.a
 const BOUNDARY: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
 const KEY_ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
 
+/// What a cluster administrator fills into the template's placeholders.
+#[derive(Clone, Copy, Debug)]
+struct Values<'a> {
+    partition: &'a str,
+    account: &'a str,
+    region: &'a str,
+    name_prefix: &'a str,
+    role_prefix: &'a str,
+    alias_prefix: &'a str,
+    boundary: &'a str,
+}
+
+impl Values<'_> {
+    /// (placeholder, value), for every placeholder the template may hold.
+    fn pairs(&self) -> [(&'static str, &str); 7] {
+        [
+            ("<PARTITION>", self.partition),
+            ("<ACCOUNT_ID>", self.account),
+            ("<REGION>", self.region),
+            ("<NAME_PREFIX>", self.name_prefix),
+            ("<ROLE_PREFIX>", self.role_prefix),
+            ("<ALIAS_PREFIX>", self.alias_prefix),
+            ("<BOUNDARY_ARN>", self.boundary),
+        ]
+    }
+}
+
+/// The values the tests render the template with. The lifecycle test's buckets (and so its
+/// tables, `<bucket>-lock`) start with `acme-tfstate-`; its roles and aliases are the derived
+/// defaults `tfstate-<namespace>-<name>` (path `/`) and `alias/tfstate-<namespace>-<name>`.
+const TEST_VALUES: Values<'static> = Values {
+    partition: "aws",
+    account: "123456789012",
+    region: "eu-west-1",
+    name_prefix: "acme-tfstate-",
+    role_prefix: "/tfstate-",
+    alias_prefix: "tfstate-",
+    boundary: "arn:aws:iam::123456789012:policy/tfstate-runner-boundary",
+};
+
+/// Long but plausible values: the rendered policy must still fit a managed policy.
+const LONG_VALUES: Values<'static> = Values {
+    partition: "aws-us-gov",
+    account: "123456789012",
+    region: "us-gov-west-1",
+    name_prefix: "acme-platform-team-tfstate-",
+    role_prefix: "/platform/tfstate-runners/",
+    alias_prefix: "platform/tfstate-keys/",
+    boundary: "arn:aws-us-gov:iam::123456789012:policy/platform/tfstate-runner-boundary",
+};
+
 /// The IAM actions `operation` of `service` needs, from [`OPERATIONS`].
 fn actions_of(service: &str, operation: &str) -> Option<&'static [&'static str]> {
     OPERATIONS.iter().find(|(s, o, _)| *s == service && *o == operation).map(|(_, _, a)| *a)
 }
 
-/// A statement of the policy, reduced to what decides whether an action is allowed.
+/// The kinds of resource AWS authorizes an action on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// No resource-level permission: `Resource: "*"`.
+    Any,
+    Bucket,
+    Table,
+    Role,
+    Key,
+    Alias,
+}
+
+/// What AWS authorizes `action` on: KMS alias actions on the alias and on the key, actions
+/// without resource-level permissions on `*`, the others on their service's resource.
+fn kinds_of(action: &str) -> &'static [Kind] {
+    match action {
+        a if UNSCOPED_ACTIONS.contains(&a) => &[Kind::Any],
+        "kms:CreateAlias" | "kms:UpdateAlias" | "kms:DeleteAlias" => &[Kind::Alias, Kind::Key],
+        a if a.starts_with("s3:") => &[Kind::Bucket],
+        a if a.starts_with("kms:") => &[Kind::Key],
+        a if a.starts_with("dynamodb:") => &[Kind::Table],
+        a if a.starts_with("iam:") => &[Kind::Role],
+        other => panic!("{other}: no resource kind known; add it to kinds_of"),
+    }
+}
+
+/// Whether `action` writes (anything but Get, List, Describe and Head).
+fn is_write(action: &str) -> bool {
+    !is_read_operation(action.split_once(':').map_or(action, |(_, a)| a))
+}
+
+/// A statement of the rendered policy.
 #[derive(Debug)]
 struct Statement {
     sid: String,
     allow: bool,
     actions: Vec<String>,
+    resources: Vec<String>,
+    condition: Value,
+}
+
+impl Statement {
+    /// The value of condition `operator` / `key` when it is one string.
+    fn condition_value(&self, operator: &str, key: &str) -> Option<&str> {
+        self.condition.get(operator)?.get(key)?.as_str()
+    }
+
+    /// The values of condition `operator` / `key` (one string or a list).
+    fn condition_values(&self, operator: &str, key: &str) -> Vec<&str> {
+        match self.condition.get(operator).and_then(|o| o.get(key)) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        }
+    }
+
+    fn grants(&self, action: &str) -> bool {
+        self.actions.iter().any(|p| action_matches(p, action))
+    }
+
+    fn covers(&self, resource: &str) -> bool {
+        self.resources.iter().any(|p| resource_matches(p, resource))
+    }
 }
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
-/// The statements of `docs/operator-iam-policy.json`. Only `Action` is supported (a `NotAction`
-/// would grant every other action of every service: never least privilege).
-fn policy_statements() -> Vec<Statement> {
-    let doc: Value =
-        serde_json::from_str(&read(POLICY_JSON)).unwrap_or_else(|e| panic!("{POLICY_JSON} is not valid JSON: {e}"));
-    assert_eq!(doc["Version"], "2012-10-17", "{POLICY_JSON}: Version must be 2012-10-17 (policy variables)");
+/// `<PLACEHOLDER>`s in `text`.
+fn placeholders(text: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(r"<[A-Z][A-Z_]*>").expect("regex");
+    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+}
+
+/// `text` with every placeholder replaced, or the placeholders left.
+fn try_render(text: &str, values: &Values<'_>) -> Result<String, BTreeSet<String>> {
+    let mut out = text.to_string();
+    for (placeholder, value) in values.pairs() {
+        out = out.replace(placeholder, value);
+    }
+    let left = placeholders(&out);
+    if left.is_empty() { Ok(out) } else { Err(left) }
+}
+
+/// `text` with every placeholder replaced; none may be left.
+fn render(text: &str, values: &Values<'_>) -> String {
+    try_render(text, values).unwrap_or_else(|left| panic!("placeholders left after rendering: {left:?}"))
+}
+
+/// The boundary variant's statements, as the documentation shows them (not rendered).
+fn boundary_block(doc: &str) -> String {
+    let after = doc
+        .split_once(BOUNDARY_MARKER)
+        .map(|(_, a)| a)
+        .unwrap_or_else(|| panic!("{POLICY_DOC} has no boundary variant (a ```json block after {BOUNDARY_MARKER:?})"));
+    let body = after.trim_start().strip_prefix("```json\n").expect("the marker is followed by a ```json block");
+    body.split_once("\n```").expect("the ```json block is closed").0.to_string()
+}
+
+/// The rendered policy document; with `boundary`, the variant's statements replace those of
+/// the same Sid.
+fn policy_document(values: &Values<'_>, boundary: bool) -> Value {
+    let mut doc: Value = serde_json::from_str(&render(&read(POLICY_JSON), values))
+        .unwrap_or_else(|e| panic!("{POLICY_JSON} is not valid JSON: {e}"));
+    if boundary {
+        let variant: Vec<Value> = serde_json::from_str(&render(&boundary_block(&read(POLICY_DOC)), values))
+            .unwrap_or_else(|e| panic!("the boundary variant of {POLICY_DOC} is not a JSON list: {e}"));
+        let list = doc["Statement"].as_array_mut().expect("Statement is a list");
+        for replacement in variant {
+            let sid = replacement["Sid"].as_str().expect("variant statements have a Sid").to_string();
+            let slot = list.iter_mut().find(|s| s["Sid"] == sid.as_str());
+            *slot.unwrap_or_else(|| panic!("the boundary variant replaces {sid}, which the policy does not have")) =
+                replacement;
+        }
+    }
+    doc
+}
+
+/// The statements of a rendered policy. Only `Action` and `Resource` are supported (a
+/// `NotAction` would grant every other action of every service: never least privilege).
+fn statements_of(doc: &Value) -> Vec<Statement> {
+    assert_eq!(doc["Version"], "2012-10-17", "{POLICY_JSON}: Version must be 2012-10-17");
     let statements = match &doc["Statement"] {
         Value::Array(list) => list.clone(),
         one @ Value::Object(_) => vec![one.clone()],
         other => panic!("{POLICY_JSON}: Statement must be a list or an object, not {other}"),
+    };
+    let strings = |sid: &str, field: &str, v: &Value| -> Vec<String> {
+        match v {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(list) => list.iter().map(|a| a.as_str().expect("strings").to_string()).collect(),
+            other => panic!("{sid}: {field} must be a string or a list, not {other}"),
+        }
     };
     statements
         .iter()
@@ -158,47 +368,186 @@ fn policy_statements() -> Vec<Statement> {
             let sid =
                 s["Sid"].as_str().unwrap_or_else(|| panic!("{POLICY_JSON}: statement {i} has no Sid")).to_string();
             assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none(), "{sid}: use Action and Resource");
-            let actions = match &s["Action"] {
-                Value::String(a) => vec![a.clone()],
-                Value::Array(list) => {
-                    list.iter().map(|a| a.as_str().expect("actions are strings").to_string()).collect()
-                }
-                other => panic!("{sid}: Action must be a string or a list, not {other}"),
-            };
             let allow = match s["Effect"].as_str() {
                 Some("Allow") => true,
                 Some("Deny") => false,
                 other => panic!("{sid}: Effect must be Allow or Deny, not {other:?}"),
             };
             assert!(s.get("Resource").is_some(), "{sid}: an identity policy statement needs a Resource");
-            Statement { sid, allow, actions }
+            Statement {
+                actions: strings(&sid, "Action", &s["Action"]),
+                resources: strings(&sid, "Resource", &s["Resource"]),
+                condition: s.get("Condition").cloned().unwrap_or(Value::Null),
+                sid,
+                allow,
+            }
         })
         .collect()
 }
 
-/// IAM's action matching: case-insensitive, `*` any run of characters, `?` any one character.
-fn action_matches(pattern: &str, action: &str) -> bool {
-    fn glob(p: &[u8], a: &[u8]) -> bool {
-        match (p.first(), a.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], a) || (!a.is_empty() && glob(p, &a[1..])),
-            (Some(b'?'), Some(_)) => glob(&p[1..], &a[1..]),
-            (Some(x), Some(y)) if x == y => glob(&p[1..], &a[1..]),
-            _ => false,
-        }
+/// IAM's wildcard matching: `*` any run of characters, `?` any one character.
+fn glob(p: &[u8], a: &[u8]) -> bool {
+    match (p.first(), a.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], a) || (!a.is_empty() && glob(p, &a[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &a[1..]),
+        (Some(x), Some(y)) if x == y => glob(&p[1..], &a[1..]),
+        _ => false,
     }
+}
+
+/// IAM's action matching: case-insensitive, with wildcards.
+fn action_matches(pattern: &str, action: &str) -> bool {
     glob(pattern.to_ascii_lowercase().as_bytes(), action.to_ascii_lowercase().as_bytes())
 }
 
-/// The Sids of the Allow statements granting `action`, joined with `|` (conditions and resources
-/// are the documentation's business); `None` when none does or a Deny statement names it.
-fn allowed_by(statements: &[Statement], action: &str) -> Option<String> {
-    let matching = |s: &&Statement| s.actions.iter().any(|p| action_matches(p, action));
-    if statements.iter().filter(|s| !s.allow).any(|s| matching(&s)) {
+/// IAM's resource matching: case-sensitive, with wildcards (`*` also across `/` and `:`).
+fn resource_matches(pattern: &str, resource: &str) -> bool {
+    glob(pattern.as_bytes(), resource.as_bytes())
+}
+
+/// The Sids of the Allow statements granting `action` on `resource`, joined with `|`; `None`
+/// when none does or an unconditional Deny statement names it. Conditions of Allow statements
+/// are not evaluated here (their shape is checked by [`structural_problems`]); a Deny with a
+/// condition only denies requests the operator never makes (documented per statement).
+fn allowed_by(statements: &[Statement], action: &str, resource: &str) -> Option<String> {
+    let applies = |s: &&Statement| s.grants(action) && s.covers(resource);
+    if statements.iter().filter(|s| !s.allow && s.condition.is_null()).any(|s| applies(&s)) {
         return None;
     }
-    let sids: Vec<&str> = statements.iter().filter(|s| s.allow).filter(matching).map(|s| s.sid.as_str()).collect();
+    let sids: Vec<&str> = statements.iter().filter(|s| s.allow).filter(applies).map(|s| s.sid.as_str()).collect();
     (!sids.is_empty()).then(|| sids.join("|"))
+}
+
+/// Resources of each kind: within the rendered prefixes (`inside`) or not.
+fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>> {
+    let (p, acct, region) = (v.partition, v.account, v.region);
+    let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let other = "210987654321";
+    if inside {
+        BTreeMap::from([
+            (Kind::Any, vec!["*".to_string()]),
+            (Kind::Bucket, vec![format!("arn:{p}:s3:::{}payments-prod", v.name_prefix)]),
+            (Kind::Table, vec![format!("arn:{p}:dynamodb:{region}:{acct}:table/{}payments-prod-lock", v.name_prefix)]),
+            (Kind::Role, vec![format!("arn:{p}:iam::{acct}:role{}payments-prod", v.role_prefix)]),
+            (Kind::Key, vec![format!("arn:{p}:kms:{region}:{acct}:key/{key}")]),
+            (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/{}payments-prod", v.alias_prefix)]),
+        ])
+    } else {
+        BTreeMap::from([
+            (Kind::Bucket, vec![format!("arn:{p}:s3:::other-team-state")]),
+            (
+                Kind::Table,
+                vec![
+                    format!("arn:{p}:dynamodb:{region}:{acct}:table/other-team-lock"),
+                    format!("arn:{p}:dynamodb:{region}:{other}:table/{}payments-prod-lock", v.name_prefix),
+                    format!("arn:{p}:dynamodb:ap-south-2:{acct}:table/{}payments-prod-lock", v.name_prefix),
+                ],
+            ),
+            (
+                Kind::Role,
+                vec![
+                    format!("arn:{p}:iam::{acct}:role/other-team-role"),
+                    format!("arn:{p}:iam::{other}:role{}payments-prod", v.role_prefix),
+                ],
+            ),
+            (
+                Kind::Key,
+                vec![
+                    format!("arn:{p}:kms:{region}:{other}:key/{key}"),
+                    format!("arn:{p}:kms:ap-south-2:{acct}:key/{key}"),
+                ],
+            ),
+            (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/other-team-key")]),
+        ])
+    }
+}
+
+/// Whether a resource outside the prefixes may still be read by design: roles are read in the
+/// whole account (role names are unique across paths; see `IamReadRoles`).
+fn read_anywhere_in_account(action: &str, resource: &str, v: &Values<'_>) -> bool {
+    !is_write(action)
+        && action.starts_with("iam:")
+        && resource.starts_with(&format!("arn:{}:iam::{}:", v.partition, v.account))
+}
+
+/// Problems of the policy's shape: wildcards, unscoped resources, missing tag conditions,
+/// untag statements that could remove ownership tags.
+fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for s in statements {
+        for action in &s.actions {
+            if action.contains('*') || action.contains('?') {
+                problems.push(format!("{}: {action} is a wildcard; list the actions explicitly", s.sid));
+            }
+        }
+        if !s.allow {
+            continue;
+        }
+        // Resource "*" only for actions without resource-level permissions; every ARN names the
+        // rendered partition, account and region.
+        for resource in &s.resources {
+            if resource == "*" {
+                for action in s.actions.iter().filter(|a| !UNSCOPED_ACTIONS.contains(&a.as_str())) {
+                    problems.push(format!(
+                        "{}: {action} is granted on Resource \"*\"; scope it (only {UNSCOPED_ACTIONS:?} may be unscoped)",
+                        s.sid
+                    ));
+                }
+                continue;
+            }
+            let fields: Vec<&str> = resource.splitn(6, ':').collect();
+            let [arn, partition, _service, region, account, _rest] = fields[..] else {
+                problems.push(format!("{}: {resource} is not an ARN", s.sid));
+                continue;
+            };
+            if arn != "arn" || partition != v.partition || !(region.is_empty() || region == v.region) {
+                problems
+                    .push(format!("{}: {resource} is not in partition {} and region {}", s.sid, v.partition, v.region));
+            }
+            if !(account.is_empty() || account == v.account) {
+                problems.push(format!("{}: {resource} is not in account {}", s.sid, v.account));
+            }
+        }
+        // Writes to keys, tables and roles: only tagged ones (or, at creation, tagging ones).
+        let resource_tag = s.condition_value("StringEquals", &format!("aws:ResourceTag/{MANAGED_BY_TAG}"));
+        let request_tag = s.condition_value("StringEquals", &format!("aws:RequestTag/{MANAGED_BY_TAG}"));
+        for action in s.actions.iter().map(String::as_str) {
+            let tagged_service = ["kms:", "dynamodb:", "iam:"].iter().any(|p| action.starts_with(p));
+            if !tagged_service || !is_write(action) || resource_tag == Some(MANAGED_BY) {
+                continue;
+            }
+            let ok = match action {
+                a if CREATE_TIME_ACTIONS.contains(&a) && request_tag == Some(MANAGED_BY) => true,
+                "kms:CreateGrant" => {
+                    s.condition_value("Bool", "kms:GrantIsForAWSResource") == Some("true")
+                        && s.condition_value("StringLike", "kms:ViaService").is_some()
+                }
+                a if UNTAGGED_WRITES.contains(&a) => s.resources.iter().all(|r| r.contains(":alias/")),
+                _ => false,
+            };
+            if !ok {
+                problems.push(format!(
+                    "{}: {action} writes to a key, table or role without the condition \
+                     StringEquals aws:ResourceTag/{MANAGED_BY_TAG} = {MANAGED_BY} (aws:RequestTag for the \
+                     create-time actions {CREATE_TIME_ACTIONS:?}; documented exceptions {UNTAGGED_WRITES:?})",
+                    s.sid
+                ));
+            }
+        }
+        // No untag can remove an ownership tag.
+        let untags = ["kms:UntagResource", "dynamodb:UntagResource", "iam:UntagRole"];
+        if s.actions.iter().any(|a| untags.contains(&a.as_str())) {
+            let kept = s.condition_values("ForAllValues:StringNotEquals", "aws:TagKeys");
+            for tag in OWNERSHIP_TAGS.iter().filter(|t| !kept.contains(t)) {
+                problems.push(format!(
+                    "{}: an untag may remove {tag}: add it to ForAllValues:StringNotEquals aws:TagKeys",
+                    s.sid
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Every (service, operation) of a `.ctx(SERVICE, OPERATION)` in the call sites, where SERVICE is
@@ -266,7 +615,33 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Statically: the source, the table, the policy and its documentation agree.
+/// Every action of [`OPERATIONS`] allowed on the resources `by_kind` holds of its kinds, but
+/// `except`; the problems otherwise.
+fn coverage_problems(
+    statements: &[Statement],
+    by_kind: &BTreeMap<Kind, Vec<String>>,
+    what: &str,
+    except: &[&str],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (service, operation, actions) in OPERATIONS {
+        for action in actions.iter().filter(|a| !except.contains(a)) {
+            for kind in kinds_of(action) {
+                for resource in by_kind.get(kind).into_iter().flatten() {
+                    if allowed_by(statements, action, resource).is_none() {
+                        problems.push(format!(
+                            "{what}: {action} (needed by {service} {operation}) is not allowed on {resource}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Statically: the source, the table, the rendered policy (and its boundary variant) and the
+/// documentation agree.
 #[test]
 fn every_aws_call_in_the_source_is_mapped_and_allowed() {
     let mut problems = Vec::new();
@@ -307,37 +682,88 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
         }
     }
 
-    // Table -> policy: every needed action is allowed.
-    let statements = policy_statements();
+    // The template: known placeholders only, every one documented.
+    let (template, doc) = (read(POLICY_JSON), read(POLICY_DOC));
+    let known: BTreeSet<String> = TEST_VALUES.pairs().iter().map(|(p, _)| p.to_string()).collect();
+    let used: BTreeSet<String> = placeholders(&template).union(&placeholders(&boundary_block(&doc))).cloned().collect();
+    for p in used.difference(&known) {
+        problems.push(format!("{POLICY_JSON} uses the placeholder {p}, which this test does not render"));
+    }
+    for p in known.difference(&used) {
+        problems.push(format!("the placeholder {p} is no longer used: remove it from Values"));
+    }
+    for p in &known {
+        if !doc.contains(&format!("`{p}`")) {
+            problems.push(format!("{POLICY_DOC} does not explain the placeholder `{p}`"));
+        }
+    }
+
+    // Rendered, with and without the boundary variant.
+    let statements = statements_of(&policy_document(&TEST_VALUES, false));
+    let variant = statements_of(&policy_document(&TEST_VALUES, true));
+    let inside = sample_resources(&TEST_VALUES, true);
+    problems.extend(coverage_problems(&statements, &inside, POLICY_JSON, &[]));
+    problems.extend(coverage_problems(&variant, &inside, "the boundary variant", &[REFUSED_WITH_BOUNDARY]));
+    problems.extend(structural_problems(&statements, &TEST_VALUES));
+    problems.extend(structural_problems(&variant, &TEST_VALUES).into_iter().map(|p| format!("boundary variant: {p}")));
+
+    // Outside the prefixes (and the account and region), nothing but the account-wide role reads.
     let needed: BTreeSet<&str> = OPERATIONS.iter().flat_map(|(_, _, actions)| actions.iter().copied()).collect();
-    for (service, operation, actions) in OPERATIONS {
-        for action in *actions {
-            if allowed_by(&statements, action).is_none() {
-                problems.push(format!("{POLICY_JSON} does not allow {action}, which {service} {operation} needs"));
+    for (kind, resources) in sample_resources(&TEST_VALUES, false) {
+        for action in needed.iter().filter(|a| kinds_of(a).contains(&kind)) {
+            for resource in resources.iter().filter(|r| !read_anywhere_in_account(action, r, &TEST_VALUES)) {
+                if let Some(sids) = allowed_by(&statements, action, resource) {
+                    problems.push(format!("{sids}: {action} is allowed on {resource}, outside the prefixes"));
+                }
             }
         }
     }
 
-    // Policy -> table: nothing granted that no operation needs, and no wildcards to hide it.
+    // The boundary variant: the boundary required, never removed.
+    if allowed_by(&variant, REFUSED_WITH_BOUNDARY, &inside[&Kind::Role][0]).is_some() {
+        problems.push(format!("the boundary variant still allows {REFUSED_WITH_BOUNDARY}"));
+    }
+    for s in variant.iter().filter(|s| s.allow) {
+        for action in BOUNDARY_BOUND.iter().filter(|a| s.grants(a)) {
+            if s.condition_value("StringLike", "iam:PermissionsBoundary") != Some(TEST_VALUES.boundary) {
+                problems.push(format!(
+                    "boundary variant: {}: {action} without StringLike iam:PermissionsBoundary = <BOUNDARY_ARN>",
+                    s.sid
+                ));
+            }
+        }
+    }
+
+    // Policy -> table: nothing granted that no operation needs.
     let mut sids = BTreeSet::new();
     for s in &statements {
         if !sids.insert(s.sid.as_str()) {
             problems.push(format!("{POLICY_JSON}: Sid {} is used twice", s.sid));
         }
-        for action in &s.actions {
-            if action.contains('*') || action.contains('?') {
-                problems.push(format!("{}: {action} is a wildcard; list the actions explicitly", s.sid));
-            } else if !needed.iter().any(|n| n.eq_ignore_ascii_case(action)) {
+        for action in s.actions.iter().filter(|_| s.allow) {
+            if !needed.iter().any(|n| n.eq_ignore_ascii_case(action)) {
                 problems.push(format!("{}: {action} is granted but no operation needs it", s.sid));
             }
         }
     }
-    if allowed_by(&statements, "iam:PassRole").is_some() {
+    if statements.iter().chain(&variant).any(|s| s.allow && s.grants("iam:PassRole")) {
         problems.push("iam:PassRole must not be granted: the operator never passes a role to a service".into());
     }
 
+    // Size: a managed policy, even with long values.
+    for values in [TEST_VALUES, LONG_VALUES] {
+        for boundary in [false, true] {
+            let size = policy_document(&values, boundary).to_string().len();
+            if size > MANAGED_POLICY_LIMIT {
+                problems.push(format!(
+                    "rendered with {values:?} (boundary variant: {boundary}) the policy has {size} characters, more than \
+                     the {MANAGED_POLICY_LIMIT} of a managed policy"
+                ));
+            }
+        }
+    }
+
     // The documentation explains every statement and every row of the table.
-    let doc = read(POLICY_DOC);
     for sid in &sids {
         if !doc.contains(&format!("`{sid}`")) {
             problems.push(format!("{POLICY_DOC} does not explain statement `{sid}`"));
@@ -353,27 +779,55 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             }
         }
     }
+    for action in UNSCOPED_ACTIONS.iter().chain(&CREATE_TIME_ACTIONS).chain(&UNTAGGED_WRITES) {
+        if !doc.contains(&format!("`{action}`")) {
+            problems.push(format!("{POLICY_DOC} does not document the exception `{action}`"));
+        }
+    }
+    eprintln!(
+        "{} operations, {} actions, {} statements ({} in the boundary variant); rendered size {} characters",
+        OPERATIONS.len(),
+        needed.len(),
+        statements.len(),
+        variant.len(),
+        policy_document(&TEST_VALUES, false).to_string().len()
+    );
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
 }
 
 #[test]
-fn action_matching_follows_iam() {
+fn matching_and_rendering_follow_iam() {
     assert!(action_matches("s3:GetBucketPolicy", "s3:getbucketpolicy"));
     assert!(action_matches("s3:Get*", "s3:GetBucketPolicy"));
     assert!(action_matches("kms:*Key", "kms:DescribeKey"));
     assert!(action_matches("kms:?escribeKey", "kms:DescribeKey"));
     assert!(!action_matches("s3:Get*", "s3:PutBucketPolicy"));
     assert!(!action_matches("kms:DescribeKey", "kms:DescribeKeys"));
+    assert!(resource_matches("arn:aws:iam::1:role/tfstate-*", "arn:aws:iam::1:role/tfstate-a/b"));
+    assert!(!resource_matches("arn:aws:s3:::acme-*", "arn:aws:s3:::Acme-x"), "resources are case-sensitive");
+    let stmt = |sid: &str, allow: bool, action: &str, condition: Value| Statement {
+        sid: sid.into(),
+        allow,
+        actions: vec![action.into()],
+        resources: vec!["arn:aws:s3:::acme-*".into()],
+        condition,
+    };
     let statements = vec![
-        Statement { sid: "A".into(), allow: true, actions: vec!["s3:*".into()] },
-        Statement { sid: "D".into(), allow: false, actions: vec!["s3:DeleteBucket".into()] },
-        Statement { sid: "B".into(), allow: true, actions: vec!["s3:GetBucketPolicy".into()] },
+        stmt("A", true, "s3:*", Value::Null),
+        stmt("D", false, "s3:DeleteBucket", Value::Null),
+        stmt("C", false, "s3:PutBucketPolicy", json!({"Bool": {"aws:SecureTransport": "false"}})),
+        stmt("B", true, "s3:GetBucketPolicy", Value::Null),
     ];
-    assert_eq!(allowed_by(&statements, "s3:GetBucketPolicy").as_deref(), Some("A|B"));
-    assert_eq!(allowed_by(&statements, "s3:DeleteBucket"), None, "an explicit Deny wins");
-    assert_eq!(allowed_by(&statements, "kms:DescribeKey"), None);
+    let bucket = "arn:aws:s3:::acme-state";
+    assert_eq!(allowed_by(&statements, "s3:GetBucketPolicy", bucket).as_deref(), Some("A|B"));
+    assert_eq!(allowed_by(&statements, "s3:DeleteBucket", bucket), None, "an unconditional Deny wins");
+    assert_eq!(allowed_by(&statements, "s3:PutBucketPolicy", bucket).as_deref(), Some("A"), "a conditional Deny");
+    assert_eq!(allowed_by(&statements, "s3:GetBucketPolicy", "arn:aws:s3:::other"), None, "outside the resources");
+    assert_eq!(allowed_by(&statements, "kms:DescribeKey", bucket), None);
+    assert_eq!(render("role<ROLE_PREFIX>*", &TEST_VALUES), "role/tfstate-*");
+    assert_eq!(try_render("a<UNKNOWN>b", &TEST_VALUES), Err(BTreeSet::from(["<UNKNOWN>".to_string()])));
+    assert!(is_write("kms:CreateGrant") && !is_write("iam:GetRolePolicy") && !is_write("dynamodb:DescribeTable"));
 }
-
 /// Polls `check` until it holds, at most [`REPAIR_TIMEOUT`].
 async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
     let deadline = tokio::time::Instant::now() + REPAIR_TIMEOUT;
@@ -404,8 +858,35 @@ async fn create(api: &Api<TerraformStateBackend>, name: &str, spec: Value) -> Te
     wait_ready(api, name).await
 }
 
+/// The last segment of an ARN's resource (`role/x` -> `x`, `table/x` -> `x`).
+fn arn_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or_default()
+}
+
+/// What the tag conditions rely on: the role, table and key of a ready backend carry
+/// `tfstate.dev/managed-by = tfstate-operator` (CreateRole, CreateTable and CreateKey set it).
+async fn assert_managed(aws: &AwsClients, obj: &TerraformStateBackend) {
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
+    let status = obj.status.as_ref().expect("status");
+    let managed = |what: &str, tags: &Tags| {
+        assert_eq!(tags.get(MANAGED_BY_TAG).map(String::as_str), Some(MANAGED_BY), "{name}: {what} tags {tags:?}");
+    };
+    let role = status.role_arn.as_deref().expect("status.roleArn");
+    managed(role, &iam::get_role(&aws.iam, arn_name(role)).await.expect("GetRole").expect("the role").tags);
+    if let Some(table) = status.lock_table_arn.as_deref() {
+        let settings = dynamodb::get_settings(&aws.dynamodb, arn_name(table), table).await.expect("table tags");
+        managed(table, &settings.tags);
+    }
+    let created_key = obj.spec.encryption.kms_key.as_ref().is_none_or(|k| k.existing_key_arn.is_none());
+    if let Some(key) = status.kms_key_arn.as_deref().filter(|_| created_key) {
+        managed(key, &kms::get_tags(&aws.kms, arn_name(key)).await.expect("ListResourceTags"));
+    }
+}
+
 /// One operator of its own, every mode, an update, drift, deletion: then every operation it called
-/// must be in the table and every action the table gives for it allowed by the policy.
+/// must be in the table and every action the table gives for it allowed by the policy, rendered
+/// for the ground's account and region, on the buckets, tables, roles, keys and aliases the run
+/// used; and the keys, tables and roles it created must carry the tag the conditions rely on.
 #[tokio::test]
 async fn full_lifecycle_needs_only_the_documented_policy() {
     let ground = Ground::load();
@@ -417,7 +898,8 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     let aws = inspector(&ground).await;
 
     // What two of the backends depend on, made first as their owners would: a log bucket that
-    // lets the logging service write, and an existing KMS key.
+    // lets the logging service write (another owner's, outside <NAME_PREFIX>), and an existing
+    // KMS key.
     let logs = unique_bucket("iam-logs");
     let location = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::EuWest1).build();
     aws.s3.create_bucket().bucket(&logs).create_bucket_configuration(location).send().await.expect("log bucket");
@@ -430,9 +912,12 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
 
     // 1. Every mode: created key + DynamoDB + access logging + IRSA (deleted at the end);
     //    existing key + lock files + Pod Identity; AES256 + both locks + principals + boundary.
-    let (bucket_a, bucket_b, bucket_c) =
-        (unique_bucket("iam-alpha"), unique_bucket("iam-beta"), unique_bucket("iam-gamma"));
-    create(
+    //    Buckets (and so their default lock tables, `<bucket>-lock`) under the test's
+    //    <NAME_PREFIX>; roles and aliases the derived defaults, under <ROLE_PREFIX> and
+    //    <ALIAS_PREFIX>.
+    let prefixed = |name: &str| unique_bucket(&format!("{}iam-{name}", TEST_VALUES.name_prefix));
+    let (bucket_a, bucket_b, bucket_c) = (prefixed("alpha"), prefixed("beta"), prefixed("gamma"));
+    let alpha = create(
         &api,
         "alpha",
         json!({"bucket": {"name": bucket_a, "accessLogging": {"targetBucket": logs, "targetPrefix": "tfstate/"}},
@@ -441,7 +926,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
             "access": {"trust": {"oidcProviderArn": OIDC, "serviceAccounts": [{"namespace": "ci", "name": "runner"}]}}}),
     )
     .await;
-    create(
+    let beta = create(
         &api,
         "beta",
         json!({"bucket": {"name": bucket_b}, "encryption": {"mode": "KMS", "kmsKey": {"existingKeyArn": existing_arn}},
@@ -449,7 +934,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
             "access": {"trust": {"serviceAccounts": [{"namespace": "team", "name": "tf"}], "eksPodIdentity": true}}}),
     )
     .await;
-    create(
+    let gamma = create(
         &api,
         "gamma",
         json!({"bucket": {"name": bucket_c}, "encryption": {"mode": "AES256"},
@@ -457,6 +942,24 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
             "access": {"trust": {"awsPrincipals": [ROOT]}, "permissionsBoundaryArn": BOUNDARY}}),
     )
     .await;
+    for obj in [&alpha, &beta, &gamma] {
+        assert_managed(&aws, obj).await;
+    }
+    // The resources the run uses, by kind, and the template rendered for the ground's account
+    // and region (step 5).
+    let status = |o: &TerraformStateBackend| o.status.clone().expect("status");
+    let (sa, sb, sc) = (status(&alpha), status(&beta), status(&gamma));
+    let account = sa.account_id.clone().expect("status.accountId");
+    let region = ground.var("AWS_REGION").to_string();
+    let values = Values { account: &account, region: &region, ..TEST_VALUES };
+    let used: BTreeMap<Kind, Vec<String>> = BTreeMap::from([
+        (Kind::Any, vec!["*".to_string()]),
+        (Kind::Bucket, [&bucket_a, &bucket_b, &bucket_c].map(|b| format!("arn:aws:s3:::{b}")).to_vec()),
+        (Kind::Table, [&sa, &sc].iter().map(|s| s.lock_table_arn.clone().expect("status.lockTableArn")).collect()),
+        (Kind::Role, [&sa, &sb, &sc].iter().map(|s| s.role_arn.clone().expect("status.roleArn")).collect()),
+        (Kind::Key, vec![sa.kms_key_arn.clone().expect("status.kmsKeyArn"), existing_arn.clone()]),
+        (Kind::Alias, vec![format!("arn:aws:kms:{region}:{account}:alias/tfstate-{ns}-alpha")]),
+    ]);
 
     // 2. Spec updates: tags changed, added and removed on every resource, a key administrator
     //    (key policy), another trusted principal, a longer session, a boundary, shorter lifecycle;
@@ -519,7 +1022,8 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     assert_eq!(key_state().await, "PendingDeletion", "alpha's key scheduled for deletion");
     assert!(s3::get_tags(&aws.s3, &bucket_b).await.expect("GetBucketTagging").is_some(), "beta's bucket kept");
 
-    // 5. Every operation called -> its actions -> allowed by the policy.
+    // 5. Every operation called -> its actions -> allowed by the policy on every resource of
+    //    their kind the run used.
     let calls = operator.ctx.aws.calls().snapshot();
     drop(operator);
     delete_namespace(&client, &ns).await;
@@ -528,8 +1032,8 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         let counts = by_operation.entry((key.service.clone(), key.operation.clone())).or_default();
         if key.outcome == Outcome::Ok { counts.0 += n } else { counts.1 += n }
     }
-    let statements = policy_statements();
-    let (mut problems, mut exercised) = (Vec::new(), BTreeSet::new());
+    let statements = statements_of(&policy_document(&values, false));
+    let (mut problems, mut exercised) = (structural_problems(&statements, &values), BTreeSet::new());
     eprintln!("{} operations called (ok / failed calls, IAM actions -> statements):", by_operation.len());
     for ((service, operation), (ok, failed)) in &by_operation {
         let Some(actions) = actions_of(service, operation) else {
@@ -544,16 +1048,32 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
             .iter()
             .map(|a| {
                 exercised.insert(a.to_string());
-                match allowed_by(&statements, a) {
-                    Some(sid) => format!("{a} -> {sid}"),
-                    None => {
-                        problems.push(format!("{service} {operation} needs {a}, which {POLICY_JSON} does not allow"));
-                        format!("{a} -> NOT ALLOWED")
+                let mut sids = BTreeSet::new();
+                for resource in kinds_of(a).iter().flat_map(|kind| &used[kind]) {
+                    match allowed_by(&statements, a, resource) {
+                        Some(sid) => {
+                            sids.insert(sid);
+                        }
+                        None => {
+                            problems.push(format!(
+                                "{service} {operation} needs {a} on {resource}, which {POLICY_JSON} rendered with \
+                                 {values:?} does not allow"
+                            ));
+                            sids.insert("NOT ALLOWED".to_string());
+                        }
                     }
                 }
+                format!("{a} -> {}", sids.into_iter().collect::<Vec<_>>().join(", "))
             })
             .collect();
         eprintln!("  {service:<8} {operation:<32} {ok:>4} / {failed:<3} {}", granted.join(", "));
+    }
+    // The log bucket is not the operator's: no write of the policy reaches it.
+    let log_bucket = format!("arn:aws:s3:::{logs}");
+    for action in OPERATIONS.iter().flat_map(|(_, _, a)| a.iter()).filter(|a| a.starts_with("s3:") && is_write(a)) {
+        if let Some(sid) = allowed_by(&statements, action, &log_bucket) {
+            problems.push(format!("{sid} allows {action} on the log bucket {logs}, outside <NAME_PREFIX>"));
+        }
     }
     let never: Vec<String> = statements
         .iter()
