@@ -102,8 +102,10 @@ async fn reconcile(
     let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            Event::Apply(obj) => apply_backend(&obj, &ctx).await,
-            Event::Cleanup(obj) => cleanup_backend(&obj, &ctx).await,
+            // Boxed: a whole pass is a large future, and a debug build would overflow a
+            // worker thread's stack with it.
+            Event::Apply(obj) => Box::pin(apply_backend(&obj, &ctx)).await,
+            Event::Cleanup(obj) => Box::pin(cleanup_backend(&obj, &ctx)).await,
         }
     })
     .await;

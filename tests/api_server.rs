@@ -34,6 +34,19 @@ async fn create(api: &Api<DynamicObject>, obj: &Value) -> Result<DynamicObject, 
     api.create(&PostParams::default(), &obj).await
 }
 
+/// Creates `obj` and requires the API server to refuse it (422) with a message naming
+/// `field`; `what` describes the case.
+async fn assert_refused(api: &Api<DynamicObject>, obj: &Value, what: &str, field: &str) {
+    match create(api, obj).await {
+        Ok(_) => panic!("{what} was accepted by the API server"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{what}: {status:?}");
+            assert!(status.message.contains(field), "{what}: message does not name {field}: {}", status.message);
+        }
+        Err(e) => panic!("{what}: unexpected error {e}"),
+    }
+}
+
 #[tokio::test]
 async fn samples_are_accepted_and_read_back_with_defaults() {
     let ground = Ground::load();
@@ -159,18 +172,7 @@ async fn invalid_objects_are_rejected_naming_the_field() {
         let mut obj = base.clone();
         set(&mut obj, "/metadata/name", json!(format!("bad-{i}")));
         set(&mut obj, path, value.clone());
-        match create(&api, &obj).await {
-            Ok(_) => panic!("{path} = {value} was accepted by the API server"),
-            Err(kube::Error::Api(status)) => {
-                assert_eq!(status.code, 422, "{path} = {value}: {status:?}");
-                assert!(
-                    status.message.contains(field),
-                    "{path} = {value}: message does not name {field}: {}",
-                    status.message
-                );
-            }
-            Err(e) => panic!("{path} = {value}: unexpected error {e}"),
-        }
+        assert_refused(&api, &obj, &format!("{path} = {value}"), field).await;
     }
     delete_namespace(&client, &ns).await;
 }
@@ -261,18 +263,8 @@ async fn non_literal_policy_values_are_rejected_naming_the_field() {
         for bad in ["*", "?", "${aws:username}", "$", "\t", "\u{1b}", "\u{7f}", "é", "\u{202e}"] {
             n += 1;
             let value = subst(template, bad);
-            match create(&api, &object(&n.to_string(), path, value.clone())).await {
-                Ok(_) => panic!("{path} = {value} was accepted by the API server"),
-                Err(kube::Error::Api(status)) => {
-                    assert_eq!(status.code, 422, "{path} = {value}: {status:?}");
-                    assert!(
-                        status.message.contains(field),
-                        "{path} = {value}: message does not name {field}: {}",
-                        status.message
-                    );
-                }
-                Err(e) => panic!("{path} = {value}: unexpected error {e}"),
-            }
+            let obj = object(&n.to_string(), path, value.clone());
+            assert_refused(&api, &obj, &format!("{path} = {value}"), field).await;
         }
     }
     delete_namespace(&client, &ns).await;

@@ -90,7 +90,7 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         policy.operator_role_arn.as_deref().map(|arn| AssumeAs::for_object(arn, &owner.namespace, &owner.name));
     let result = async {
         let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
-        run.converge(&aws).await
+        Box::pin(run.converge(&aws)).await
     }
     .await;
     let Run { mut report, mut events, .. } = run;
