@@ -320,7 +320,15 @@ async fn check_key(h: &Harness, e: &Expect, tags: &Tags, role_arn: &str) -> Opti
     let operator = principal_arn_for_policy(caller.arn().expect("caller ARN"));
     let (partition, account_id, operator_arn) = ("aws", "123456789012", operator.as_str());
     let region = "eu-west-1";
-    let want = key_policy(&KeyPolicyInput { partition, region, account_id, operator_arn, role_arn, admins });
+    let want = key_policy(&KeyPolicyInput {
+        partition,
+        region,
+        account_id,
+        operator_arn,
+        role_arn,
+        admins,
+        principal_org_id: None,
+    });
     assert!(policy.semantically_eq(&want), "key policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: root administers, the role only uses the key.
     let allowed = |who: &str| -> Vec<String> {
@@ -377,6 +385,7 @@ async fn check_role(
         oidc_provider_arn,
         eks_pod_identity,
         aws_principals,
+        principal_org_id: None,
     };
     let want = trust_policy(&input);
     assert!(trust.semantically_eq(&want), "trust policy {}\nwanted {}", trust.to_json(), want.to_json());

@@ -288,6 +288,7 @@ async fn assert_trust(
         oidc_provider_arn: oidc,
         eks_pod_identity: false,
         aws_principals: &principals,
+        principal_org_id: None,
     });
     assert!(trust.semantically_eq(&want), "trust policy {}\nwanted {}", trust.to_json(), want.to_json());
     trust

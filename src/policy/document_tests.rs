@@ -80,6 +80,7 @@ fn parses_iam_url_encoded_trust_policy() {
         ),
         eks_pod_identity: false,
         aws_principals: &principals,
+        principal_org_id: None,
     });
     assert!(built.semantically_eq(&doc), "{}\n{}", built.to_json(), doc.to_json());
 }

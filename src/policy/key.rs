@@ -21,6 +21,9 @@ pub struct KeyPolicyInput<'a> {
     pub role_arn: &'a str,
     /// Extra key administrators from the spec (`encryption.kmsKey.create.admins`).
     pub admins: &'a [String],
+    /// When set (the cluster policy's `trust.principalOrgId`), extra admins act only as
+    /// principals of this AWS Organization.
+    pub principal_org_id: Option<&'a str>,
 }
 
 /// What the operator calls on a key it manages (`src/aws/kms.rs`), and nothing else.
@@ -105,12 +108,14 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
             .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
     ];
     if !input.admins.is_empty() {
-        statements.push(
-            Statement::new("AllowKeyAdministrators", Effect::Allow)
-                .principal(Principal::aws(input.admins.iter().map(String::as_str)))
-                .actions(ADMIN_ACTIONS)
-                .resources(["*"]),
-        );
+        let mut admins = Statement::new("AllowKeyAdministrators", Effect::Allow)
+            .principal(Principal::aws(input.admins.iter().map(String::as_str)))
+            .actions(ADMIN_ACTIONS)
+            .resources(["*"]);
+        if let Some(org) = input.principal_org_id {
+            admins = admins.condition("StringEquals", "aws:PrincipalOrgID", [org]);
+        }
+        statements.push(admins);
     }
     // Only through the backend's two services in its region. (IAM policies may still grant
     // more through the root statement's delegation: that is the runner policy's business.)

@@ -16,7 +16,18 @@ fn input(admins: &[String]) -> KeyPolicyInput<'_> {
         operator_arn: OPERATOR,
         role_arn: ROLE,
         admins,
+        principal_org_id: None,
     }
+}
+
+/// With the cluster policy's organisation id, the extra admins' statement carries it.
+#[test]
+fn principal_org_id_binds_the_admins() {
+    let admins = vec!["arn:aws:iam::210987654321:role/platform".to_owned()];
+    let doc = key_policy(&KeyPolicyInput { principal_org_id: Some("o-a1b2c3d4e5"), ..input(&admins) });
+    let s = doc.statements.iter().find(|s| s.sid.as_deref() == Some("AllowKeyAdministrators")).expect("admins");
+    let json = serde_json::to_value(s.condition.as_ref().expect("condition")).unwrap();
+    assert_eq!(json, json!({"StringEquals": {"aws:PrincipalOrgID": ["o-a1b2c3d4e5"]}}));
 }
 
 fn root() -> Value {

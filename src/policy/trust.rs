@@ -17,6 +17,9 @@ pub struct TrustPolicyInput<'a> {
     pub eks_pod_identity: bool,
     /// IAM principals allowed to assume the role directly.
     pub aws_principals: &'a [String],
+    /// When set (the cluster policy's `trust.principalOrgId`), only principals of this AWS
+    /// Organization may assume the role through `AllowAwsPrincipals`.
+    pub principal_org_id: Option<&'a str>,
 }
 
 /// The trust policy: `AllowServiceAccountsWebIdentity` (IRSA), `AllowPodIdentity0..N` (EKS Pod
@@ -58,11 +61,13 @@ pub fn trust_policy(input: &TrustPolicyInput<'_>) -> PolicyDocument {
     }
 
     if !input.aws_principals.is_empty() {
-        statements.push(
-            Statement::new("AllowAwsPrincipals", Effect::Allow)
-                .principal(Principal::aws(input.aws_principals.iter().map(String::as_str)))
-                .actions(["sts:AssumeRole"]),
-        );
+        let mut statement = Statement::new("AllowAwsPrincipals", Effect::Allow)
+            .principal(Principal::aws(input.aws_principals.iter().map(String::as_str)))
+            .actions(["sts:AssumeRole"]);
+        if let Some(org) = input.principal_org_id {
+            statement = statement.condition("StringEquals", "aws:PrincipalOrgID", [org]);
+        }
+        statements.push(statement);
     }
 
     PolicyDocument::new(statements)
@@ -90,7 +95,23 @@ mod tests {
             oidc_provider_arn: None,
             eks_pod_identity: false,
             aws_principals: principals,
+            principal_org_id: None,
         }
+    }
+
+    /// With the cluster policy's organisation id, the principals' statement carries it.
+    #[test]
+    fn principal_org_id_binds_the_principals_statement() {
+        let principals = vec!["arn:aws:iam::210987654321:role/ci".to_owned()];
+        let doc = trust_policy(&TrustPolicyInput { principal_org_id: Some("o-a1b2c3d4e5"), ..input(&[], &principals) });
+        assert_json(
+            &doc,
+            vec![json!({"Sid": "AllowAwsPrincipals", "Effect": "Allow", "Principal": {"AWS": principals[0]},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}})],
+        );
+        assert_survives_aws_rewrite(&doc);
+        assert!(!doc.semantically_eq(&trust_policy(&input(&[], &principals))));
     }
 
     fn irsa(subjects: Value) -> Value {

@@ -40,9 +40,8 @@ pub fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Targ
     }
 }
 
-/// Admits `valid` under `policy`: every rule checked, then the policy's IAM path and
-/// permissions boundary given to the runner role. Features of the policy this operator
-/// cannot honour yet are refused rather than ignored. `previous_account` is the account
+/// Admits `valid` under `policy`: every rule checked, then the policy's IAM path,
+/// permissions boundary and organisation condition given to the runner role (and key). `previous_account` is the account
 /// the backend was built in (`status.accountId`): a policy that now places it in another
 /// account (its `operatorRoleArn` changed) is refused, so that no second backend is built
 /// elsewhere while the first, and its state, stay behind.
@@ -56,7 +55,6 @@ pub fn admit(
         Ok(()) => Vec::new(),
         Err(v) => v,
     };
-    violations.extend(unsupported(policy));
     let account = policy.backend_account_id(operator_account_id);
     if let Some(before) = previous_account.filter(|before| *before != account) {
         violations.push(Violation {
@@ -78,24 +76,8 @@ pub fn admit(
     let boundary = policy.effective_permissions_boundary(valid.role.permissions_boundary_arn.as_deref());
     valid.role.permissions_boundary_arn = boundary.map(str::to_string);
     valid.role.path = policy.role_path().to_string();
+    valid.role.principal_org_id.clone_from(&policy.principal_org_id);
     Ok(valid)
-}
-
-/// The policy's settings this version refuses to act under, as violations.
-fn unsupported(policy: &EffectivePolicy) -> Vec<Violation> {
-    let refuse = |field: &str, value: &str| Violation {
-        rule: crate::tenancy::Rule::InvalidPolicy,
-        path: field.to_string(),
-        value: value.to_string(),
-        allowed: "nothing yet: this operator version does not implement it, and will not act as if it did".into(),
-        policy: policy.policy_name().to_string(),
-        namespace: policy.namespace.clone(),
-    };
-    let mut out = Vec::new();
-    if let Some(org) = &policy.principal_org_id {
-        out.push(refuse("TerraformStatePolicy trust.principalOrgId", org));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -171,12 +153,12 @@ mod tests {
         assert!(err.to_string().contains("permissionsBoundaryArn"), "{err}");
     }
 
-    /// A policy asking for what this version cannot do is refused, not ignored.
+    /// The policy's organisation id reaches the role (the trust and key policies render it).
     #[test]
-    fn unimplemented_policy_features_are_refused() {
+    fn principal_org_id_is_carried_to_the_role() {
         let p = policy(serde_json::json!({"namespaceSelector": {}, "trust": {"principalOrgId": "o-a1b2c3d4e5"}}));
-        let err = admit(valid(base()), &p, ACCOUNT, None).expect_err("refused");
-        assert!(err.to_string().contains("principalOrgId"), "{err}");
+        let admitted = admit(valid(base()), &p, ACCOUNT, None).expect("admitted");
+        assert_eq!(admitted.role.principal_org_id.as_deref(), Some("o-a1b2c3d4e5"));
     }
 
     /// Hub and spoke: the policy's operator role places the backend in its account; a

@@ -169,6 +169,7 @@ pub fn desired_role(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredR
         oidc_provider_arn: r.oidc_provider_arn.as_deref(),
         eks_pod_identity: r.eks_pod_identity,
         aws_principals: &r.aws_principals,
+        principal_org_id: r.principal_org_id.as_deref(),
     });
     DesiredRole {
         name: r.name.clone(),
@@ -200,6 +201,7 @@ pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKe
                 operator_arn: &id.operator_arn,
                 role_arn: &role_arn(valid, id),
                 admins,
+                principal_org_id: valid.role.principal_org_id.as_deref(),
             }),
         },
     }

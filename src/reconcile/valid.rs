@@ -98,6 +98,9 @@ pub struct Role {
     pub permissions_boundary_arn: Option<String>,
     /// IAM path of the role, `/` or `/.../` (the cluster policy's).
     pub path: String,
+    /// The AWS Organization that trusted principals and key admins must belong to (the
+    /// cluster policy's `trust.principalOrgId`).
+    pub principal_org_id: Option<String>,
     /// Maximum session duration, in seconds.
     pub max_session_duration_seconds: i32,
 }

@@ -436,6 +436,7 @@ fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBacke
         aws_principals: sorted_unique(&t.aws_principals),
         permissions_boundary_arn: a.permissions_boundary_arn.clone(),
         path: "/".into(),
+        principal_org_id: None,
         max_session_duration_seconds: a.max_session_duration_seconds,
     }
 }
