@@ -362,3 +362,54 @@ async fn a_cluster_policy_allows_shapes_and_withdraws() {
     let obj = wait_reason(&t.api, "app", "Ready", "PolicyViolation").await;
     assert!(condition(&obj, "Ready").unwrap().2.contains("shared-ci"));
 }
+
+/// Hub and spoke: a policy naming an operator role puts its namespaces' backends in that
+/// role's account (the operator assumes it, session named after the object), so that AWS
+/// itself keeps them apart from the hub's; the backend is Ready there and nothing of it
+/// exists in the operator's own account.
+#[tokio::test]
+async fn a_policy_operator_role_builds_the_backend_in_its_account() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    use tfstate_operator::api::TerraformStatePolicy;
+    use tfstate_operator::aws::{AssumeAs, AwsClientFactory};
+
+    let (ground, client, hub) = ground().await;
+    let t = tenant(&ground, &client, "spoke").await;
+    let spoke_role = "arn:aws:iam::111111111111:role/tfstate-operator-spoke";
+    let name = format!("spoke-{}", t.ns);
+    let policy: TerraformStatePolicy = serde_json::from_value(json!({
+        "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStatePolicy", "metadata": {"name": name},
+        "spec": {"namespaceSelector": {"matchLabels": {"tfstate.dev/tenant": t.ns}}, "operatorRoleArn": spoke_role}
+    }))
+    .unwrap();
+    let policies: Api<TerraformStatePolicy> = Api::all(client.clone());
+    policies.patch(&name, &PatchParams::apply("tfstate-tests").force(), &Patch::Apply(&policy)).await.unwrap();
+    let label = json!({"metadata": {"labels": {"tfstate.dev/tenant": t.ns}}});
+    Api::<Namespace>::all(client.clone()).patch(&t.ns, &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+
+    let bucket = unique_bucket("spoke");
+    let trust = "  access: {trust: {awsPrincipals: ['arn:aws:iam::111111111111:root']}}\n";
+    let yaml = backend_yaml("app", &bucket, "")
+        .replace("  access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}\n", trust);
+    create_backend(&t.api, &yaml).await;
+    let status = wait_ready(&t.api, "app").await.status.unwrap();
+    assert_eq!(status.account_id.as_deref(), Some("111111111111"));
+    let role_name = format!("tfstate-{}-app", t.ns);
+    assert_eq!(status.role_arn.as_deref(), Some(format!("arn:aws:iam::111111111111:role/{role_name}").as_str()));
+
+    let factory = AwsClientFactory::new(ground.aws_settings()).await.unwrap();
+    let assume = AssumeAs { role_arn: spoke_role.into(), session_name: "inspector".into(), external_id: None };
+    let spoke = factory.clients_as(ground.var("AWS_REGION"), Some(&assume)).await.unwrap();
+    let key_arn = status.kms_key_arn.clone().unwrap();
+    assert!(key_arn.contains(":111111111111:"), "{key_arn}");
+    let key = kms::get_settings(&spoke.kms, &key_arn).await.unwrap();
+    let policy = PolicyDocument::parse(key.policy.as_deref().unwrap()).unwrap();
+    assert!(policy.to_json().contains(spoke_role), "the key policy names the spoke role as its operator");
+    assert!(iam::get_role(&spoke.iam, &role_name).await.unwrap().is_some(), "the role is in the spoke account");
+    assert!(iam::get_role(&hub.iam, &role_name).await.unwrap().is_none(), "nothing in the hub account");
+    let tables = dynamodb::describe(&hub.dynamodb, &format!("{bucket}-lock")).await.unwrap();
+    assert!(tables.is_none(), "no table in the hub account");
+    let sts = t.op.ctx.aws.calls().snapshot();
+    assert!(sts.iter().any(|(k, n)| k.operation == "AssumeRole" && *n >= 1), "the operator assumed the spoke role");
+}
