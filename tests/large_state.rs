@@ -15,7 +15,6 @@
 mod common;
 
 use std::fmt::Debug;
-use std::time::Duration;
 
 use aws_sdk_s3::Client as S3;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -26,11 +25,8 @@ use aws_sdk_s3::operation::upload_part::UploadPartError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use common::operator::{Operator, create_backend, inspector, start_operator, unique_bucket, wait_ready};
-use common::{Ground, install_crd, test_namespace};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
-use tfstate_operator::api::TerraformStateBackend;
+use common::Ground;
+use common::operator::{Operator, ReadyBackend, inspector};
 use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
 
 /// An SDK call's result.
@@ -59,22 +55,11 @@ struct Fixture {
     _operator: Operator,
 }
 
-/// Creates a backend with `extra` spec lines (2-space indented YAML), waits for Ready and
-/// reads the published flat keys.
+/// Creates a Lockfile backend with `extra` spec lines (2-space indented YAML), waits for
+/// Ready and reads the published flat keys.
 async fn ready_backend(prefix: &str, extra: &str) -> Fixture {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let operator = start_operator(&ground, &ns, Duration::from_secs(600)).await;
-    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
-    let bucket = unique_bucket(prefix);
-    create_backend(&api, &format!(
-        "apiVersion: tfstate.dev/v1alpha1\nkind: TerraformStateBackend\nmetadata: {{name: tf}}\nspec:\n  bucket: {{name: {bucket}}}\n  access: {{trust: {{awsPrincipals: ['arn:aws:iam::123456789012:root']}}}}\n  locking: {{mode: Lockfile}}\n{extra}"
-    )).await;
-    let status = wait_ready(&api, "tf").await.status.expect("Ready backend has a status");
-    let cm = Api::<ConfigMap>::namespaced(client, &ns).get("tf-backend").await.expect("published ConfigMap");
-    let data = cm.data.expect("ConfigMap data");
+    let ReadyBackend { ground, operator, bucket, status, data } =
+        common::operator::ready_backend(prefix, &format!("  locking: {{mode: Lockfile}}\n{extra}")).await;
     assert_eq!(data["bucket"], bucket);
     assert_eq!((data["encrypt"].as_str(), data["use_lockfile"].as_str()), ("true", "true"));
     assert_eq!(data.get("kms_key_id"), status.kms_key_arn.as_ref());

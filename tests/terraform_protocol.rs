@@ -18,7 +18,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::Client as S3;
@@ -30,12 +29,10 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_types::SdkConfig;
-use common::operator::{Operator, create_backend, inspector, start_operator, unique_bucket, wait_ready};
-use common::{Ground, install_crd, test_namespace};
+use common::Ground;
+use common::operator::{Operator, ReadyBackend, inspector};
 use hcl::{Expression, ObjectKey};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
-use tfstate_operator::api::{TerraformStateBackend, TerraformStateBackendStatus};
+use tfstate_operator::api::TerraformStateBackendStatus;
 use tfstate_operator::policy::{Effect, PolicyDocument, Statement};
 use tfstate_operator::reconcile::desired::INLINE_POLICY_NAME;
 
@@ -107,19 +104,8 @@ struct Fixture {
 /// Creates backend `tf` with `extra` spec lines (2-space indented YAML), waits for Ready,
 /// reads `tf-backend`'s `backend.tfbackend`.
 async fn ready_backend(prefix: &str, extra: &str) -> Fixture {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let operator = start_operator(&ground, &ns, Duration::from_secs(600)).await;
-    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
-    let bucket = unique_bucket(prefix);
-    create_backend(&api, &format!(
-        "apiVersion: tfstate.dev/v1alpha1\nkind: TerraformStateBackend\nmetadata: {{name: tf}}\nspec:\n  bucket: {{name: {bucket}}}\n  access: {{trust: {{awsPrincipals: ['arn:aws:iam::123456789012:root']}}}}\n{extra}"
-    )).await;
-    let status = wait_ready(&api, "tf").await.status.expect("Ready backend has a status");
-    let cm = Api::<ConfigMap>::namespaced(client, &ns).get("tf-backend").await.expect("published ConfigMap");
-    let cfg = Published::parse(&cm.data.expect("ConfigMap data")["backend.tfbackend"]);
+    let ReadyBackend { ground, operator, bucket, status, data } = common::operator::ready_backend(prefix, extra).await;
+    let cfg = Published::parse(&data["backend.tfbackend"]);
     assert_eq!(cfg.bucket(), bucket);
     assert!(cfg.flag("encrypt") && cfg.flag("use_path_style"), "encrypt and use_path_style: {cfg:#?}");
     assert_eq!(cfg.opt("assume_role.role_arn"), status.role_arn.as_deref());

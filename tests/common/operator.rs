@@ -124,6 +124,43 @@ pub async fn patch_spec(
         .expect("patch spec")
 }
 
+/// A Ready backend `tf` in a namespace of its own, with the operator that serves it.
+pub struct ReadyBackend {
+    /// The ground.
+    pub ground: Ground,
+    /// The operator (stopped when dropped).
+    pub operator: Operator,
+    /// The state bucket's name.
+    pub bucket: String,
+    /// The backend's status once Ready.
+    pub status: tfstate_operator::api::TerraformStateBackendStatus,
+    /// The published ConfigMap's data.
+    pub data: std::collections::BTreeMap<String, String>,
+}
+
+/// Creates backend `tf` (trusting the account root; `extra` spec lines, 2-space indented
+/// YAML, appended) in a fresh namespace under an operator of its own, waits until it is
+/// Ready and reads its published ConfigMap.
+pub async fn ready_backend(prefix: &str, extra: &str) -> ReadyBackend {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    super::install_crd(&client).await;
+    let ns = super::test_namespace(&client, prefix).await;
+    let operator = start_operator(&ground, &ns, Duration::from_secs(600)).await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket(prefix);
+    create_backend(&api, &format!(
+        "apiVersion: tfstate.dev/v1alpha1\nkind: TerraformStateBackend\nmetadata: {{name: tf}}\nspec:\n  bucket: {{name: {bucket}}}\n  access: {{trust: {{awsPrincipals: ['arn:aws:iam::123456789012:root']}}}}\n{extra}"
+    )).await;
+    let status = wait_ready(&api, "tf").await.status.expect("Ready backend has a status");
+    let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &ns)
+        .get("tf-backend")
+        .await
+        .expect("published ConfigMap");
+    let data = cm.data.expect("ConfigMap data");
+    ReadyBackend { ground, operator, bucket, status, data }
+}
+
 /// Independent AWS clients (not the operator's, so its counters stay clean).
 pub async fn inspector(ground: &Ground) -> tfstate_operator::aws::AwsClients {
     AwsClientFactory::new(ground.aws_settings()).await.expect("AWS client factory").clients(ground.var("AWS_REGION"))
