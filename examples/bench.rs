@@ -208,6 +208,7 @@ async fn run(args: Args) -> Result<bool> {
         endpoint_url: Some(env.endpoint.clone()),
         ca_bundle: Some(env.ca_bundle.clone()),
         default_region: Some(env.region.clone()),
+        ..Default::default()
     };
     let factory = AwsClientFactory::new(settings).await.ctx("AWS clients for the floor")?;
     let floor = floor::measure(&factory, &env.region, &run, &create.aws, &args.floor_concurrency).await?;

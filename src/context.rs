@@ -24,6 +24,8 @@ pub struct ReconcileConfig {
     pub endpoint_url: Option<String>,
     /// Drift check interval.
     pub resync_interval: Duration,
+    /// The longest one pass may take (`--reconcile-timeout`).
+    pub reconcile_timeout: Duration,
     /// This replica's name (its Pod), reported as the Events' reporting instance.
     pub instance: Option<String>,
 }

@@ -100,15 +100,24 @@ async fn reconcile(
     let key = key_of(&obj);
     let started = std::time::Instant::now();
     let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    let pass = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             // Boxed: a whole pass is a large future, and a debug build would overflow a
             // worker thread's stack with it.
             Event::Apply(obj) => Box::pin(apply_backend(&obj, &ctx)).await,
             Event::Cleanup(obj) => Box::pin(cleanup_backend(&obj, &ctx)).await,
         }
-    })
-    .await;
+    });
+    // kube-runtime never times a reconcile out: a pass past its bound is abandoned,
+    // reported and retried with back-off, so that it cannot pin a concurrency slot.
+    let bound = ctx.config.reconcile_timeout;
+    let result = match tokio::time::timeout(bound, pass).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(object = %key, timeout = ?bound, "reconcile abandoned: it did not finish in time");
+            Err(finalizer::Error::ApplyFailed(ReconcileError::Timeout(bound)))
+        }
+    };
     let m = &ctx.metrics;
     m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
     let label = match &result {

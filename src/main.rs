@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings, CallLimits};
 use tfstate_operator::context::{Context, ReconcileConfig};
 use tfstate_operator::controller::{self, ControllerConfig};
 use tfstate_operator::failpoint::Failpoints;
@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the backend configuration of a TerraformStateBackend object, offline.
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions as YAML: both, as two documents, or one with
@@ -76,6 +76,20 @@ struct RunArgs {
     /// How often every backend is checked for drift.
     #[arg(long, env = "TFSTATE_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     resync_interval: Duration,
+    /// The longest one reconcile pass may take; past it the pass is abandoned, reported and
+    /// retried with back-off.
+    #[arg(long, env = "TFSTATE_RECONCILE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    reconcile_timeout: Duration,
+    /// Deadline of one attempt of an AWS call (connect, send, answer).
+    #[arg(long, env = "TFSTATE_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    aws_attempt_timeout: Duration,
+    /// Deadline of a whole AWS call, its retries included.
+    #[arg(long, env = "TFSTATE_AWS_OPERATION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    aws_operation_timeout: Duration,
+    /// Attempts per AWS call, the first included (the SDK's standard retry mode: exponential
+    /// back-off with jitter on throttling, 5xx and network errors).
+    #[arg(long, env = "TFSTATE_AWS_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    aws_max_attempts: u32,
     /// How many backends are reconciled at once.
     #[arg(long, env = "TFSTATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -120,7 +134,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd(args) => crd(args.kind).map(print),
         Command::Render(args) => render(args).map(print),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,12 +193,18 @@ fn run(args: RunArgs) -> Result<(), String> {
             endpoint_url: args.aws.aws_endpoint_url.clone(),
             ca_bundle: args.aws_ca_bundle,
             default_region: args.aws.default_region.clone(),
+            limits: CallLimits {
+                attempt_timeout: args.aws_attempt_timeout,
+                operation_timeout: args.aws_operation_timeout,
+                max_attempts: args.aws_max_attempts,
+            },
         };
         let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?;
         let config = ReconcileConfig {
             defaults: OperatorDefaults { region: args.aws.default_region },
             endpoint_url: args.aws.aws_endpoint_url,
             resync_interval: args.resync_interval,
+            reconcile_timeout: args.reconcile_timeout,
             instance: args.identity.clone(),
         };
         let ctx = Arc::new(Context::new(client, aws, config, failpoints));

@@ -163,6 +163,7 @@ async fn identity_is_that_of_the_assumed_role_once_per_role() {
         defaults: OperatorDefaults { region: Some(region.clone()) },
         endpoint_url: ground.aws_settings().endpoint_url,
         resync_interval: std::time::Duration::from_secs(60),
+        reconcile_timeout: std::time::Duration::from_secs(300),
         instance: None,
     };
     let ctx = Context::new(ground.kube().await, factory(&ground).await, config, Failpoints::default());

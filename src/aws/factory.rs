@@ -38,6 +38,29 @@ pub struct AwsSettings {
     pub ca_bundle: Option<PathBuf>,
     /// Region of backends whose spec names none.
     pub default_region: Option<String>,
+    /// Deadlines and retries of every AWS call.
+    pub limits: CallLimits,
+}
+
+/// Deadlines and retries of every AWS call: a call that hangs costs one attempt, never a
+/// worker forever (`--aws-attempt-timeout`, `--aws-operation-timeout`, `--aws-max-attempts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    /// One attempt (connect, send, first byte, body).
+    pub attempt_timeout: Duration,
+    /// The whole operation, retries and their back-off included.
+    pub operation_timeout: Duration,
+    /// Attempts per operation, first included, under the SDK's *standard* retry mode:
+    /// exponential back-off with full jitter on throttling, 5xx and transport errors. Not
+    /// *adaptive*: its client-side rate limiter is shared per client and would let one
+    /// throttled tenant slow every other backend down.
+    pub max_attempts: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self { attempt_timeout: Duration::from_secs(10), operation_timeout: Duration::from_secs(30), max_attempts: 3 }
+    }
 }
 
 /// Why the AWS clients could not be built.
@@ -161,6 +184,7 @@ impl AwsClientFactory {
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url.clone());
         }
+        let loader = with_limits(loader, settings.limits);
         Ok(Self::with_base(loader.load().await, settings))
     }
 
@@ -512,6 +536,20 @@ async fn https_client_trusting(
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
         .tls_context(tls)
         .build_https())
+}
+
+/// `loader` with the deadlines and retry policy of `limits` (every client built from it,
+/// the STS client of assumed roles included, inherits them).
+fn with_limits(loader: aws_config::ConfigLoader, limits: CallLimits) -> aws_config::ConfigLoader {
+    loader
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(limits.attempt_timeout.min(Duration::from_secs(5)))
+                .operation_attempt_timeout(limits.attempt_timeout)
+                .operation_timeout(limits.operation_timeout)
+                .build(),
+        )
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(limits.max_attempts.max(1)))
 }
 
 #[cfg(test)]

@@ -187,7 +187,7 @@ impl FakeSts {
     }
 
     async fn factory(&self) -> AwsClientFactory {
-        let settings = AwsSettings { endpoint_url: Some(self.url.clone()), ca_bundle: None, default_region: None };
+        let settings = AwsSettings { endpoint_url: Some(self.url.clone()), ..Default::default() };
         let base = aws_config::defaults(BehaviorVersion::latest())
             .credentials_provider(Credentials::new("AKIDOPERATOR", "secret", None, None, "test"))
             .region(Region::new("eu-west-1"))
@@ -382,4 +382,41 @@ async fn a_refused_refresh_is_reported_as_the_assume_role_that_failed() {
     // Each failed call tried to refresh once (no SDK retry of a credentials failure).
     let assumes = sts.actions().iter().filter(|(a, _)| a == "AssumeRole").count();
     assert_eq!(assumes, 4, "{:?}", sts.actions());
+}
+
+/// A call whose endpoint accepts the connection and never answers costs its attempts'
+/// deadlines (retried once here), then fails as a transient error naming the operation:
+/// it never holds a worker.
+#[tokio::test]
+async fn a_call_that_never_answers_times_out_and_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new(); // kept open, never written to
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let limits = CallLimits {
+        attempt_timeout: Duration::from_millis(300),
+        operation_timeout: Duration::from_secs(3),
+        max_attempts: 2,
+    };
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new("AKIDOPERATOR", "secret", None, None, "test"))
+        .region(Region::new("eu-west-1"))
+        .endpoint_url(&url);
+    let settings = AwsSettings { endpoint_url: Some(url), limits, ..Default::default() };
+    let factory = AwsClientFactory::with_base(with_limits(loader, limits).load().await, settings);
+    let s3 = factory.clients("eu-west-1").s3;
+    let answer = tokio::time::timeout(Duration::from_secs(30), crate::aws::s3::get_tags(&s3, "hung-bucket"))
+        .await
+        .expect("the call hung past every deadline");
+    let err = answer.expect_err("nobody answered");
+    assert_eq!((err.service, err.operation, err.kind), ("s3", "GetBucketTagging", AwsErrorKind::Transient), "{err}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "one retry after the first attempt timed out");
+    server.abort();
 }

@@ -11,7 +11,7 @@ pub mod s3;
 pub use calls::{CallCounter, CallTotals};
 pub use error::{AwsError, AwsErrorKind};
 pub use factory::{
-    AssumeAs, AwsClientFactory, AwsClients, AwsSettings, FactoryError, credentials_failure, session_name,
+    AssumeAs, AwsClientFactory, AwsClients, AwsSettings, CallLimits, FactoryError, credentials_failure, session_name,
 };
 
 /// AWS resource tags, sorted by key.

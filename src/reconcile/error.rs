@@ -28,6 +28,10 @@ pub enum ReconcileError {
     /// The cluster policy of the namespace cannot be told yet.
     #[error(transparent)]
     Admission(#[from] crate::admission::AdmissionError),
+    /// The pass did not finish within `--reconcile-timeout` (a call hung, or AWS is very
+    /// slow); it is retried with back-off.
+    #[error("the reconcile did not finish within {0:?} (an AWS call hung or AWS is very slow); it is retried")]
+    Timeout(std::time::Duration),
     /// The object lacks metadata the API server always sets.
     #[error("the object has no {0}")]
     MissingMetadata(&'static str),
@@ -42,7 +46,7 @@ impl ReconcileError {
     pub fn reason(&self) -> Reason {
         match self {
             ReconcileError::Aws(e) if e.kind == AwsErrorKind::AccessDenied => Reason::AccessDenied,
-            ReconcileError::Aws(_) | ReconcileError::Factory(_) => Reason::AwsError,
+            ReconcileError::Aws(_) | ReconcileError::Factory(_) | ReconcileError::Timeout(_) => Reason::AwsError,
             ReconcileError::Publish(PublishError::NotOurs(_)) => Reason::Conflict,
             ReconcileError::Kube(_)
             | ReconcileError::Publish(_)

@@ -67,6 +67,7 @@ impl Ground {
             endpoint_url: Some(self.var("AWS_ENDPOINT_URL").to_string()),
             ca_bundle: Some(PathBuf::from(self.var("AWS_CA_BUNDLE"))),
             default_region: Some(self.var("AWS_REGION").to_string()),
+            ..Default::default()
         }
     }
 }
