@@ -44,7 +44,11 @@ pub async fn acquire(client: Client, config: &LeaderConfig) -> Result<Leadership
         .with_duration(config.duration_seconds)
         // Renew well before expiry: a third of the duration.
         .with_grace((config.duration_seconds / 3).max(1))
-        .with_field_manager("tfstate-operator")
+        // One field manager per replica, as the library's default: the lease is taken by a
+        // server-side apply without force, so a second replica taking an orphaned lease at the
+        // same moment gets a conflict. With one shared manager both applies succeeded and both
+        // replicas led until the next renewal (seen in tests/leader_election.rs).
+        .with_field_manager(format!("tfstate-operator-{}", config.identity))
         .build()
         .await?;
     let (mut state, _task) = manager.watch().await;
