@@ -7,10 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use common::operator::{
-    condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_ready, wait_reason,
+    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_ready, wait_reason,
 };
 use common::{Ground, install_crd, test_namespace};
 use kube::Api;
@@ -157,17 +155,7 @@ async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
     let status = wait_ready(&api, "gone").await.status.unwrap();
     let key_arn = status.kms_key_arn.clone().unwrap();
     let aws = inspector(&ground).await;
-    let put = aws
-        .s3
-        .put_object()
-        .bucket(&bucket)
-        .key(format!("{ns}/gone/terraform.tfstate"))
-        .server_side_encryption(ServerSideEncryption::AwsKms)
-        .ssekms_key_id(&key_arn)
-        .body(ByteStream::from_static(b"{\"version\": 4}"))
-        .send()
-        .await
-        .unwrap();
+    let version = put_state(&aws.s3, &bucket, &format!("{ns}/gone/terraform.tfstate"), &key_arn).await;
 
     api.delete("gone", &DeleteParams::default()).await.unwrap();
     let obj = wait_reason(&api, "gone", "BucketReady", "DeletionBlocked").await;
@@ -183,7 +171,7 @@ async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
 
     // The state's owner empties the bucket; the deletion then finishes by itself.
     let key = format!("{ns}/gone/terraform.tfstate");
-    aws.s3.delete_object().bucket(&bucket).key(&key).version_id(put.version_id().unwrap()).send().await.unwrap();
+    aws.s3.delete_object().bucket(&bucket).key(&key).version_id(&version).send().await.unwrap();
     wait_gone(&api, "gone").await;
     assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "bucket deleted");
     assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap().is_none(), "table deleted");

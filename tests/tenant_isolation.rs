@@ -10,11 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ServerSideEncryption, Tag, Tagging};
+use aws_sdk_s3::types::{Tag, Tagging};
 use common::operator::{
-    Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_for, wait_ready,
-    wait_reason,
+    Operator, condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for,
+    wait_ready, wait_reason,
 };
 use common::{Ground, install_crd, strict_namespace};
 use kube::Api;
@@ -233,17 +232,7 @@ async fn deletion_with_replaced_tags_deletes_nothing() {
     let key_arn = status.kms_key_arn.clone().unwrap();
     let ours = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
     let state = format!("{}/app/terraform.tfstate", t.ns);
-    let put = aws
-        .s3
-        .put_object()
-        .bucket(&bucket)
-        .key(&state)
-        .server_side_encryption(ServerSideEncryption::AwsKms)
-        .ssekms_key_id(&key_arn)
-        .body(ByteStream::from_static(b"{\"version\": 4}"))
-        .send()
-        .await
-        .unwrap();
+    let version = put_state(&aws.s3, &bucket, &state, &key_arn).await;
     let compliance =
         Tagging::builder().tag_set(Tag::builder().key("cost-center").value("1234").build().unwrap()).build().unwrap();
     aws.s3.put_bucket_tagging().bucket(&bucket).tagging(compliance).send().await.unwrap();
@@ -261,7 +250,7 @@ async fn deletion_with_replaced_tags_deletes_nothing() {
 
     // The tags come back and the state's owner empties the bucket: deletion finishes.
     s3::put_tags(&aws.s3, &bucket, &ours).await.unwrap();
-    aws.s3.delete_object().bucket(&bucket).key(&state).version_id(put.version_id().unwrap()).send().await.unwrap();
+    aws.s3.delete_object().bucket(&bucket).key(&state).version_id(&version).send().await.unwrap();
     wait_gone(&t.api, "app").await;
     assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "bucket deleted");
     assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "PendingDeletion");

@@ -15,8 +15,8 @@ use crate::render::render;
 use super::admit::admit;
 use super::apply::{BucketApplied, apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
 use super::desired::{
-    DesiredKey, Identity, Owned, Owner, TAG_OWNER_UID, desired_key, desired_resources, desired_role,
-    desired_runner_policy, resource_tags,
+    DesiredKey, Identity, Owned, Owner, desired_key, desired_resources, desired_role, desired_runner_policy,
+    resource_tags,
 };
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
@@ -273,8 +273,8 @@ impl Run<'_> {
             (Ok(_), Err(_)) => observed_ours(&observed.bucket, owner),
             _ => false,
         };
-        let table_owned = table_plan.is_ok()
-            && (t.is_ok() || observed.table.as_ref().is_some_and(|o| is_ours(&o.settings.tags, owner)));
+        let table_owned =
+            table_plan.is_ok() && (t.is_ok() || observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags)));
         let grants = Owned {
             bucket: bucket_owned,
             table_arn: res.table.as_ref().filter(|_| table_owned).map(|t| t.arn.as_str()),
@@ -467,14 +467,9 @@ impl Run<'_> {
     }
 }
 
-/// Whether a resource's tags say this object owns it.
-fn is_ours(tags: &crate::aws::Tags, owner: &Owner) -> bool {
-    tags.get(TAG_OWNER_UID) == Some(&owner.uid)
-}
-
 /// Whether the bucket, as observed in this pass, carries this object's ownership tags.
 fn observed_ours(bucket: &ObservedBucket, owner: &Owner) -> bool {
-    matches!(bucket, ObservedBucket::Exists { tags, .. } if is_ours(tags, owner))
+    matches!(bucket, ObservedBucket::Exists { tags, .. } if owner.owns(tags))
 }
 
 /// Publishes an Event about `obj` (failures are logged, never fatal).

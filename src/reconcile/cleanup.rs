@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use crate::api::{DeletionPolicy, Reason, TerraformStateBackend};
-use crate::aws::{AssumeAs, AwsClients, AwsError, AwsErrorKind, Tags, dynamodb, iam, kms, s3};
+use crate::aws::{AssumeAs, AwsClients, AwsError, AwsErrorKind, dynamodb, iam, kms, s3};
 use crate::context::Context;
 
 use super::backend::{event, owner_of};
@@ -180,7 +180,7 @@ async fn inspect_bucket(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result
         Err(e) if e.kind == AwsErrorKind::AccessDenied => return Ok(BucketFinding::TagsUnreadable(e.to_string())),
         Err(e) => return Err(e),
     };
-    if !owned(&tags, owner) {
+    if !owner.owns(&tags) {
         return Ok(BucketFinding::NotOurs);
     }
     match s3::count_versions(&aws.s3, bucket, COUNT_LIMIT).await {
@@ -188,10 +188,6 @@ async fn inspect_bucket(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result
         Err(e) if e.kind == AwsErrorKind::AccessDenied => Ok(BucketFinding::VersionsUncountable(e.to_string())),
         Err(e) => Err(e),
     }
-}
-
-fn owned(tags: &Tags, owner: &Owner) -> bool {
-    tags.get(TAG_OWNER_UID) == Some(&owner.uid)
 }
 
 /// Deletes the table, the role and, last, the key, of those that carry our tags. Only
@@ -207,7 +203,7 @@ async fn delete_owned(
         && let Some(info) = dynamodb::describe(&aws.dynamodb, &table.name).await?
     {
         let settings = dynamodb::get_settings(&aws.dynamodb, &table.name, &info.arn).await?;
-        if owned(&settings.tags, owner) {
+        if owner.owns(&settings.tags) {
             if info.deletion_protection {
                 dynamodb::update(&aws.dynamodb, &table.name, Some(false), None, false).await?;
             }
@@ -215,7 +211,7 @@ async fn delete_owned(
         }
     }
     if let Some(role) = iam::get_role(&aws.iam, &valid.role.name).await?
-        && owned(&role.tags, owner)
+        && owner.owns(&role.tags)
     {
         iam::delete_role(&aws.iam, &valid.role.name, INLINE_POLICY_NAME).await?;
     }
@@ -230,7 +226,7 @@ async fn delete_owned(
             },
         };
         if let Some(key) = key
-            && owned(&kms::get_tags(&aws.kms, &key.key_id).await?, owner)
+            && owner.owns(&kms::get_tags(&aws.kms, &key.key_id).await?)
         {
             kms::delete_alias(&aws.kms, &alias).await?;
             if key.state != "PendingDeletion" {

@@ -39,6 +39,14 @@ pub struct Owner {
     pub uid: String,
 }
 
+impl Owner {
+    /// Whether `tags` (as read from AWS) say this object owns the resource: its UID, never
+    /// its name, which another object may reuse.
+    pub fn owns(&self, tags: &Tags) -> bool {
+        tags.get(TAG_OWNER_UID) == Some(&self.uid)
+    }
+}
+
 /// Who the operator is in AWS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {

@@ -168,7 +168,7 @@ async fn observe_bucket(
         Err(e) if e.kind == AwsErrorKind::AccessDenied => return Ok(ObservedBucket::OtherAccount),
         Err(e) => return Err(e),
     };
-    let ours = tags.get(TAG_OWNER_UID) == Some(&owner.uid);
+    let ours = owner.owns(&tags);
     let adoptable = adopt && !tags.contains_key(TAG_OWNER_UID);
     // Settings of a bucket we may not touch are none of our business (and cost reads).
     let settings = if ours || adoptable { Some(s3::get_settings(&aws.s3, name, with_logging).await?) } else { None };

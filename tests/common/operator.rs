@@ -162,6 +162,22 @@ pub async fn ready_backend(prefix: &str, extra: &str) -> ReadyBackend {
     ReadyBackend { ground, operator, bucket, status, data }
 }
 
+/// Puts a state object `key` into `bucket` encrypted with `key_arn`, as Terraform does;
+/// returns its version id.
+pub async fn put_state(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, key_arn: &str) -> String {
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(key_arn)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"version\": 4}"))
+        .send()
+        .await
+        .expect("PutObject of a state");
+    put.version_id().expect("a versioned bucket answers with a version id").to_string()
+}
+
 /// Independent AWS clients (not the operator's, so its counters stay clean).
 pub async fn inspector(ground: &Ground) -> tfstate_operator::aws::AwsClients {
     AwsClientFactory::new(ground.aws_settings()).await.expect("AWS client factory").clients(ground.var("AWS_REGION"))
