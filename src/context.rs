@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::OnceCell;
 
@@ -13,6 +14,7 @@ use crate::failpoint::Failpoints;
 use crate::metrics::Metrics;
 use crate::policy::principal_arn_for_policy;
 use crate::reconcile::desired::Identity;
+use crate::reconcile::outcome::{Backoff, Requeue, backoff_delay, resync_delay};
 use crate::reconcile::validate::OperatorDefaults;
 
 /// The operator's settings that reconciles need (from flags, read once at start-up).
@@ -22,8 +24,12 @@ pub struct ReconcileConfig {
     pub defaults: OperatorDefaults,
     /// Custom AWS endpoint, rendered into the published `endpoints`.
     pub endpoint_url: Option<String>,
-    /// Drift check interval.
+    /// Drift check interval: each object is looked at once per interval, at its own slot
+    /// within it (see [`resync_delay`]), so that resyncs are spread evenly.
     pub resync_interval: Duration,
+    /// How soon to look again after a pass wrote something (to verify it and settle the
+    /// status), or while AWS finishes something (a table becoming ACTIVE).
+    pub verify_delay: Duration,
     /// The longest one pass may take (`--reconcile-timeout`).
     pub reconcile_timeout: Duration,
     /// This replica's name (its Pod), reported as the Events' reporting instance.
@@ -108,13 +114,26 @@ impl Context {
         cm.metadata.resource_version.is_some() && writes.get(&key) == cm.metadata.resource_version.as_ref()
     }
 
-    /// Records a failed reconcile of `key`; returns the back-off before the next try
-    /// (5 s doubling up to 5 minutes).
-    pub fn failed(&self, key: &str) -> Duration {
+    /// Records a failed reconcile of `key`; returns the back-off before the next try: the
+    /// policy's exponential delay for this many consecutive failures, jittered.
+    pub fn failed(&self, key: &str, policy: Backoff) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        backoff(*n)
+        backoff_delay(policy, *n, fastrand::f64())
+    }
+
+    /// The controller action for a pass that did not fail: when to look again.
+    pub fn requeue(&self, uid: &str, requeue: Requeue) -> Action {
+        match requeue {
+            Requeue::Verify => Action::requeue(self.config.verify_delay),
+            Requeue::Resync => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Action::requeue(resync_delay(uid, self.config.resync_interval, now))
+            }
+            Requeue::AwaitChange => Action::await_change(),
+            Requeue::Backoff(policy) => Action::requeue(backoff_delay(policy, 1, fastrand::f64())),
+        }
     }
 
     /// Forgets the failures of `key` after a successful reconcile.
@@ -141,21 +160,4 @@ pub async fn caller_identity(aws: &AwsClients) -> Result<Identity, AwsError> {
             None => principal_arn_for_policy(&arn),
         },
     })
-}
-
-/// Exponential back-off: 5 s, 10 s, 20 s ... capped at 300 s.
-pub fn backoff(failures: u32) -> Duration {
-    let secs = 5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(6));
-    Duration::from_secs(secs.min(300))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let secs: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300]);
-    }
 }

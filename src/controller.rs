@@ -10,12 +10,13 @@ use kube::runtime::finalizer::{self, Event, finalizer};
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
-use crate::api::{FINALIZER, TerraformStateBackend};
+use crate::api::{FINALIZER, Reason, TerraformStateBackend};
 use crate::context::Context;
 use crate::metrics::ResultLabels;
 use crate::reconcile::backend::apply_backend;
 use crate::reconcile::cleanup::cleanup_backend;
 use crate::reconcile::error::ReconcileError;
+use crate::reconcile::outcome::{Backoff, FailureClass, Outcome, Requeue, decide};
 use crate::reconcile::publish::MANAGED_LABEL;
 
 /// The controller's own settings.
@@ -132,14 +133,23 @@ async fn reconcile(
     result
 }
 
-/// Transient failures back off exponentially per object; permanent problems never get
-/// here (they are written into status and wait for a change).
+/// A failed pass backs off exponentially per object, with jitter, at the pace its class
+/// calls for (see [`decide`]): transient errors soon, AccessDenied more slowly, deterministic
+/// errors rarely. Blocked and invalid objects never get here (they are written into status
+/// and wait for the resync or a change).
 fn error_policy(obj: Arc<TerraformStateBackend>, err: &finalizer::Error<ReconcileError>, ctx: Arc<Context>) -> Action {
-    let delay = ctx.failed(&key_of(&obj));
-    let reason = match err {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.metric_label(),
-        _ => "kubernetes_error",
+    let (reason, outcome) = match err {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+            (e.metric_label(), Outcome::Failed(e.reason(), e.class()))
+        }
+        // Adding or removing the finalizer failed: a Kubernetes API error.
+        _ => ("kubernetes_error", Outcome::Failed(Reason::KubernetesError, FailureClass::Transient)),
     };
+    let policy = match decide(outcome).requeue {
+        Requeue::Backoff(policy) => policy,
+        _ => Backoff::TRANSIENT,
+    };
+    let delay = ctx.failed(&key_of(&obj), policy);
     tracing::warn!(object = %key_of(&obj), error = %err, reason, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -73,9 +73,14 @@ struct RunArgs {
     /// Watch one namespace only (default: all).
     #[arg(long, env = "TFSTATE_NAMESPACE")]
     namespace: Option<String>,
-    /// How often every backend is checked for drift.
+    /// How often every backend is checked for drift (each at its own slot in the interval,
+    /// so that checks are spread evenly rather than arriving together).
     #[arg(long, env = "TFSTATE_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     resync_interval: Duration,
+    /// How soon a backend is looked at again after a pass wrote something (to verify it and
+    /// settle its status), or while AWS finishes something (a table becoming ACTIVE).
+    #[arg(long, env = "TFSTATE_VERIFY_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    verify_delay: Duration,
     /// The longest one reconcile pass may take; past it the pass is abandoned, reported and
     /// retried with back-off.
     #[arg(long, env = "TFSTATE_RECONCILE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -204,6 +209,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             defaults: OperatorDefaults { region: args.aws.default_region },
             endpoint_url: args.aws.aws_endpoint_url,
             resync_interval: args.resync_interval,
+            verify_delay: args.verify_delay,
             reconcile_timeout: args.reconcile_timeout,
             instance: args.identity.clone(),
         };

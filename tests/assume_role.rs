@@ -163,6 +163,7 @@ async fn identity_is_that_of_the_assumed_role_once_per_role() {
         defaults: OperatorDefaults { region: Some(region.clone()) },
         endpoint_url: ground.aws_settings().endpoint_url,
         resync_interval: std::time::Duration::from_secs(60),
+        verify_delay: std::time::Duration::from_secs(1),
         reconcile_timeout: std::time::Duration::from_secs(300),
         instance: None,
     };

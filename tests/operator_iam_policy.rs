@@ -57,6 +57,8 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("sts", "AssumeRole", &["sts:AssumeRole"]),
     // S3: the state bucket (bucket-level actions only; the operator never reads or writes objects).
     ("s3", "GetBucketTagging", &["s3:GetBucketTagging"]),
+    ("s3", "HeadBucket", &["s3:ListBucket"]),
+    ("s3", "ListBuckets", &["s3:ListAllMyBuckets"]),
     ("s3", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
     ("s3", "GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
     ("s3", "GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
@@ -123,7 +125,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
 
 /// The only actions a statement may grant on `Resource: "*"`: they have no resource-level
 /// permission at all (documented as unavoidable in `docs/operator-iam-policy.md`).
-const UNSCOPED_ACTIONS: [&str; 3] = ["sts:GetCallerIdentity", "kms:CreateKey", "kms:ListKeys"];
+const UNSCOPED_ACTIONS: [&str; 4] = ["sts:GetCallerIdentity", "s3:ListAllMyBuckets", "kms:CreateKey", "kms:ListKeys"];
 
 /// Writes to a key, table or role that AWS checks when the resource is created (or for the tags
 /// and policy of a create request): they are conditioned on `aws:RequestTag`, not on

@@ -22,12 +22,15 @@ pub enum AwsErrorKind {
 
 /// A failed AWS call, with enough context to act on it.
 #[derive(Debug, thiserror::Error)]
-#[error("{service} {operation} failed: {code}: {message}")]
+#[error("{service}:{operation}{} failed: {code}: {message}", on_resource(resource))]
 pub struct AwsError {
     /// Service, e.g. `s3`.
     pub service: &'static str,
     /// Operation, e.g. `PutBucketPolicy`.
     pub operation: &'static str,
+    /// What the call was about (a bucket, key, role or table), where the caller said so:
+    /// an AccessDenied then names both the action and the resource.
+    pub resource: Option<String>,
     /// AWS error code (or a transport description).
     pub code: String,
     /// AWS error message.
@@ -36,7 +39,17 @@ pub struct AwsError {
     pub kind: AwsErrorKind,
 }
 
+fn on_resource(resource: &Option<String>) -> String {
+    resource.as_deref().map(|r| format!(" on {r}")).unwrap_or_default()
+}
+
 impl AwsError {
+    /// The same error, naming the resource the call was about (kept if already named).
+    pub fn on(mut self, resource: impl Into<String>) -> Self {
+        self.resource.get_or_insert_with(|| resource.into());
+        self
+    }
+
     /// Whether the resource was not found.
     pub fn is_not_found(&self) -> bool {
         self.kind == AwsErrorKind::NotFound
@@ -58,8 +71,13 @@ const NOT_FOUND: &[&str] = &[
     "NotFound",
 ];
 const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden"];
+/// A conflicting request, or a resource that exists although a read just said it did not
+/// (IAM and KMS are eventually consistent): the next pass reads again and decides.
 const CONFLICT: &[&str] = &[
     "OperationAborted",
+    "EntityAlreadyExists",
+    "AlreadyExistsException",
+    "BucketAlreadyOwnedByYou",
     "ResourceInUseException",
     "ConcurrentModification",
     "ConcurrentModificationException",
@@ -76,6 +94,10 @@ const TRANSIENT: &[&str] = &[
     "InternalFailure",
     "KMSInternalException",
     "LimitExceededException",
+    // KMS refuses a key policy naming a principal it cannot resolve yet: an IAM role
+    // created seconds ago (propagation; AWS documents retrying). IAM's own
+    // `MalformedPolicyDocument` (no suffix) is a real error and stays `Other`.
+    "MalformedPolicyDocumentException",
 ];
 
 /// Classifies an AWS error code.
@@ -106,9 +128,10 @@ where
             let e = service_err.err();
             let code = e.code().unwrap_or_default().to_string();
             let message = e.message().unwrap_or_default().to_string();
-            AwsError { service, operation, kind: classify(&code, status), code, message }
+            AwsError { resource: None, service, operation, kind: classify(&code, status), code, message }
         }
         SdkError::ServiceError(_) | SdkError::ResponseError(_) => AwsError {
+            resource: None,
             service,
             operation,
             code: status.map_or_else(|| "UnhandledResponse".into(), |s| format!("HTTP{s}")),
@@ -116,6 +139,7 @@ where
             kind: classify("", status),
         },
         _ => AwsError {
+            resource: None,
             service,
             operation,
             code: "TransportError".into(),
@@ -147,7 +171,14 @@ pub fn build_error(
     operation: &'static str,
     e: aws_smithy_types::error::operation::BuildError,
 ) -> AwsError {
-    AwsError { service, operation, code: "BuildError".into(), message: e.to_string(), kind: AwsErrorKind::Other }
+    AwsError {
+        resource: None,
+        service,
+        operation,
+        code: "BuildError".into(),
+        message: e.to_string(),
+        kind: AwsErrorKind::Other,
+    }
 }
 
 /// Turns a not-found error into `None`.
@@ -171,5 +202,23 @@ mod tests {
         assert_eq!(classify("ThrottlingException", Some(400)), AwsErrorKind::Transient);
         assert_eq!(classify("Weird", Some(503)), AwsErrorKind::Transient);
         assert_eq!(classify("MalformedPolicy", Some(400)), AwsErrorKind::Other);
+        assert_eq!(classify("MalformedPolicyDocument", Some(400)), AwsErrorKind::Other);
+        assert_eq!(classify("MalformedPolicyDocumentException", Some(400)), AwsErrorKind::Transient);
+        assert_eq!(classify("OperationAborted", Some(409)), AwsErrorKind::Conflict);
+    }
+
+    #[test]
+    fn an_error_names_action_and_resource() {
+        let e = AwsError {
+            resource: None,
+            service: "s3",
+            operation: "GetBucketTagging",
+            code: "AccessDenied".into(),
+            message: "Access Denied".into(),
+            kind: AwsErrorKind::AccessDenied,
+        };
+        assert_eq!(e.to_string(), "s3:GetBucketTagging failed: AccessDenied: Access Denied");
+        let e = e.on("arn:aws:s3:::b").on("ignored");
+        assert_eq!(e.to_string(), "s3:GetBucketTagging on arn:aws:s3:::b failed: AccessDenied: Access Denied");
     }
 }

@@ -336,6 +336,7 @@ impl AssumeRoleCredentials {
             assume_role_error(
                 a,
                 AwsError {
+                    resource: None,
                     service: "sts",
                     operation: "AssumeRole",
                     code: "InvalidResponse".into(),
@@ -405,6 +406,7 @@ pub fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<Aw
     while let Some(e) = next {
         if let Some(aws) = e.downcast_ref::<AwsError>() {
             return Some(AwsError {
+                resource: None,
                 service: aws.service,
                 operation: aws.operation,
                 code: aws.code.clone(),

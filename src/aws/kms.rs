@@ -185,6 +185,7 @@ fn sdk_tags(tags: &Tags) -> Result<Vec<Tag>, AwsError> {
 
 fn missing(operation: &'static str, what: &str) -> AwsError {
     AwsError {
+        resource: None,
         service: KMS,
         operation,
         code: "IncompleteResponse".into(),

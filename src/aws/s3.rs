@@ -113,6 +113,41 @@ pub async fn get_tags(c: &Client, bucket: &str) -> Result<Option<Tags>, AwsError
     }
 }
 
+/// Whether the bucket exists and the caller may use it (HeadBucket): `false` when S3 says
+/// there is no such bucket.
+pub async fn exists(c: &Client, bucket: &str) -> Result<bool, AwsError> {
+    match c.head_bucket().bucket(bucket).send().await.ctx(S3, "HeadBucket") {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the operator's own account owns a bucket of this name (ListBuckets, which lists
+/// only the caller's buckets). Asked when a bucket's tags are refused: a bucket of another
+/// account and a denied permission (IAM propagation, an SCP) both answer 403 AccessDenied,
+/// and only the first is a name taken.
+pub async fn owned_by_caller(c: &Client, bucket: &str) -> Result<bool, AwsError> {
+    let mut token = None;
+    loop {
+        let out = c
+            .list_buckets()
+            .prefix(bucket)
+            .max_buckets(1000)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .ctx(S3, "ListBuckets")?;
+        if out.buckets().iter().any(|b| b.name() == Some(bucket)) {
+            return Ok(true);
+        }
+        match out.continuation_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(false),
+        }
+    }
+}
+
 /// Reads every managed setting concurrently (7 reads, 8 with logging).
 pub async fn get_settings(c: &Client, bucket: &str, with_logging: bool) -> Result<BucketSettings, AwsError> {
     let (versioning, encryption, pab, ownership, lifecycle, policy, logging) = tokio::try_join!(

@@ -118,9 +118,15 @@ pub enum BucketApplied {
     LostCreationRace,
 }
 
+/// How long a new bucket may stay invisible before the pass gives up (and the next
+/// pass, backing off, finds it): S3 documents that a bucket may answer `NoSuchBucket` for a
+/// while after CreateBucket, above all from another region.
+const NEW_BUCKET_VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Applies bucket changes: the bucket first when it is new (tagged in the same call, then
-/// its tags read back: ownership is what AWS says, not what the create call answered), then
-/// every setting at once (they are independent subresources).
+/// its tags read back once S3 shows it: ownership is what AWS says, not what the create call
+/// answered), then each setting in turn. One at a time on purpose: S3 answers concurrent
+/// configuration requests on one bucket with `409 OperationAborted`.
 pub async fn apply_bucket(
     aws: &AwsClients,
     desired: &DesiredBucket,
@@ -129,25 +135,53 @@ pub async fn apply_bucket(
     failpoints: &Failpoints,
 ) -> Result<BucketApplied, AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
+    let on = |e: AwsError| e.on(format!("S3 bucket {b}"));
     if changes.contains(&BucketChange::Create) {
         match s3::create_bucket(c, b, &aws.region, tags).await {
             // Another pass (ours or another object's) created it since observe: the tags say whose.
             Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
-            other => other?,
+            other => other.map_err(on)?,
         }
         failpoints.hit("after-create-bucket");
-        let now = s3::get_tags(c, b).await?.unwrap_or_default();
+        wait_until_visible(c, b).await.map_err(on)?;
+        let Some(now) = s3::get_tags(c, b).await.map_err(on)? else {
+            // Visible to HeadBucket, not yet to GetBucketTagging: the next pass looks again.
+            return Err(on(not_visible_yet(b)));
+        };
         // `tags` always holds our UID, so an untagged bucket is not ours either.
         if now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
             return Ok(BucketApplied::LostCreationRace);
         }
     }
-    let settings = changes
-        .iter()
-        .filter(|c| **c != BucketChange::Create)
-        .map(|change| apply_bucket_setting(aws, desired, change, tags));
-    futures::future::try_join_all(settings).await?;
+    for change in changes.iter().filter(|c| **c != BucketChange::Create) {
+        apply_bucket_setting(aws, desired, change, tags).await.map_err(on)?;
+    }
     Ok(BucketApplied::Done)
+}
+
+/// Polls HeadBucket (quickly at first) until S3 shows the bucket just created.
+async fn wait_until_visible(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(), AwsError> {
+    let started = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(100);
+    while !s3::exists(c, bucket).await? {
+        if started.elapsed() + delay > NEW_BUCKET_VISIBLE_WITHIN {
+            return Err(not_visible_yet(bucket));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+fn not_visible_yet(bucket: &str) -> AwsError {
+    AwsError {
+        resource: None,
+        service: "s3",
+        operation: "HeadBucket",
+        code: "NoSuchBucket".into(),
+        message: format!("bucket {bucket} was created but S3 does not show it yet (eventual consistency); retrying"),
+        kind: crate::aws::AwsErrorKind::Transient,
+    }
 }
 
 async fn apply_bucket_setting(

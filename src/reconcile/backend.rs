@@ -20,6 +20,7 @@ use super::desired::{
 };
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
+use super::outcome::{Outcome, decide};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
@@ -27,10 +28,6 @@ use super::validate::{ObjectRef, ValidSpec, validate};
 
 /// Reasons that report a change made by this pass.
 const CHANGE_REASONS: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
-
-/// How soon to look again while AWS finishes something (a table being created), or to
-/// verify what a pass wrote.
-const SOON: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The owner of a backend's resources, from the object's metadata.
 pub fn owner_of(obj: &TerraformStateBackend) -> Result<Owner, ReconcileError> {
@@ -54,12 +51,15 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         Ok(valid) => valid,
         Err(e) => {
             // Nothing is done in AWS for an invalid spec; it waits for the next edit.
+            let decision = decide(Outcome::Invalid);
             let report = status::remember(invalid_spec_report(&e.to_string()), previous);
             let status = next_status(previous, generation, report, &now);
-            if status::write(&api, &owner.name, previous, &status).await? {
-                event(ctx, obj, EventType::Warning, Reason::InvalidSpec, e.to_string()).await;
+            if status::write(&api, &owner.name, previous, &status).await?
+                && let Some(kind) = decision.event
+            {
+                event(ctx, obj, kind, decision.reason, e.to_string()).await;
             }
-            return Ok(Action::await_change());
+            return Ok(ctx.requeue(&owner.uid, decision.requeue));
         }
     };
     let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
@@ -71,14 +71,17 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         Err(refused) => {
             // No AWS call for a spec the policy refuses. Policies are not watched per
             // object, so look again at the resync interval: a changed policy admits it.
+            let decision = decide(Outcome::Refused);
             let message = format!("refused by {}: {refused}", policy.source);
-            let mut report = status::remember(refused_report(Reason::PolicyViolation, &message), previous);
+            let mut report = status::remember(refused_report(decision.reason, &message), previous);
             report.policy = Some(refused.policy.clone());
             let status = next_status(previous, generation, report, &now);
-            if status::write(&api, &owner.name, previous, &status).await? {
-                event(ctx, obj, EventType::Warning, Reason::PolicyViolation, message).await;
+            if status::write(&api, &owner.name, previous, &status).await?
+                && let Some(kind) = decision.event
+            {
+                event(ctx, obj, kind, decision.reason, message).await;
             }
-            return Ok(Action::requeue(ctx.config.resync_interval));
+            return Ok(ctx.requeue(&owner.uid, decision.requeue));
         }
     };
 
@@ -95,8 +98,12 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     .await;
     let Run { mut report, mut events, .. } = run;
     if let Err(e) = &result {
+        let decision = decide(Outcome::Failed(e.reason(), e.class()));
         report = status::remember(report, previous);
-        events.push((EventType::Warning, e.reason(), e.to_string()));
+        report.keeps_observed_generation = !decision.settles_generation;
+        if let Some(kind) = decision.event {
+            events.push((kind, decision.reason, e.to_string()));
+        }
         // Parts not reached before the failure show the failure.
         for t in status::PARTS {
             report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
@@ -111,19 +118,28 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         futures::future::join_all(events.into_iter().map(|(kind, reason, note)| event(ctx, obj, kind, reason, note)))
             .await;
     }
-    match result {
-        Ok(()) if status.conditions.iter().any(|c| c.type_ == C::Reconciling.as_str()) => Ok(Action::requeue(SOON)),
+    // A failure goes to the controller's error policy, which backs off by its class.
+    result?;
+    let has = |t: C| status.conditions.iter().any(|c| c.type_ == t.as_str());
+    let changed = status.conditions.iter().any(|c| CHANGE_REASONS.iter().any(|r| c.reason == r.as_str()));
+    let blocked = status.conditions.iter().find(|c| c.type_ == C::Stalled.as_str()).and_then(|c| reason_of(&c.reason));
+    let outcome = if has(C::Reconciling) {
+        Outcome::InProgress
+    } else if wrote && changed {
         // Something was written: look again shortly to verify it and settle the status to
         // Converged, so that no later resync has anything to write.
-        Ok(()) if wrote && status.conditions.iter().any(|c| CHANGE_REASONS.iter().any(|r| c.reason == r.as_str())) => {
-            Ok(Action::requeue(SOON))
-        }
-        // Converged, or blocked (a Conflict included: ownership is re-read every pass, so a
-        // released name or a repaired tag heals without an edit, and a lost one withdraws
-        // its grants).
-        Ok(()) => Ok(Action::requeue(ctx.config.resync_interval)),
-        Err(e) => Err(e),
-    }
+        Outcome::Changed
+    } else if let Some(reason) = blocked {
+        Outcome::Blocked(reason)
+    } else {
+        Outcome::Converged
+    };
+    Ok(ctx.requeue(&owner.uid, decide(outcome).requeue))
+}
+
+/// A condition reason as written into status.
+fn reason_of(reason: &str) -> Option<Reason> {
+    serde_json::from_value(serde_json::Value::String(reason.to_string())).ok()
 }
 
 /// One reconcile's working state.
@@ -405,15 +421,33 @@ impl Run<'_> {
     /// Records a part that is converged now, and the Event its changes deserve.
     fn settle<T: std::fmt::Debug>(&mut self, part: C, what: &str, changes: &[T], created: bool) {
         let list = changes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
-        let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation) != self.obj.metadata.generation;
+        let status = self.obj.status.as_ref();
+        let settled = status.and_then(|s| s.observed_generation);
+        let generation = self.obj.metadata.generation;
+        let before = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == part.as_str()));
+        let verifying = before
+            .filter(|c| settled == generation && reason_of(&c.reason).is_some_and(|r| CHANGE_REASONS.contains(&r)));
         let (reason, message) = if changes.is_empty() {
             (Reason::Converged, format!("{what} matches the spec"))
         } else if created {
             (Reason::Created, format!("{what} created"))
-        } else if spec_changed {
+        } else if let Some(c) = verifying.and_then(|c| Some((reason_of(&c.reason)?, c.message.clone()))) {
+            // The pass right after a write read AWS before it showed the write (eventual
+            // consistency): written again, harmlessly, and still reported as that change.
+            // Not drift, no new Event.
+            self.report.parts.insert(part, PartState::ready(c.0, c.1));
+            return;
+        } else if settled.is_none() {
+            // Nothing was ever settled: these changes finish the first creation.
+            (Reason::Created, format!("{what} created: {list}"))
+        } else if settled != generation {
             (Reason::Updated, format!("{what} updated: {list}"))
-        } else {
+        } else if before.is_some_and(|c| c.status == "True") {
+            // It matched this generation, and then changed: drift.
             (Reason::DriftRepaired, format!("{what}: repaired changes made outside the operator: {list}"))
+        } else {
+            // It never matched this generation (an earlier pass failed on it): finishing.
+            (Reason::Updated, format!("{what} updated: {list}"))
         };
         if reason == Reason::DriftRepaired {
             self.ctx
@@ -437,6 +471,8 @@ impl Run<'_> {
         let mut intent = status::remember(self.report.clone(), self.obj.status.as_ref());
         intent.creation_started_at = Some(k8s_openapi::jiff::Timestamp::now().to_string());
         intent.reconciling = Some(what.to_string());
+        // An intent is not an answer for this generation.
+        intent.keeps_observed_generation = true;
         let generation = self.obj.metadata.generation.unwrap_or(0);
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let status = next_status(self.obj.status.as_ref(), generation, intent.clone(), &now);
@@ -448,7 +484,7 @@ impl Run<'_> {
     /// The reason the part had in the status this reconcile started from.
     fn previous_reason(&self, part: C) -> Option<Reason> {
         let prev = self.obj.status.as_ref()?.conditions.iter().find(|c| c.type_ == part.as_str())?;
-        serde_json::from_value(serde_json::Value::String(prev.reason.clone())).ok()
+        reason_of(&prev.reason)
     }
 
     /// Records a part whose writes failed (retried with back-off).

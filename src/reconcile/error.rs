@@ -5,6 +5,7 @@ use crate::api::Reason;
 use crate::aws::{AwsError, AwsErrorKind, FactoryError};
 use crate::render::RenderError;
 
+use super::outcome::FailureClass;
 use super::publish::PublishError;
 
 /// Why a reconcile did not finish.
@@ -54,6 +55,28 @@ impl ReconcileError {
             | ReconcileError::Admission(_) => Reason::KubernetesError,
             ReconcileError::Render(_) => Reason::InvalidSpec,
             ReconcileError::DeletionBlocked(_) => Reason::DeletionBlocked,
+        }
+    }
+
+    /// How retrying is paced: by what failed (see [`super::outcome::decide`]).
+    pub fn class(&self) -> FailureClass {
+        match self {
+            ReconcileError::Aws(e) => match e.kind {
+                AwsErrorKind::AccessDenied => FailureClass::AccessDenied,
+                // Not found during a write: AWS not showing yet what was just created.
+                AwsErrorKind::Transient | AwsErrorKind::Conflict | AwsErrorKind::NotFound => FailureClass::Transient,
+                AwsErrorKind::Other => FailureClass::Deterministic,
+            },
+            // A CA bundle or TLS setting that cannot be used stays so until the operator is
+            // reconfigured.
+            ReconcileError::Render(_) | ReconcileError::MissingMetadata(_) | ReconcileError::Factory(_) => {
+                FailureClass::Deterministic
+            }
+            ReconcileError::DeletionBlocked(_) => FailureClass::Waiting,
+            ReconcileError::Kube(_)
+            | ReconcileError::Publish(_)
+            | ReconcileError::Admission(_)
+            | ReconcileError::Timeout(_) => FailureClass::Transient,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The reconcile pipeline, one step per file:
-//! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status.
+//! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status,
+//! and outcome (pure): what the pass's result means for the object.
 
 pub mod admit;
 pub mod apply;
@@ -8,6 +9,7 @@ pub mod cleanup;
 pub mod desired;
 pub mod error;
 pub mod observe;
+pub mod outcome;
 pub mod plan;
 pub mod publish;
 pub mod status;

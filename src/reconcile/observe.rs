@@ -119,6 +119,20 @@ async fn observe_key(
     owner: &Owner,
     hints: &KeyHints,
 ) -> Result<ObservedKey, AwsError> {
+    let what = match key {
+        DesiredKey::Existing { arn } => arn.clone(),
+        DesiredKey::Managed { alias, .. } => alias.clone(),
+        DesiredKey::None => String::new(),
+    };
+    observe_key_inner(aws, key, owner, hints).await.map_err(|e| e.on(format!("KMS key {what}")))
+}
+
+async fn observe_key_inner(
+    aws: &AwsClients,
+    key: &DesiredKey,
+    owner: &Owner,
+    hints: &KeyHints,
+) -> Result<ObservedKey, AwsError> {
     let alias = match key {
         DesiredKey::None => return Ok(ObservedKey::NotNeeded),
         DesiredKey::Existing { arn } => {
@@ -161,29 +175,46 @@ async fn observe_bucket(
     owner: &Owner,
     adopt: bool,
 ) -> Result<ObservedBucket, AwsError> {
+    let arn = format!("S3 bucket {name}");
     let tags = match s3::get_tags(&aws.s3, name).await {
         Ok(Some(tags)) => tags,
         Ok(None) => return Ok(ObservedBucket::Missing),
-        // S3 bucket names are global: a bucket we may not even read is someone else's.
-        Err(e) if e.kind == AwsErrorKind::AccessDenied => return Ok(ObservedBucket::OtherAccount),
-        Err(e) => return Err(e),
+        // S3 bucket names are global, and a bucket of another account refuses its tags; but
+        // so does any bucket while a permission is missing (IAM propagation, an SCP being
+        // rolled out). Only a bucket not among the account's own is someone else's; a
+        // refusal that is ours is reported as AccessDenied and re-checked.
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+            return match s3::owned_by_caller(&aws.s3, name).await {
+                Ok(false) => Ok(ObservedBucket::OtherAccount),
+                Ok(true) => Err(e.on(arn)),
+                Err(listing) if listing.kind == AwsErrorKind::AccessDenied => Err(e.on(arn)),
+                Err(listing) => Err(listing),
+            };
+        }
+        Err(e) => return Err(e.on(arn)),
     };
     let ours = owner.owns(&tags);
     let adoptable = adopt && !tags.contains_key(TAG_OWNER_UID);
     // Settings of a bucket we may not touch are none of our business (and cost reads).
-    let settings = if ours || adoptable { Some(s3::get_settings(&aws.s3, name, with_logging).await?) } else { None };
+    let settings = if ours || adoptable {
+        Some(s3::get_settings(&aws.s3, name, with_logging).await.map_err(|e| e.on(arn))?)
+    } else {
+        None
+    };
     Ok(ObservedBucket::Exists { tags, settings })
 }
 
 async fn observe_role(aws: &AwsClients, name: &str) -> Result<Option<ObservedRole>, AwsError> {
     let (info, inline_policy) =
-        tokio::try_join!(iam::get_role(&aws.iam, name), iam::get_inline_policy(&aws.iam, name, INLINE_POLICY_NAME))?;
+        tokio::try_join!(iam::get_role(&aws.iam, name), iam::get_inline_policy(&aws.iam, name, INLINE_POLICY_NAME))
+            .map_err(|e| e.on(format!("IAM role {name}")))?;
     Ok(info.map(|info| ObservedRole { info, inline_policy }))
 }
 
 async fn observe_table(aws: &AwsClients, name: Option<&str>) -> Result<Option<ObservedTable>, AwsError> {
     let Some(name) = name else { return Ok(None) };
-    let Some(info) = dynamodb::describe(&aws.dynamodb, name).await? else { return Ok(None) };
-    let settings = dynamodb::get_settings(&aws.dynamodb, name, &info.arn).await?;
+    let on = |e: AwsError| e.on(format!("DynamoDB table {name}"));
+    let Some(info) = dynamodb::describe(&aws.dynamodb, name).await.map_err(on)? else { return Ok(None) };
+    let settings = dynamodb::get_settings(&aws.dynamodb, name, &info.arn).await.map_err(on)?;
     Ok(Some(ObservedTable { info, settings }))
 }

@@ -60,6 +60,11 @@ pub struct StatusReport {
     pub creation_started_at: Option<String>,
     /// Work is still under way (requeued soon): kstatus `Reconciling`.
     pub reconciling: Option<String>,
+    /// This pass neither converged nor gave a final answer for the object's generation (it
+    /// failed on the way, or only recorded an intent): `observedGeneration` keeps its
+    /// previous value, so that a spec change completed by a later pass is reported as an
+    /// update (see [`super::outcome::Decision::settles_generation`]).
+    pub keeps_observed_generation: bool,
 }
 
 /// The parts whose conditions make up `Ready`.
@@ -121,8 +126,10 @@ pub fn next_status(
         push(ConditionType::Stalled, &PartState::ready(s.reason, format!("{t}: {}", s.message)));
     }
 
+    let observed_generation =
+        if report.keeps_observed_generation { previous.and_then(|s| s.observed_generation) } else { Some(generation) };
     TerraformStateBackendStatus {
-        observed_generation: Some(generation),
+        observed_generation,
         conditions,
         bucket_arn: report.bucket_arn,
         kms_key_arn: report.kms_key_arn,

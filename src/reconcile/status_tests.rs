@@ -84,6 +84,36 @@ fn observed_generation_everywhere() {
     assert_eq!(next_status(Some(&previous), GEN, converged(), &at(200)).observed_generation, Some(GEN));
 }
 
+/// A pass that failed on the way keeps observedGeneration where it was (the spec change is
+/// not done yet) and never drops what is known; one that converges or reports settles it.
+#[test]
+fn a_failed_pass_does_not_settle_the_generation() {
+    let previous = next_status(None, 2, converged(), &at(100));
+    let mut failed = status_memory_only(failing(ConditionType::BucketReady, Reason::AwsError, "throttled"));
+    failed.keeps_observed_generation = true;
+    let s = next_status(Some(&previous), GEN, remember(failed, Some(&previous)), &at(200));
+    assert_eq!(s.observed_generation, Some(2));
+    assert_eq!(s.kms_key_arn, previous.kms_key_arn);
+    assert_eq!(s.role_arn, previous.role_arn);
+    assert_eq!(s.lock_table_arn, previous.lock_table_arn);
+    // Conditions describe the state seen now, for the current generation.
+    assert!(s.conditions.iter().all(|c| c.observed_generation == Some(GEN)));
+    // A first pass that fails leaves it unset: nothing was ever settled.
+    let mut first = failing(ConditionType::BucketReady, Reason::AwsError, "throttled");
+    first.keeps_observed_generation = true;
+    assert_eq!(next_status(None, GEN, first, &at(100)).observed_generation, None);
+    let reported = failing(ConditionType::BucketReady, Reason::Conflict, "taken");
+    assert_eq!(next_status(Some(&previous), GEN, reported, &at(200)).observed_generation, Some(GEN));
+}
+
+/// `report` without the ARNs, as a pass that failed before learning them builds it.
+fn status_memory_only(mut report: StatusReport) -> StatusReport {
+    report.kms_key_arn = None;
+    report.role_arn = None;
+    report.lock_table_arn = None;
+    report
+}
+
 /// Ready is False with the first failing part's reason, its message prefixed with the part.
 #[test]
 fn ready_false_carries_the_first_failing_part() {

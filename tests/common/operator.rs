@@ -38,6 +38,7 @@ pub async fn start_operator(ground: &Ground, namespace: &str, resync: Duration) 
         defaults: OperatorDefaults { region: Some(ground.var("AWS_REGION").to_string()) },
         endpoint_url: endpoint,
         resync_interval: resync,
+        verify_delay: Duration::from_secs(1),
         reconcile_timeout: Duration::from_secs(300),
         instance: None,
     };
