@@ -123,6 +123,21 @@ pub async fn exists(c: &Client, bucket: &str) -> Result<bool, AwsError> {
     }
 }
 
+/// Polls HeadBucket, quickly at first, until S3 shows `bucket` (just created: S3 may answer
+/// `NoSuchBucket` for a while). Returns `false` if it still does not after `within`.
+pub async fn wait_until_exists(c: &Client, bucket: &str, within: std::time::Duration) -> Result<bool, AwsError> {
+    let started = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(100);
+    while !exists(c, bucket).await? {
+        if started.elapsed() + delay > within {
+            return Ok(false);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
+    Ok(true)
+}
+
 /// Whether the operator's own account owns a bucket of this name (ListBuckets, which lists
 /// only the caller's buckets). Asked when a bucket's tags are refused: a bucket of another
 /// account and a denied permission (IAM propagation, an SCP) both answer 403 AccessDenied,

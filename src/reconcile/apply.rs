@@ -143,7 +143,9 @@ pub async fn apply_bucket(
             other => other.map_err(on)?,
         }
         failpoints.hit("after-create-bucket");
-        wait_until_visible(c, b).await.map_err(on)?;
+        if !s3::wait_until_exists(c, b, NEW_BUCKET_VISIBLE_WITHIN).await.map_err(on)? {
+            return Err(on(not_visible_yet(b)));
+        }
         let Some(now) = s3::get_tags(c, b).await.map_err(on)? else {
             // Visible to HeadBucket, not yet to GetBucketTagging: the next pass looks again.
             return Err(on(not_visible_yet(b)));
@@ -157,20 +159,6 @@ pub async fn apply_bucket(
         apply_bucket_setting(aws, desired, change, tags).await.map_err(on)?;
     }
     Ok(BucketApplied::Done)
-}
-
-/// Polls HeadBucket (quickly at first) until S3 shows the bucket just created.
-async fn wait_until_visible(c: &aws_sdk_s3::Client, bucket: &str) -> Result<(), AwsError> {
-    let started = tokio::time::Instant::now();
-    let mut delay = std::time::Duration::from_millis(100);
-    while !s3::exists(c, bucket).await? {
-        if started.elapsed() + delay > NEW_BUCKET_VISIBLE_WITHIN {
-            return Err(not_visible_yet(bucket));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(2));
-    }
-    Ok(())
 }
 
 fn not_visible_yet(bucket: &str) -> AwsError {
