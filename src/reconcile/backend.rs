@@ -20,7 +20,7 @@ use super::desired::{
 };
 use super::error::ReconcileError;
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
-use super::outcome::{Outcome, decide};
+use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
@@ -422,32 +422,26 @@ impl Run<'_> {
     fn settle<T: std::fmt::Debug>(&mut self, part: C, what: &str, changes: &[T], created: bool) {
         let list = changes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
         let status = self.obj.status.as_ref();
-        let settled = status.and_then(|s| s.observed_generation);
-        let generation = self.obj.metadata.generation;
         let before = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == part.as_str()));
-        let verifying = before
-            .filter(|c| settled == generation && reason_of(&c.reason).is_some_and(|r| CHANGE_REASONS.contains(&r)));
-        let (reason, message) = if changes.is_empty() {
-            (Reason::Converged, format!("{what} matches the spec"))
-        } else if created {
-            (Reason::Created, format!("{what} created"))
-        } else if let Some(c) = verifying.and_then(|c| Some((reason_of(&c.reason)?, c.message.clone()))) {
-            // The pass right after a write read AWS before it showed the write (eventual
-            // consistency): written again, harmlessly, and still reported as that change.
-            // Not drift, no new Event.
-            self.report.parts.insert(part, PartState::ready(c.0, c.1));
-            return;
-        } else if settled.is_none() {
-            // Nothing was ever settled: these changes finish the first creation.
-            (Reason::Created, format!("{what} created: {list}"))
-        } else if settled != generation {
-            (Reason::Updated, format!("{what} updated: {list}"))
-        } else if before.is_some_and(|c| c.status == "True") {
-            // It matched this generation, and then changed: drift.
-            (Reason::DriftRepaired, format!("{what}: repaired changes made outside the operator: {list}"))
-        } else {
-            // It never matched this generation (an earlier pass failed on it): finishing.
-            (Reason::Updated, format!("{what} updated: {list}"))
+        let history = PartHistory {
+            settled_generation: status.and_then(|s| s.observed_generation),
+            generation: self.obj.metadata.generation,
+            before: before.and_then(|c| Some((c.status == "True", reason_of(&c.reason)?))),
+        };
+        let (reason, message) = match part_report(!changes.is_empty(), created, history) {
+            PartReport::Converged => (Reason::Converged, format!("{what} matches the spec")),
+            PartReport::Created if changes.is_empty() || created => (Reason::Created, format!("{what} created")),
+            PartReport::Created => (Reason::Created, format!("{what} created: {list}")),
+            PartReport::Updated => (Reason::Updated, format!("{what} updated: {list}")),
+            PartReport::DriftRepaired => {
+                (Reason::DriftRepaired, format!("{what}: repaired changes made outside the operator: {list}"))
+            }
+            PartReport::StillVerifying(reason) => {
+                // Same condition as before: no status write, no Event, no drift counted.
+                let message = before.map(|c| c.message.clone()).unwrap_or_default();
+                self.report.parts.insert(part, PartState::ready(reason, message));
+                return;
+            }
         };
         if reason == Reason::DriftRepaired {
             self.ctx

@@ -125,6 +125,50 @@ pub fn decide(outcome: Outcome) -> Decision {
     }
 }
 
+/// What a part's previous status says, as far as naming its changes goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartHistory {
+    /// `status.observedGeneration` the pass started from (`None`: nothing ever settled).
+    pub settled_generation: Option<i64>,
+    /// The object's generation now.
+    pub generation: Option<i64>,
+    /// The part's previous condition: whether it was True, and its reason.
+    pub before: Option<(bool, Reason)>,
+}
+
+/// How a part that this pass converged is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartReport {
+    /// Nothing needed changing.
+    Converged,
+    /// The resource was created (or its first creation finished).
+    Created,
+    /// The spec changed, or an earlier attempt at this generation did not finish.
+    Updated,
+    /// It matched this generation and then changed outside the operator.
+    DriftRepaired,
+    /// The pass right after the operator's own write read AWS before AWS showed it
+    /// (eventual consistency): written again, harmlessly, and still reported as that earlier
+    /// change — not drift, no new Event.
+    StillVerifying(Reason),
+}
+
+/// Names the changes a pass made to a part: `changed` (anything written), `created` (the
+/// resource did not exist), and the part's history.
+pub fn part_report(changed: bool, created: bool, h: PartHistory) -> PartReport {
+    const CHANGES: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
+    let same_generation = h.settled_generation.is_some() && h.settled_generation == h.generation;
+    match h.before {
+        _ if !changed => PartReport::Converged,
+        _ if created => PartReport::Created,
+        Some((_, reason)) if same_generation && CHANGES.contains(&reason) => PartReport::StillVerifying(reason),
+        _ if h.settled_generation.is_none() => PartReport::Created,
+        _ if !same_generation => PartReport::Updated,
+        Some((true, _)) => PartReport::DriftRepaired,
+        _ => PartReport::Updated,
+    }
+}
+
 /// The back-off after `failures` consecutive failures, given `unit` in `[0, 1)` (a random
 /// draw): the exponential delay `first * 2^(failures-1)`, capped, then "equal jitter" — its
 /// upper half plus a random part of it — so that objects that failed together (an AWS

@@ -129,3 +129,53 @@ fn objects_created_together_spread_over_the_interval() {
     }
     assert!(buckets.iter().all(|&n| (50..=200).contains(&n)), "uneven: {buckets:?}");
 }
+
+#[test]
+fn a_part_change_is_named_by_its_history() {
+    use PartReport as P;
+    let h = |settled: Option<i64>, generation: i64, before: Option<(bool, Reason)>| PartHistory {
+        settled_generation: settled,
+        generation: Some(generation),
+        before,
+    };
+    let converged = Some((true, Reason::Converged));
+    let failing = Some((false, Reason::AwsError));
+    let table: Vec<(&str, bool, bool, PartHistory, PartReport)> = vec![
+        ("nothing to do", false, false, h(Some(2), 2, converged), P::Converged),
+        ("nothing to do, after a failure", false, false, h(Some(1), 2, failing), P::Converged),
+        ("resource was missing", true, true, h(Some(2), 2, converged), P::Created),
+        ("first creation finished after a failure", true, false, h(None, 1, failing), P::Created),
+        ("spec changed", true, false, h(Some(1), 2, converged), P::Updated),
+        // The case the issue names: a spec change whose first pass failed on the way.
+        ("spec change finished after a failure", true, false, h(Some(1), 2, failing), P::Updated),
+        ("matched, then changed", true, false, h(Some(2), 2, converged), P::DriftRepaired),
+        ("repair finished after a failure", true, false, h(Some(2), 2, failing), P::Updated),
+        (
+            "stale read after our creation",
+            true,
+            false,
+            h(Some(2), 2, Some((true, Reason::Created))),
+            P::StillVerifying(Reason::Created),
+        ),
+        (
+            "stale read after our update",
+            true,
+            false,
+            h(Some(2), 2, Some((true, Reason::Updated))),
+            P::StillVerifying(Reason::Updated),
+        ),
+        (
+            "stale read after our repair",
+            true,
+            false,
+            h(Some(2), 2, Some((true, Reason::DriftRepaired))),
+            P::StillVerifying(Reason::DriftRepaired),
+        ),
+        // A new generation is an update even right after a write of the previous one.
+        ("spec changed right after a write", true, false, h(Some(1), 2, Some((true, Reason::Created))), P::Updated),
+        ("part never seen before", true, false, h(Some(2), 2, None), P::Updated),
+    ];
+    for (what, changed, created, history, expected) in table {
+        assert_eq!(part_report(changed, created, history), expected, "{what}");
+    }
+}
