@@ -203,3 +203,29 @@ pub async fn cancel_deletion(c: &Client, key_id: &str) -> Result<(), AwsError> {
 pub async fn enable_key(c: &Client, key_id: &str) -> Result<(), AwsError> {
     c.enable_key().key_id(key_id).send().await.ctx(KMS, "EnableKey").map(|_| ())
 }
+
+/// CreateKey, retried in the pass (1 s, 2 s, 4 s) while KMS answers
+/// `MalformedPolicyDocumentException`: the key policy names the runner role, created moments
+/// ago, and KMS refuses principals it cannot resolve yet (AWS documents retrying). Nothing is
+/// created by a refused call, so retrying is safe; waiting here rather than failing the pass
+/// spares the next pass the search for a half-created key.
+pub async fn create_key_once_principals_resolve(
+    c: &Client,
+    description: &str,
+    policy: &str,
+    tags: &Tags,
+    within: std::time::Duration,
+) -> Result<KeyInfo, AwsError> {
+    let started = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match create_key(c, description, policy, tags).await {
+            Err(e) if e.code == "MalformedPolicyDocumentException" && started.elapsed() + delay <= within => {
+                tracing::debug!(error = %e, retry_in = ?delay, "KMS does not resolve the key policy's principals yet");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}

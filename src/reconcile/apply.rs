@@ -85,7 +85,14 @@ pub async fn apply_key(
     for change in changes {
         match change {
             KeyChange::Create => {
-                let info = kms::create_key(c, description, &policy.to_json(), tags).await?;
+                let info = kms::create_key_once_principals_resolve(
+                    c,
+                    description,
+                    &policy.to_json(),
+                    tags,
+                    ROLE_VISIBLE_TO_KMS_WITHIN,
+                )
+                .await?;
                 failpoints.hit("after-create-key");
                 key_id = info.key_id;
                 arn = info.arn;
@@ -106,6 +113,10 @@ pub async fn apply_key(
     }
     Ok(Some(arn))
 }
+
+/// How long CreateKey is retried in the pass while KMS does not resolve the role its policy
+/// names: IAM propagates a new role to KMS within seconds.
+const ROLE_VISIBLE_TO_KMS_WITHIN: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// What became of the bucket part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
