@@ -451,7 +451,11 @@ async fn access_denied_storm_is_reported_as_such_and_heals() {
     let conflicts = log.with_reason("Conflict", None);
     print_stats("chaos-c", &t.faults);
     t.faults.clear_rules();
-    eprintln!("chaos-c: reasons seen during the storm: {during:?}; all AccessDenied after {reported_after:?}");
+    eprintln!(
+        "chaos-c: reasons seen during the storm: {during:?}; {} of {} reported AccessDenied (looked for {reported_after:?})",
+        denied.len(),
+        uids.len()
+    );
     assert!(conflicts.is_empty(), "AccessDenied was reported as Conflict:\n{}", conflicts.join("\n"));
     let missing: Vec<_> = uids.keys().filter(|n| !denied.contains(*n)).collect();
     assert!(missing.is_empty(), "never reported AccessDenied during a 30 s S3 AccessDenied storm: {missing:?}");
