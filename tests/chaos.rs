@@ -534,3 +534,106 @@ async fn a_call_that_never_answers_delays_only_its_backend() {
     );
     t.assert_one_of_everything(&uids).await;
 }
+
+/// (f) The abuse side of (c): a bucket name that S3 refuses to describe and that is not
+/// among the account's own buckets *is* someone else's: it stays a `Conflict` (never
+/// AccessDenied, never created, nothing granted on it) — and once the name is released, the
+/// next resync creates it without an edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_bucket_stays_a_conflict_until_the_name_is_released() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-f").await;
+    let (name, bucket, _) = t.names(0);
+    // Another account's bucket, as S3 shows it to us: its tags are refused, and it is not ours.
+    t.faults.set_rules(
+        json!([{"service": "s3", "operation": "GetBucketTagging", "bucket": bucket, "fault": "access_denied"}]),
+    );
+    let _op = t.operator(Duration::from_secs(3), limits(5, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(1).await;
+    let obj = wait_for(&t.api, &name, Duration::from_secs(60), "BucketReady Conflict", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, r, _)| r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "BucketReady").expect("BucketReady");
+    assert!(message.contains("another AWS account"), "{message}");
+    // Re-checked at each resync (3 s), and still a Conflict: wait for two more looks.
+    let before = t.faults.stats()["requests"]["s3:ListBuckets"].as_u64().unwrap_or(0);
+    let started = Instant::now();
+    while t.faults.stats()["requests"]["s3:ListBuckets"].as_u64().unwrap_or(0) < before + 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the Conflict was not re-checked at the resync interval");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = t.faults.stats();
+    assert_eq!(stats["requests"]["s3:CreateBucket"], Value::Null, "the operator tried to create a taken name");
+    assert!(!s3::exists(&t.aws.s3, &bucket).await.expect("HeadBucket"), "a bucket was created");
+    assert!(log.with_reason("AccessDenied", Some(&name)).is_empty(), "a foreign bucket was reported as AccessDenied");
+    let role = t.api.get(&name).await.expect("get").status.and_then(|s| s.role_arn);
+    let (_, _, role_name) = t.names(0);
+    let inline = iam::get_inline_policy(&t.aws.iam, &role_name, "tfstate-backend").await.expect("GetRolePolicy");
+    let inline = inline.map(|p| percent_encoding::percent_decode_str(&p).decode_utf8_lossy().into_owned());
+    assert!(
+        inline.as_deref().is_none_or(|p| !p.contains(&format!("s3:::{bucket}"))),
+        "role {role:?} was granted the foreign bucket: {inline:?}"
+    );
+
+    // The name is released (here: S3 stops refusing): healed at the next resync, no edit.
+    t.faults.clear_rules();
+    let healed = t.wait_all_ready(&uids, Duration::from_secs(60)).await;
+    eprintln!("chaos-f: Ready {:?} after the name was released", healed.values().max());
+    t.assert_one_of_everything(&uids).await;
+}
+
+/// (g) Status is memory: a spec change whose first pass fails (PutBucketLifecycleConfiguration
+/// answers 500 to every attempt) keeps `observedGeneration` and every ARN, and when a later
+/// pass completes it, it is reported as `Updated` — never as `DriftRepaired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_finished_after_a_failure_is_an_update_not_drift() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-g").await;
+    let _op = t.operator(Duration::from_secs(600), limits(5, 20, 3)).await;
+    let uids = t.create(1).await;
+    let (name, _, _) = t.names(0);
+    t.wait_all_settled(&uids, Duration::from_secs(90)).await;
+    let before = t.api.get(&name).await.expect("get").status.expect("status");
+    let log = ReasonLog::start(&t.api);
+
+    // Every attempt of the first pass fails (3 attempts), the next pass's succeed.
+    t.faults.set_rules(
+        json!([{"service": "s3", "operation": "PutBucketLifecycleConfiguration", "fault": "error500", "count": 3}]),
+    );
+    let patched =
+        common::operator::patch_spec(&t.api, &name, json!({"bucket": {"noncurrentVersionExpirationDays": 30}})).await;
+    let generation = patched.metadata.generation;
+    let failed = wait_for(&t.api, &name, Duration::from_secs(60), "BucketReady AwsError", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, r, _)| r == "AwsError")
+    })
+    .await;
+    let s = failed.status.expect("status");
+    assert_eq!(s.observed_generation, before.observed_generation, "a failed pass settled the new generation");
+    assert_ne!(s.observed_generation, generation);
+    assert_eq!(
+        (&s.kms_key_arn, &s.role_arn, &s.lock_table_arn, &s.bucket_arn),
+        (&before.kms_key_arn, &before.role_arn, &before.lock_table_arn, &before.bucket_arn),
+        "a failing pass dropped what status knew"
+    );
+    let done = wait_for(&t.api, &name, Duration::from_secs(60), "BucketReady Updated", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, r, _)| r == "Updated")
+    })
+    .await;
+    assert_eq!(done.status.and_then(|s| s.observed_generation), generation);
+    t.wait_all_settled(&uids, Duration::from_secs(60)).await;
+    assert_eq!(t.faults.stats()["injected"]["s3:PutBucketLifecycleConfiguration:error500"], json!(3));
+    let drift = log.with_reason("DriftRepaired", None);
+    assert!(drift.is_empty(), "a spec change was reported as drift:\n{}", drift.join("\n"));
+    let events = Api::<Event>::namespaced(t.client.clone(), &t.ns);
+    let repaired: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("DriftRepaired"))
+        .collect();
+    assert!(repaired.is_empty(), "DriftRepaired Events: {repaired:#?}");
+}
