@@ -637,3 +637,33 @@ async fn a_spec_change_finished_after_a_failure_is_an_update_not_drift() {
         .collect();
     assert!(repaired.is_empty(), "DriftRepaired Events: {repaired:#?}");
 }
+
+/// (h) The work done, the answer lost: CreateKey, CreateBucket, CreateRole and CreateTable
+/// each reach AWS and then lose their answer (the connection is reset). Retrying a
+/// non-idempotent create would make a duplicate; every backend still ends with exactly one
+/// key, bucket, table and role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_lost_after_creates_leave_no_duplicates() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-h").await;
+    let lost = |service: &str, operation: &str| json!({"service": service, "operation": operation, "fault": "lost_answer", "count": 2});
+    t.faults.set_rules(json!([
+        lost("kms", "CreateKey"),
+        lost("s3", "CreateBucket"),
+        lost("iam", "CreateRole"),
+        lost("dynamodb", "CreateTable"),
+    ]));
+    let _op = t.operator(Duration::from_secs(600), limits(5, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(3).await;
+    let ready = t.wait_all_ready(&uids, Duration::from_secs(120)).await;
+    eprintln!("chaos-h: all Ready; slowest after {:?}", ready.values().max());
+    let stats = print_stats("chaos-h", &t.faults);
+    t.faults.clear_rules();
+    for op in ["kms:CreateKey", "s3:CreateBucket", "iam:CreateRole", "dynamodb:CreateTable"] {
+        assert_eq!(stats["injected"][format!("{op}:lost_answer")], json!(2), "{op}: the answer was never lost");
+    }
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "a lost answer was reported as Conflict:\n{}", conflicts.join("\n"));
+    t.assert_one_of_everything(&uids).await;
+}

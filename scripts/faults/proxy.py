@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 # ----------------------------------------------------------------------------------------
 
 SERVICES = ("s3", "kms", "iam", "dynamodb", "sts")
-KINDS = ("throttle", "error500", "unavailable", "reset", "latency", "hang", "access_denied")
+KINDS = ("throttle", "error500", "unavailable", "reset", "latency", "hang", "access_denied", "lost_answer")
 
 # S3 bucket sub-resources (query keys) -> the name part of the SDK operation. Verb and
 # "Bucket" are added by s3_operation; entries with a full name per verb are special cases.
@@ -622,6 +622,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             inject(decision.kind)
         if decision.kind == "reset":
             return self.reset()
+        if decision.kind == "lost_answer":
+            # AWS did the work, the answer never arrived: what a client retrying a
+            # non-idempotent call (CreateKey) turns into a duplicate.
+            return self.forward(service, operation, bucket, body, lose_answer=True)
         if decision.kind == "hang":
             return self.hang()
         if decision.kind in S3_ERRORS:
@@ -746,8 +750,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     # --- forwarding --------------------------------------------------------------------
 
-    def forward(self, service: str, operation: str, bucket: str | None, body: bytes | None) -> None:
-        """Sends the request to moto unchanged and streams its answer back."""
+    def forward(self, service: str, operation: str, bucket: str | None, body: bytes | None,
+                lose_answer: bool = False) -> None:
+        """Sends the request to moto unchanged and streams its answer back (or, with
+        `lose_answer`, reads it and resets the client's connection instead)."""
         try:
             resp = self.send_upstream(body)
         except (OSError, ssl.SSLError) as e:
@@ -757,6 +763,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 self.conn = None
             return self.reset()
         status = resp.status
+        if lose_answer:
+            resp.read()
+            return self.reset()
         if service == "iam" and operation == "CreateRole" and 200 <= status < 300:
             data = resp.read()
             m = re.search(rb"<Role>.*?<Arn>([^<]+)</Arn>", data, re.S)

@@ -471,6 +471,23 @@ def test_reset_closes_with_rst(ground):
         assert raw_close_kind(s) == "closed"
 
 
+def test_lost_answer_does_the_work_then_resets(ground):
+    """The call reaches moto (the key exists afterwards), the client only sees a reset."""
+    ground.rules([{"service": "kms", "operation": "CreateKey", "fault": "lost_answer", "count": 1}])
+    import botocore.exceptions
+
+    kms = ground.client("kms")  # one attempt: no retry hides the lost answer
+    direct = ground.client("kms", direct=True)
+    before = {k["KeyId"] for k in direct.list_keys()["Keys"]}
+    with pytest.raises(botocore.exceptions.BotoCoreError):
+        kms.create_key(Description="lost answer")
+    after = {k["KeyId"] for k in direct.list_keys()["Keys"]}
+    assert len(after - before) == 1, "the request did not reach moto"
+    assert ground.stats()["injected"] == {"kms:CreateKey:lost_answer": 1}
+    # Spent: the next call is answered.
+    assert kms.create_key(Description="answered")["KeyMetadata"]["KeyId"]
+
+
 def test_latency_delays_the_answer(ground):
     ground.rules([{"service": "sts", "fault": "latency", "latency_ms": 800}])
     sts = ground.client("sts")

@@ -100,8 +100,13 @@ pub async fn find_tagged(c: &Client, tag_key: &str, tag_value: &str) -> Result<V
     Ok(found)
 }
 
-/// Creates a symmetric encryption key with `policy_json` and `tags`.
+/// Creates a symmetric encryption key with `policy_json` and `tags`, in one attempt: CreateKey
+/// is not idempotent, and an SDK retry after an answer lost on the way (a reset, a timeout, a
+/// 5xx after the work was done) would create a second key. A failure is left to the caller:
+/// the next pass finds a key that was created after all by its ownership tags.
 pub async fn create_key(c: &Client, description: &str, policy_json: &str, tags: &Tags) -> Result<KeyInfo, AwsError> {
+    let one_attempt = aws_sdk_kms::config::Builder::default()
+        .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1));
     let out = c
         .create_key()
         .description(description)
@@ -109,6 +114,8 @@ pub async fn create_key(c: &Client, description: &str, policy_json: &str, tags: 
         .key_usage(KeyUsageType::EncryptDecrypt)
         .policy(policy_json)
         .set_tags(Some(sdk_tags(tags)?))
+        .customize()
+        .config_override(one_attempt)
         .send()
         .await
         .ctx(KMS, "CreateKey")?;
@@ -204,11 +211,16 @@ pub async fn enable_key(c: &Client, key_id: &str) -> Result<(), AwsError> {
     c.enable_key().key_id(key_id).send().await.ctx(KMS, "EnableKey").map(|_| ())
 }
 
-/// CreateKey, retried in the pass (1 s, 2 s, 4 s) while KMS answers
-/// `MalformedPolicyDocumentException`: the key policy names the runner role, created moments
-/// ago, and KMS refuses principals it cannot resolve yet (AWS documents retrying). Nothing is
-/// created by a refused call, so retrying is safe; waiting here rather than failing the pass
-/// spares the next pass the search for a half-created key.
+/// Codes with which KMS refuses CreateKey before creating anything.
+const NOTHING_CREATED: [&str; 4] =
+    ["MalformedPolicyDocumentException", "ThrottlingException", "LimitExceededException", "Throttling"];
+
+/// CreateKey, retried in the pass (1 s, 2 s, 4 s) only on answers that prove nothing was
+/// created: `MalformedPolicyDocumentException` (the key policy names the runner role, created
+/// moments ago, and KMS refuses principals it cannot resolve yet; AWS documents retrying) and
+/// throttling. Waiting here rather than failing the pass spares the next pass the search for
+/// a half-created key. Any other failure (a reset, a timeout, a 5xx: the key may exist) is
+/// returned, and the next pass looks for the key by its tags before creating one.
 pub async fn create_key_once_principals_resolve(
     c: &Client,
     description: &str,
@@ -220,8 +232,8 @@ pub async fn create_key_once_principals_resolve(
     let mut delay = std::time::Duration::from_secs(1);
     loop {
         match create_key(c, description, policy, tags).await {
-            Err(e) if e.code == "MalformedPolicyDocumentException" && started.elapsed() + delay <= within => {
-                tracing::debug!(error = %e, retry_in = ?delay, "KMS does not resolve the key policy's principals yet");
+            Err(e) if NOTHING_CREATED.contains(&e.code.as_str()) && started.elapsed() + delay <= within => {
+                tracing::debug!(error = %e, retry_in = ?delay, "CreateKey refused before creating anything; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
