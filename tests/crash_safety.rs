@@ -49,7 +49,7 @@ fn spawn_operator(ground: &Ground, namespace: &str, failpoint: Option<&str>) -> 
 /// Keys (not pending deletion) tagged as owned by `uid`.
 async fn keys_owned_by(ground: &Ground, uid: &str) -> Vec<String> {
     let aws = inspector(ground).await;
-    kms::find_tagged(&aws.kms, "tfstate.dev/owner-uid", uid).await.unwrap().into_iter().map(|k| k.arn).collect()
+    kms::find_tagged(&aws.kms, "tfstate.dev/owner-uid", uid, false).await.unwrap().into_iter().map(|k| k.arn).collect()
 }
 
 fn backend(name: &str, bucket: &str) -> String {

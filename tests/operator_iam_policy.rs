@@ -83,6 +83,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("kms", "GetKeyRotationStatus", &["kms:GetKeyRotationStatus"]),
     ("kms", "ListResourceTags", &["kms:ListResourceTags"]),
     ("kms", "ListKeys", &["kms:ListKeys"]),
+    ("kms", "ListAliases", &["kms:ListAliases"]),
     ("kms", "CreateKey", &["kms:CreateKey", "kms:TagResource", "kms:PutKeyPolicy"]),
     ("kms", "CreateAlias", &["kms:CreateAlias"]),
     ("kms", "UpdateAlias", &["kms:UpdateAlias"]),
@@ -125,7 +126,8 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
 
 /// The only actions a statement may grant on `Resource: "*"`: they have no resource-level
 /// permission at all (documented as unavoidable in `docs/operator-iam-policy.md`).
-const UNSCOPED_ACTIONS: [&str; 4] = ["sts:GetCallerIdentity", "s3:ListAllMyBuckets", "kms:CreateKey", "kms:ListKeys"];
+const UNSCOPED_ACTIONS: [&str; 5] =
+    ["sts:GetCallerIdentity", "s3:ListAllMyBuckets", "kms:CreateKey", "kms:ListKeys", "kms:ListAliases"];
 
 /// Writes to a key, table or role that AWS checks when the resource is created (or for the tags
 /// and policy of a create request): they are conditioned on `aws:RequestTag`, not on

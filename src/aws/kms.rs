@@ -73,16 +73,34 @@ pub async fn get_tags(c: &Client, key_id: &str) -> Result<Tags, AwsError> {
     Ok(out.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect())
 }
 
-/// Keys (not pending deletion) that carry `tag_key = tag_value`. Lists every key of the
-/// account and region: only used to recover after a crash between CreateKey and
-/// CreateAlias.
-pub async fn find_tagged(c: &Client, tag_key: &str, tag_value: &str) -> Result<Vec<KeyInfo>, AwsError> {
+/// Keys (not pending deletion) that carry `tag_key = tag_value`; with `only_unaliased`, only
+/// among keys without an alias. The operator looks only there: it searches only to recover
+/// from a CreateKey whose answer was lost (a crash, a reset, a timeout) before CreateAlias,
+/// and such a key has no alias yet. ListAliases and ListKeys are paged (100 and 1,000 a
+/// page), so an account whose keys all have aliases costs a few pages, not a call per key.
+pub async fn find_tagged(
+    c: &Client,
+    tag_key: &str,
+    tag_value: &str,
+    only_unaliased: bool,
+) -> Result<Vec<KeyInfo>, AwsError> {
+    let mut aliased = std::collections::HashSet::new();
+    if only_unaliased {
+        let mut aliases = c.list_aliases().limit(100).into_paginator().send();
+        while let Some(page) = aliases.next().await {
+            let page = page.ctx(KMS, "ListAliases")?;
+            aliased.extend(page.aliases().iter().filter_map(|a| a.target_key_id().map(str::to_string)));
+        }
+    }
     let mut found = Vec::new();
-    let mut pages = c.list_keys().into_paginator().send();
+    let mut pages = c.list_keys().limit(1000).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.ctx(KMS, "ListKeys")?;
         for entry in page.keys() {
             let Some(id) = entry.key_id() else { continue };
+            if aliased.contains(id) {
+                continue;
+            }
             let tags = match get_tags(c, id).await {
                 Ok(t) => t,
                 // Keys of other teams may deny us; they cannot be ours.
@@ -211,15 +229,20 @@ pub async fn enable_key(c: &Client, key_id: &str) -> Result<(), AwsError> {
     c.enable_key().key_id(key_id).send().await.ctx(KMS, "EnableKey").map(|_| ())
 }
 
-/// Codes with which KMS refuses CreateKey before creating anything.
-const NOTHING_CREATED: [&str; 4] =
-    ["MalformedPolicyDocumentException", "ThrottlingException", "LimitExceededException", "Throttling"];
+/// Whether KMS answered CreateKey with a refusal worth retrying at once: a key policy whose
+/// principals it cannot resolve yet, throttling, a 5xx. Not a transport failure (no answer:
+/// the key may have been created).
+fn answered_without_creating(e: &AwsError) -> bool {
+    e.code == "MalformedPolicyDocumentException"
+        || (e.kind == super::AwsErrorKind::Transient && e.code != "TransportError")
+}
 
-/// CreateKey, retried in the pass (1 s, 2 s, 4 s) only on answers that prove nothing was
-/// created: `MalformedPolicyDocumentException` (the key policy names the runner role, created
-/// moments ago, and KMS refuses principals it cannot resolve yet; AWS documents retrying) and
-/// throttling. Waiting here rather than failing the pass spares the next pass the search for
-/// a half-created key. Any other failure (a reset, a timeout, a 5xx: the key may exist) is
+/// CreateKey, retried in the pass (0.5 s, 1 s, 2 s, 4 s) on answers KMS gave: refusals that
+/// prove nothing was created (`MalformedPolicyDocumentException`: the key policy names the
+/// runner role, created moments ago, and KMS refuses principals it cannot resolve yet; AWS
+/// documents retrying), throttling and 5xx (which the AWS SDKs retry for every operation).
+/// Waiting here rather than failing the pass spares the next pass the search for a
+/// half-created key. A failure without an answer (a reset, a timeout: the key may exist) is
 /// returned, and the next pass looks for the key by its tags before creating one.
 pub async fn create_key_once_principals_resolve(
     c: &Client,
@@ -229,10 +252,10 @@ pub async fn create_key_once_principals_resolve(
     within: std::time::Duration,
 ) -> Result<KeyInfo, AwsError> {
     let started = tokio::time::Instant::now();
-    let mut delay = std::time::Duration::from_secs(1);
+    let mut delay = std::time::Duration::from_millis(500);
     loop {
         match create_key(c, description, policy, tags).await {
-            Err(e) if NOTHING_CREATED.contains(&e.code.as_str()) && started.elapsed() + delay <= within => {
+            Err(e) if answered_without_creating(&e) && started.elapsed() + delay <= within => {
                 tracing::debug!(error = %e, retry_in = ?delay, "CreateKey refused before creating anything; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;

@@ -155,7 +155,7 @@ async fn observe_key_inner(
     let candidate = match &hints.known_arn {
         Some(arn) => kms::describe_key(&aws.kms, arn).await?,
         None if hints.creation_started => {
-            kms::find_tagged(&aws.kms, TAG_OWNER_UID, &owner.uid).await?.into_iter().next()
+            kms::find_tagged(&aws.kms, TAG_OWNER_UID, &owner.uid, true).await?.into_iter().next()
         }
         None => None,
     };
