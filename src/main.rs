@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tfstate_operator::aws::{AwsClientFactory, AwsSettings, CallLimits};
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings, CallLimits, RateLimits};
 use tfstate_operator::context::{Context, ReconcileConfig};
 use tfstate_operator::controller::{self, ControllerConfig};
 use tfstate_operator::failpoint::Failpoints;
@@ -90,6 +90,12 @@ struct RunArgs {
     /// back-off with jitter on throttling, 5xx and network errors).
     #[arg(long, env = "TFSTATE_AWS_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     aws_max_attempts: u32,
+    /// Client-side rate limits per AWS service, in requests per second, e.g.
+    /// `s3=50,kms=20,iam=5` (services: s3, kms, dynamodb, iam, sts). Every attempt waits for
+    /// a token of its service's bucket (burst: a tenth of a second's worth); the wait counts
+    /// against --aws-attempt-timeout. Default: no limit.
+    #[arg(long, env = "TFSTATE_AWS_RATE_LIMIT", default_value = "")]
+    aws_rate_limit: RateLimits,
     /// How many backends are reconciled at once.
     #[arg(long, env = "TFSTATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -198,6 +204,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 operation_timeout: args.aws_operation_timeout,
                 max_attempts: args.aws_max_attempts,
             },
+            rate_limits: args.aws_rate_limit,
         };
         let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?;
         let config = ReconcileConfig {
