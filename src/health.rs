@@ -102,18 +102,21 @@ impl Seen {
     }
 }
 
-/// The error and what it wraps (kube's errors keep the API server's message in their source).
+/// The error in one line: what failed, and the API server's own message and code when it
+/// answered (kube's Display of an API error carries the whole Status, debug-printed).
 fn cause(e: &watcher::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = std::error::Error::source(e);
-    while let Some(s) = next {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            let _ = write!(text, ": {s_text}");
-        }
-        next = s.source();
+    let status = |s: &kube::core::Status| format!("{} ({} {})", s.message, s.code, s.reason);
+    let client = |what: &str, e: &kube::Error| match e {
+        kube::Error::Api(s) => format!("{what}: {}", status(s)),
+        other => format!("{what}: {other}"),
+    };
+    match e {
+        watcher::Error::InitialListFailed(e) => client("list failed", e),
+        watcher::Error::WatchStartFailed(e) => client("watch failed to start", e),
+        watcher::Error::WatchFailed(e) => client("watch broke", e),
+        watcher::Error::WatchError(s) => format!("watch error: {}", status(s)),
+        other => other.to_string(),
     }
-    text
 }
 
 #[derive(Clone, Debug, Default)]

@@ -141,3 +141,21 @@ fn health_counts_errors_and_sets_the_leader_gauge() {
     assert!(text.contains("tfstate_leader 1"), "{text}");
     assert!(!health.readiness().ready);
 }
+
+#[test]
+fn the_cause_is_the_api_servers_message_in_one_line() {
+    let status = kube::core::Status::failure(
+        "terraformstatebackends.tfstate.dev is forbidden: User \"op\" cannot list",
+        "Forbidden",
+    )
+    .with_code(403);
+    let item: Result<watcher::Event<()>, watcher::Error> =
+        Err(watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status))));
+    assert_eq!(
+        Seen::of(&item),
+        Seen::Error(
+            "list failed: terraformstatebackends.tfstate.dev is forbidden: User \"op\" cannot list (403 Forbidden)"
+                .into()
+        )
+    );
+}
