@@ -7,13 +7,19 @@
 #
 # Prints DIR on stdout. DIR/env holds KEY=VALUE lines for the tests and the operator
 # (KUBECONFIG, AWS_ENDPOINT_URL, AWS_CA_BUNDLE, credentials...); DIR/pids lists what was
-# started. Stop everything with scripts/testground-down.sh DIR.
+# started; DIR/cmd/NAME records how (for scripts/testground-ctl.sh, which stops, starts and
+# restarts etcd, kube-apiserver and the fault proxy). Stop everything with
+# scripts/testground-down.sh DIR.
+#
+# Besides moto itself (AWS_ENDPOINT_URL), a fault-injecting AWS endpoint forwards to moto
+# (TESTGROUND_FAULTS_ENDPOINT_URL, driven through TESTGROUND_FAULTS_CONTROL_URL; see
+# scripts/faults/README.md).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
 
 dir="${1:-$(mktemp -d "${TMPDIR:-/tmp}/tfstate-testground.XXXXXX")}"
-mkdir -p "$dir/certs" "$dir/logs"
+mkdir -p "$dir/certs" "$dir/logs" "$dir/cmd"
 dir="$(cd "$dir" && pwd)"
 : >"$dir/pids"
 
@@ -30,12 +36,22 @@ trap 'fail "unexpected error at line $LINENO"' ERR
 venv="$("$here/install-moto.sh" | tail -n1)" || fail "could not install moto"
 apt_install curl
 
-# start NAME LOG CMD...: run CMD in its own process group, remember its PID.
+# start NAME LOG CMD...: run CMD in its own process group, remember its PID, and record
+# the command line in $dir/cmd/NAME (a sourceable bash array, see record_ready).
 start() {
   local name=$1 logfile=$2
   shift 2
+  { printf 'logfile=%q\n' "$logfile"; printf 'cmd=('; printf ' %q' "$@"; printf ' )\n'; } >"$dir/cmd/$name"
   setsid "$@" >"$logfile" 2>&1 </dev/null &
   echo "$name $!" >>"$dir/pids"
+}
+
+# record_ready NAME SECONDS CMD...: how (and how long) to wait until NAME answers again
+# after scripts/testground-ctl.sh starts it.
+record_ready() {
+  local name=$1 seconds=$2
+  shift 2
+  { printf 'ready_seconds=%q\n' "$seconds"; printf 'ready=('; printf ' %q' "$@"; printf ' )\n'; } >>"$dir/cmd/$name"
 }
 
 # --- certificates and credentials -------------------------------------------------
@@ -60,6 +76,7 @@ start etcd "$dir/logs/etcd.log" etcd --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
   --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
   --initial-cluster "default=http://127.0.0.1:$etcd_peer"
+record_ready etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 wait_until 30 etcd curl -sf "http://127.0.0.1:$etcd_port/health" || fail "etcd did not become healthy in 30 s" "$dir/logs/etcd.log"
 
 # --- kube-apiserver ---------------------------------------------------------------
@@ -71,6 +88,7 @@ start kube-apiserver "$dir/logs/kube-apiserver.log" "$KUBE_BIN_DIR/kube-apiserve
   --service-account-issuer=https://kubernetes.default.svc --authorization-mode=RBAC \
   --service-cluster-ip-range=10.0.0.0/24 --enable-priority-and-fairness=false
 api="https://127.0.0.1:$api_port"
+record_ready kube-apiserver 90 curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $admin_token" "$api/readyz"
 wait_until 90 kube-apiserver curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $admin_token" "$api/readyz" \
   || fail "kube-apiserver not ready in 90 s" "$dir/logs/kube-apiserver.log"
 
@@ -109,6 +127,18 @@ start moto "$dir/logs/moto.log" "$venv/bin/python" "$here/moto/launcher.py" -H 1
 wait_until 60 moto curl -sf --cacert "$dir/certs/ca.crt" "https://127.0.0.1:$moto_port/moto-api/" \
   || fail "moto did not answer in 60 s" "$dir/logs/moto.log"
 
+# --- the fault-injecting AWS endpoint in front of moto's TLS port ------------------
+# (TLS upstream: the operator's bucket policies deny plain HTTP.)
+faults_port=$(free_port); faults_control_port=$(free_port)
+start faults "$dir/logs/faults.log" "$venv/bin/python" "$here/faults/proxy.py" --listen-port "$faults_port" \
+  --cert "$dir/certs/moto.crt" --key "$dir/certs/moto.key" --control-port "$faults_control_port" \
+  --upstream "https://127.0.0.1:$moto_port" --ca "$dir/certs/ca.crt"
+record_ready faults 30 curl -sf "http://127.0.0.1:$faults_control_port/faults/stats"
+wait_until 30 "fault proxy" curl -sf "http://127.0.0.1:$faults_control_port/faults/stats" \
+  || fail "the fault proxy did not answer in 30 s" "$dir/logs/faults.log"
+wait_until 30 "fault proxy to moto" curl -sf --cacert "$dir/certs/ca.crt" "https://127.0.0.1:$faults_port/moto-api/" \
+  || fail "the fault proxy does not reach moto" "$dir/logs/faults.log"
+
 cat >"$dir/env" <<ENV
 TESTGROUND_DIR=$dir
 KUBECONFIG=$dir/kubeconfig
@@ -122,7 +152,10 @@ AWS_ACCESS_KEY_ID=test
 AWS_SECRET_ACCESS_KEY=test
 AWS_REGION=eu-west-1
 TESTGROUND_ACCOUNT_ID=123456789012
+TESTGROUND_FAULTS_ENDPOINT_URL=https://127.0.0.1:$faults_port
+TESTGROUND_FAULTS_CONTROL_URL=http://127.0.0.1:$faults_control_port
+TESTGROUND_CTL=$here/testground-ctl.sh
 ENV
 trap - ERR
-log "test ground up in $dir (apiserver $api, moto https://127.0.0.1:$moto_port)"
+log "test ground up in $dir (apiserver $api, moto https://127.0.0.1:$moto_port, faults https://127.0.0.1:$faults_port)"
 echo "$dir"

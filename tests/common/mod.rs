@@ -15,6 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use tfstate_operator::aws::AwsSettings;
 
+pub mod faults;
 pub mod operator;
 
 /// The test ground described by the env file that `testground-up.sh` wrote.
@@ -69,6 +70,33 @@ impl Ground {
             default_region: Some(self.var("AWS_REGION").to_string()),
             ..Default::default()
         }
+    }
+
+    /// As [`Ground::aws_settings`], but through the fault-injecting endpoint in front of the
+    /// emulator (same CA): what fails there is set with [`faults::Faults`].
+    pub fn faulty_aws_settings(&self) -> AwsSettings {
+        AwsSettings {
+            endpoint_url: Some(self.var("TESTGROUND_FAULTS_ENDPOINT_URL").to_string()),
+            ..self.aws_settings()
+        }
+    }
+
+    /// `scripts/testground-ctl.sh DIR ACTION NAME`: stops, starts or restarts `etcd`,
+    /// `kube-apiserver` or `faults` (a start waits until it answers). Blocking; panics with
+    /// the script's output when it fails.
+    pub fn ctl(&self, action: &str, name: &str) {
+        let out = std::process::Command::new(self.var("TESTGROUND_CTL"))
+            .args([self.var("TESTGROUND_DIR"), action, name])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run TESTGROUND_CTL");
+        assert!(
+            out.status.success(),
+            "testground-ctl {action} {name} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::AwsClientFactory;
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
 use tfstate_operator::context::{Context, ReconcileConfig};
 use tfstate_operator::controller::{self, ControllerConfig};
 use tfstate_operator::failpoint::Failpoints;
@@ -30,8 +30,18 @@ impl Drop for Operator {
 
 /// Starts an operator that watches `namespace` and checks for drift every `resync`.
 pub async fn start_operator(ground: &Ground, namespace: &str, resync: Duration) -> Operator {
+    start_operator_with(ground, namespace, resync, ground.aws_settings()).await
+}
+
+/// As [`start_operator`], with AWS `settings` of the caller's (e.g. the fault endpoint of
+/// [`Ground::faulty_aws_settings`], or short call limits).
+pub async fn start_operator_with(
+    ground: &Ground,
+    namespace: &str,
+    resync: Duration,
+    settings: AwsSettings,
+) -> Operator {
     let client = ground.kube().await;
-    let settings = ground.aws_settings();
     let endpoint = settings.endpoint_url.clone();
     let aws = AwsClientFactory::new(settings).await.expect("AWS client factory");
     let config = ReconcileConfig {

@@ -1,0 +1,532 @@
+//! Chaos tests against the real test ground: the operator's AWS calls go through the fault
+//! proxy (`scripts/faults/`), which throttles, fails, resets, delays and hangs them, or plays
+//! AWS's eventual consistency; the Kubernetes API server and etcd are stopped and restarted
+//! under the operator's feet. Whatever happens, every backend ends Ready with exactly one of
+//! each AWS resource, and never reports a Conflict it does not have.
+//!
+//! AWS is read back through the emulator's direct endpoint (`inspector`), never through the
+//! proxy. The proxy's rules are global to the ground, so these tests run one at a time
+//! ([`serial`]). Waits are polled conditions with deadlines; the only fixed sleeps are the
+//! storms and outages themselves.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::faults::Faults;
+use common::operator::{Operator, condition, inspector, start_operator_with, wait_for};
+use common::{Ground, install_crd, random_suffix, test_namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use tfstate_operator::api::TerraformStateBackend;
+use tfstate_operator::aws::calls::{difference, totals};
+use tfstate_operator::aws::{AwsClients, AwsSettings, CallLimits, dynamodb, iam, s3};
+use tokio::time::Instant;
+
+/// The ownership tag every AWS resource of a backend carries.
+const OWNER_UID: &str = "tfstate.dev/owner-uid";
+
+/// The parts whose conditions make up Ready.
+const PARTS: [&str; 5] = ["BucketReady", "EncryptionKeyReady", "LockTableReady", "RoleReady", "BackendConfigPublished"];
+
+/// One chaos test at a time: they share the proxy's rules and the API server.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Short deadlines, so that a call that hangs costs seconds, not the SDK's default 10 s.
+fn limits(attempt_s: u64, operation_s: u64, max_attempts: u32) -> CallLimits {
+    CallLimits {
+        attempt_timeout: Duration::from_secs(attempt_s),
+        operation_timeout: Duration::from_secs(operation_s),
+        max_attempts,
+    }
+}
+
+/// One test: ground, namespace, fault proxy (reset), inspector clients, and a unique run id
+/// that prefixes every AWS name.
+struct Chaos {
+    ground: Ground,
+    client: Client,
+    ns: String,
+    api: Api<TerraformStateBackend>,
+    faults: Faults,
+    aws: AwsClients,
+    run: String,
+}
+
+impl Chaos {
+    async fn new(prefix: &str) -> Chaos {
+        let ground = Ground::load();
+        let client = ground.kube().await;
+        install_crd(&client).await;
+        let ns = test_namespace(&client, prefix).await;
+        let faults = Faults::from_ground(&ground);
+        faults.reset();
+        let api = Api::namespaced(client.clone(), &ns);
+        let aws = inspector(&ground).await;
+        Chaos { run: format!("{prefix}-{}", random_suffix()), ground, client, ns, api, faults, aws }
+    }
+
+    /// The operator for this namespace through the fault endpoint, with `limits`.
+    async fn operator(&self, resync: Duration, limits: CallLimits) -> Operator {
+        let settings = AwsSettings { limits, ..self.ground.faulty_aws_settings() };
+        start_operator_with(&self.ground, &self.ns, resync, settings).await
+    }
+
+    /// Backend `i`'s object name and AWS names (bucket; table `<bucket>-lock`; role).
+    fn names(&self, i: usize) -> (String, String, String) {
+        (format!("b{i}"), format!("{}-{i}", self.run), format!("tfstate-{}-{i}", self.run))
+    }
+
+    /// Creates backends `0..n` (default key, DynamoDB locking, a role): their UIDs by name.
+    async fn create(&self, n: usize) -> BTreeMap<String, String> {
+        let mut uids = BTreeMap::new();
+        for i in 0..n {
+            let (name, bucket, role) = self.names(i);
+            let obj: TerraformStateBackend = serde_json::from_value(json!({
+                "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
+                "metadata": {"name": name},
+                "spec": {
+                    "bucket": {"name": bucket},
+                    "access": {"roleName": role, "trust": {"awsPrincipals": ["arn:aws:iam::123456789012:root"]}},
+                },
+            }))
+            .expect("test backend");
+            let created = self.api.create(&PostParams::default(), &obj).await.expect("create backend");
+            uids.insert(name, created.uid().expect("uid"));
+        }
+        uids
+    }
+
+    /// Waits until every backend of `uids` is Ready, all within `timeout`; returns when each
+    /// was first seen Ready (from the start of the wait).
+    async fn wait_all_ready(&self, uids: &BTreeMap<String, String>, timeout: Duration) -> BTreeMap<String, Duration> {
+        let start = Instant::now();
+        let mut ready_at = BTreeMap::new();
+        while ready_at.len() < uids.len() {
+            let list = self.api.list(&ListParams::default()).await;
+            if let Ok(list) = list {
+                for obj in list.items.iter().filter(|o| is_ready(o)) {
+                    ready_at.entry(obj.name_any()).or_insert_with(|| start.elapsed());
+                }
+            }
+            if start.elapsed() > timeout {
+                let mut report = String::new();
+                for name in uids.keys().filter(|n| !ready_at.contains_key(*n)) {
+                    let obj = self.api.get_opt(name).await.ok().flatten();
+                    let conds: Vec<_> = obj
+                        .and_then(|o| o.status)
+                        .map(|s| s.conditions)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .collect();
+                    report.push_str(&format!("\n  {name}: {conds:#?}"));
+                }
+                panic!("not Ready within {timeout:?} ({} of {} are):{report}", ready_at.len(), uids.len());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        ready_at
+    }
+
+    /// Waits until every backend is settled: Ready, every part `Converged`/`NotRequired`,
+    /// nothing in progress (the state in which a resync must write nothing).
+    async fn wait_all_settled(&self, uids: &BTreeMap<String, String>, timeout: Duration) {
+        for name in uids.keys() {
+            wait_for(&self.api, name, timeout, "settled", settled).await;
+        }
+    }
+
+    /// Asserts exactly one KMS key, bucket, lock table and role per backend, each tagged with
+    /// its UID, and none owned by a UID of this test beyond those.
+    async fn assert_one_of_everything(&self, uids: &BTreeMap<String, String>) {
+        let keys = keys_by_owner(&self.aws).await;
+        let buckets = buckets_by_owner(&self.aws, &self.run).await;
+        let tables = tables_by_owner(&self.aws, &self.run).await;
+        let roles = roles_by_owner(&self.aws, &format!("tfstate-{}", self.run)).await;
+        let mut wrong = Vec::new();
+        for (name, uid) in uids {
+            for (what, found) in
+                [("KMS keys", &keys), ("buckets", &buckets), ("lock tables", &tables), ("roles", &roles)]
+            {
+                let n = found.get(uid).map_or(0, Vec::len);
+                if n != 1 {
+                    wrong.push(format!("{name} owns {n} {what}: {:?}", found.get(uid)));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "not exactly one of everything:\n{}", wrong.join("\n"));
+        eprintln!("{}: {} backends, exactly one key, bucket, table and role each", self.ns, uids.len());
+    }
+
+    /// resourceVersion of every backend, ConfigMap and Event of the namespace.
+    async fn kube_versions(&self) -> BTreeMap<String, String> {
+        let mut versions = BTreeMap::new();
+        for o in self.api.list(&ListParams::default()).await.expect("list backends").items {
+            versions.insert(format!("backend/{}", o.name_any()), o.resource_version().unwrap_or_default());
+        }
+        let cms = Api::<ConfigMap>::namespaced(self.client.clone(), &self.ns);
+        for o in cms.list(&ListParams::default()).await.expect("list ConfigMaps").items {
+            versions.insert(format!("configmap/{}", o.name_any()), o.resource_version().unwrap_or_default());
+        }
+        let events = Api::<Event>::namespaced(self.client.clone(), &self.ns);
+        for o in events.list(&ListParams::default()).await.expect("list Events").items {
+            versions.insert(format!("event/{}", o.name_any()), o.resource_version().unwrap_or_default());
+        }
+        versions
+    }
+}
+
+/// Ready for the current generation (as `wait_ready`).
+fn is_ready(o: &TerraformStateBackend) -> bool {
+    let generation = o.metadata.generation;
+    o.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
+    })
+}
+
+/// Ready, every part settled by a check that changed nothing, nothing in progress.
+fn settled(o: &TerraformStateBackend) -> bool {
+    is_ready(o)
+        && PARTS
+            .iter()
+            .all(|t| condition(o, t).is_some_and(|(s, r, _)| s == "True" && (r == "Converged" || r == "NotRequired")))
+        && condition(o, "Reconciling").is_none()
+}
+
+/// (backend, condition type, reason, message) of every condition seen.
+type Seen = BTreeSet<(String, String, String, String)>;
+
+/// Every (backend, condition type, reason, message) seen in the namespace, polled every
+/// 200 ms in the background from creation on, so that a Conflict written and repaired
+/// between two of the test's own reads is still seen.
+struct ReasonLog {
+    seen: Arc<Mutex<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReasonLog {
+    fn start(api: &Api<TerraformStateBackend>) -> ReasonLog {
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let (api, log) = (api.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                // The API server may be down (restart test): keep polling.
+                if let Ok(list) = api.list(&ListParams::default()).await {
+                    let mut log = log.lock().unwrap();
+                    for o in &list.items {
+                        for c in o.status.iter().flat_map(|s| &s.conditions) {
+                            log.insert((o.name_any(), c.type_.clone(), c.reason.clone(), c.message.clone()));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        ReasonLog { seen, task }
+    }
+
+    /// Entries whose reason is `reason` (for `name`, or any backend).
+    fn with_reason(&self, reason: &str, name: Option<&str>) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(n, _, r, _)| r == reason && name.is_none_or(|want| n == want))
+            .map(|(n, t, r, m)| format!("{n}: {t} {r}: {m}"))
+            .collect()
+    }
+
+    /// Every distinct reason seen.
+    fn reasons(&self) -> BTreeSet<String> {
+        self.seen.lock().unwrap().iter().map(|(_, _, r, _)| r.clone()).collect()
+    }
+}
+
+impl Drop for ReasonLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Owned = HashMap<String, Vec<String>>;
+
+/// KMS keys not pending deletion, by owner UID (one pass over the account's keys).
+async fn keys_by_owner(aws: &AwsClients) -> Owned {
+    let mut owned = Owned::new();
+    let mut pages = aws.kms.list_keys().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for entry in page.expect("ListKeys").keys() {
+            let Some(id) = entry.key_id() else { continue };
+            let tags = aws.kms.list_resource_tags().key_id(id).send().await.expect("ListResourceTags");
+            let Some(uid) = tags.tags().iter().find(|t| t.tag_key() == OWNER_UID).map(|t| t.tag_value().to_string())
+            else {
+                continue;
+            };
+            let meta = aws.kms.describe_key().key_id(id).send().await.expect("DescribeKey");
+            let pending =
+                meta.key_metadata().and_then(|m| m.key_state()).is_some_and(|s| s.as_str() == "PendingDeletion");
+            if !pending {
+                owned.entry(uid).or_default().push(id.to_string());
+            }
+        }
+    }
+    owned
+}
+
+/// Buckets named `<prefix>...`, by owner UID.
+async fn buckets_by_owner(aws: &AwsClients, prefix: &str) -> Owned {
+    let mut owned = Owned::new();
+    let out = aws.s3.list_buckets().send().await.expect("ListBuckets");
+    for b in out.buckets() {
+        let Some(name) = b.name().filter(|n| n.starts_with(prefix)) else { continue };
+        let tags = s3::get_tags(&aws.s3, name).await.expect("GetBucketTagging").unwrap_or_default();
+        if let Some(uid) = tags.get(OWNER_UID) {
+            owned.entry(uid.clone()).or_default().push(name.to_string());
+        }
+    }
+    owned
+}
+
+/// DynamoDB tables named `<prefix>...`, by owner UID.
+async fn tables_by_owner(aws: &AwsClients, prefix: &str) -> Owned {
+    let mut owned = Owned::new();
+    let mut pages = aws.dynamodb.list_tables().into_paginator().items().send();
+    while let Some(name) = pages.next().await {
+        let name = name.expect("ListTables");
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let info = dynamodb::describe(&aws.dynamodb, &name).await.expect("DescribeTable").expect("listed table");
+        let tags = aws.dynamodb.list_tags_of_resource().resource_arn(&info.arn).send().await.expect("tags");
+        if let Some(uid) = tags.tags().iter().find(|t| t.key() == OWNER_UID) {
+            owned.entry(uid.value().to_string()).or_default().push(name);
+        }
+    }
+    owned
+}
+
+/// IAM roles named `<prefix>...`, by owner UID.
+async fn roles_by_owner(aws: &AwsClients, prefix: &str) -> Owned {
+    let mut owned = Owned::new();
+    let mut pages = aws.iam.list_roles().into_paginator().items().send();
+    while let Some(role) = pages.next().await {
+        let role = role.expect("ListRoles");
+        if !role.role_name().starts_with(prefix) {
+            continue;
+        }
+        let info = iam::get_role(&aws.iam, role.role_name()).await.expect("GetRole").expect("listed role");
+        if let Some(uid) = info.tags.get(OWNER_UID) {
+            owned.entry(uid.clone()).or_default().push(role.role_name().to_string());
+        }
+    }
+    owned
+}
+
+/// Injections of the proxy so far, for the log.
+fn print_stats(label: &str, faults: &Faults) -> Value {
+    let stats = faults.stats();
+    eprintln!(
+        "{label}: proxy saw {} requests, injected {} faults: {}",
+        stats["total_requests"], stats["total_injected"], stats["injected"]
+    );
+    stats
+}
+
+/// (a) 20 backends created while 20% of every service's calls fail (throttle, 500, 503,
+/// connection reset, 2 s latency) and 1% hang: all Ready, one of everything each, never a
+/// Conflict; once the faults are gone, three resyncs write nothing to AWS or Kubernetes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_of_transient_faults_converges_to_one_of_everything() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-a").await;
+    t.faults.set_rules(json!({"seed": 20260901, "rules": [
+        {"service": "*", "fault": "hang", "probability": 0.01},
+        {"service": "*", "fault": ["throttle", "error500", "unavailable", "reset", "latency"], "probability": 0.2,
+         "latency_ms": 2000},
+    ]}));
+    let resync = Duration::from_secs(3);
+    // Attempts of 4 s: the 2 s latency passes, a hang costs 4 s.
+    let op = t.operator(resync, limits(4, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(20).await;
+    let ready = t.wait_all_ready(&uids, Duration::from_secs(150)).await;
+    eprintln!("chaos-a: all Ready; slowest after {:?}", ready.values().max());
+    let stats = print_stats("chaos-a", &t.faults);
+    t.faults.clear_rules();
+    assert!(stats["total_injected"].as_u64().unwrap_or(0) >= 20, "the storm injected too little to mean anything");
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "transient faults were reported as Conflict:\n{}", conflicts.join("\n"));
+    t.assert_one_of_everything(&uids).await;
+
+    // Quiet once converged: three resyncs of every backend, no AWS write, no Kubernetes write.
+    t.wait_all_settled(&uids, Duration::from_secs(60)).await;
+    let kube_before = t.kube_versions().await;
+    let before = op.ctx.aws.calls().snapshot();
+    let started = Instant::now();
+    let wanted = 3 * uids.len() as u64;
+    loop {
+        let diff = difference(&before, &op.ctx.aws.calls().snapshot());
+        let reconciles: u64 =
+            diff.iter().filter(|(k, _)| k.service == "s3" && k.operation == "GetBucketTagging").map(|(_, n)| n).sum();
+        if reconciles >= wanted && started.elapsed() >= resync * 3 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "fewer than {wanted} resyncs in 90 s: {diff:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let diff = difference(&before, &op.ctx.aws.calls().snapshot());
+    let writes: Vec<_> = diff.iter().filter(|(k, _)| !k.is_read()).collect();
+    eprintln!("chaos-a: quiet period {:?}: {:?}", started.elapsed(), totals(&diff));
+    assert!(writes.is_empty(), "converged backends made AWS writes after the storm: {writes:#?}");
+    assert_eq!(t.kube_versions().await, kube_before, "converged backends wrote to Kubernetes after the storm");
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "Conflict reported:\n{}", conflicts.join("\n"));
+}
+
+/// (b) AWS's eventual consistency on creation: a new bucket answers NoSuchBucket for 2 s,
+/// bucket configuration writes are held 300 ms and a concurrent one is refused with
+/// OperationAborted, and KMS refuses a key policy naming a role younger than 3 s. Every
+/// backend becomes Ready, without a Conflict, with one key each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventual_consistency_on_creation_converges_without_conflict() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-b").await;
+    t.faults.set_consistency(json!({
+        "bucket_missing_after_create_s": 2.0, "operation_aborted_hold_ms": 300, "kms_role_propagation_s": 3.0,
+    }));
+    let _op = t.operator(Duration::from_secs(600), limits(5, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(5).await;
+    let ready = t.wait_all_ready(&uids, Duration::from_secs(120)).await;
+    eprintln!("chaos-b: all Ready; slowest after {:?}", ready.values().max());
+    let stats = print_stats("chaos-b", &t.faults);
+    t.faults.clear_consistency();
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "eventual consistency was reported as Conflict:\n{}", conflicts.join("\n"));
+    let injected = &stats["injected"];
+    let missing: u64 = injected
+        .as_object()
+        .map(|m| m.iter().filter(|(k, _)| k.ends_with(":bucket_missing")).filter_map(|(_, v)| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert!(missing > 0, "no call ever met a bucket still missing after CreateBucket: the test proved nothing");
+    t.assert_one_of_everything(&uids).await;
+}
+
+/// (c) S3 refuses every call for 30 s over converged backends: they say `AccessDenied`
+/// (not Conflict) while it lasts, and are Ready again on their own once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_storm_is_reported_as_such_and_heals() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-c").await;
+    let _op = t.operator(Duration::from_secs(3), limits(5, 20, 3)).await;
+    let uids = t.create(3).await;
+    t.wait_all_ready(&uids, Duration::from_secs(90)).await;
+    let log = ReasonLog::start(&t.api);
+
+    t.faults.set_rules(json!([{"service": "s3", "fault": "access_denied"}]));
+    let storm = Instant::now();
+    let mut denied = BTreeSet::new();
+    while denied.len() < uids.len() && storm.elapsed() < Duration::from_secs(30) {
+        for name in uids.keys() {
+            if !log.with_reason("AccessDenied", Some(name)).is_empty() {
+                denied.insert(name.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reported_after = storm.elapsed();
+    // The storm lasts its 30 s whatever the operator does: the sleep is the scenario.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(storm.elapsed())).await;
+    let during = log.reasons();
+    let conflicts = log.with_reason("Conflict", None);
+    print_stats("chaos-c", &t.faults);
+    t.faults.clear_rules();
+    eprintln!("chaos-c: reasons seen during the storm: {during:?}; all AccessDenied after {reported_after:?}");
+    assert!(conflicts.is_empty(), "AccessDenied was reported as Conflict:\n{}", conflicts.join("\n"));
+    let missing: Vec<_> = uids.keys().filter(|n| !denied.contains(*n)).collect();
+    assert!(missing.is_empty(), "never reported AccessDenied during a 30 s S3 AccessDenied storm: {missing:?}");
+
+    let healed = t.wait_all_ready(&uids, Duration::from_secs(60)).await;
+    eprintln!("chaos-c: Ready again {:?} after the storm", healed.values().max());
+    t.assert_one_of_everything(&uids).await;
+}
+
+/// (d) etcd stopped for a few seconds, then kube-apiserver restarted, while backends are
+/// being created: the same in-process operator reconnects and converges, one of
+/// everything each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_and_etcd_outage_during_creation_converges() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-d").await;
+    let _op = t.operator(Duration::from_secs(600), limits(5, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(6).await;
+    // In the middle of the creations: the first AWS calls are out, nothing is Ready yet.
+    wait_for(&t.api, "b0", Duration::from_secs(30), "reconciling", |o| o.status.is_some()).await;
+    let before = t.api.list(&ListParams::default()).await.expect("list backends").items;
+    let ready_before = before.iter().filter(|o| is_ready(o)).count();
+    assert!(ready_before < uids.len(), "all {ready_before} backends were Ready before the outage: it tested nothing");
+    let outage = Instant::now();
+    tokio::task::block_in_place(|| t.ground.ctl("stop", "etcd"));
+    tokio::time::sleep(Duration::from_secs(4)).await; // the outage itself
+    tokio::task::block_in_place(|| t.ground.ctl("start", "etcd"));
+    tokio::task::block_in_place(|| t.ground.ctl("restart", "kube-apiserver"));
+    eprintln!(
+        "chaos-d: {ready_before} of {} Ready when etcd stopped for 4 s, then kube-apiserver restarted; back after {:?}",
+        uids.len(),
+        outage.elapsed()
+    );
+    // The test's own client reconnects too (hyper opens a new connection).
+    let ready = t.wait_all_ready(&uids, Duration::from_secs(120)).await;
+    eprintln!("chaos-d: all Ready {:?} after the API server came back", ready.values().max());
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "Conflict reported:\n{}", conflicts.join("\n"));
+    t.assert_one_of_everything(&uids).await;
+}
+
+/// (e) One call never answers (PutBucketVersioning of one bucket): that backend reports the
+/// timeout as an AwsError and is Ready after its retry; the backends created with it are
+/// Ready long before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_never_answers_delays_only_its_backend() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-e").await;
+    let (hung, hung_bucket, _) = t.names(0);
+    t.faults.set_rules(json!([
+        {"service": "s3", "operation": "PutBucketVersioning", "bucket": hung_bucket, "fault": "hang", "count": 1},
+    ]));
+    // One attempt of 3 s: the hang fails the operation (no SDK retry hides it).
+    let _op = t.operator(Duration::from_secs(600), limits(3, 3, 1)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(5).await;
+    let ready = t.wait_all_ready(&uids, Duration::from_secs(90)).await;
+    let stats = print_stats("chaos-e", &t.faults);
+    t.faults.clear_rules();
+    eprintln!("chaos-e: Ready after {ready:?}");
+    assert_eq!(stats["injected"]["s3:PutBucketVersioning:hang"], json!(1), "the hang happened once");
+    assert_eq!(stats["hanging"], json!(0), "the operator gave the hanging call up");
+    let errors = log.with_reason("AwsError", Some(&hung));
+    assert!(
+        !errors.is_empty(),
+        "{hung} never reported the call that did not answer; reasons seen: {:?}",
+        log.reasons()
+    );
+    eprintln!("chaos-e: {hung} reported: {errors:#?}");
+    let others = ready.iter().filter(|(n, _)| **n != hung).map(|(_, at)| *at).max().expect("other backends");
+    let hung_at = ready[&hung];
+    assert!(
+        hung_at > others + Duration::from_secs(2),
+        "{hung} (hung call) Ready after {hung_at:?}, not well after the others ({others:?})"
+    );
+    t.assert_one_of_everything(&uids).await;
+}
