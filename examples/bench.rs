@@ -15,17 +15,33 @@
 //!    two resync intervals and three reconciles per backend (the start-up pass and two
 //!    periodic resyncs), while the resourceVersions of every backend, ConfigMap and Event
 //!    tell whether it wrote anything to Kubernetes;
-//! 3. the floor: with the operator stopped, the creation phase's calls are replayed.
+//! 3. the floor: with the operator stopped, the creation phase's calls are replayed;
+//! 4. with `--faults RATE`: the operator is restarted against the test ground's
+//!    fault-injecting endpoint (`TESTGROUND_FAULTS_ENDPOINT_URL`), which fails that share of
+//!    every AWS call (throttling, 500, 503, connection reset), and N more backends are
+//!    created: calls per create under faults, against phase 1's fault-free figure, give the
+//!    amplification.
+//!
+//! Beside those figures it prints the issue's steady-state targets: peak and mean AWS
+//! request rate per service over the steady-state window (counters sampled every second
+//! after the restart's first pass, across at least one resync interval), and memory per
+//! backend: the steady-state RSS minus that of the creation phase's operator before any
+//! backend existed, over N. The target "growth between N=200 and N=1,000" needs two runs:
+//! pass the steady RSS of the run at 200 (`--rss-baseline 200:BYTES`) to the run at 1,000.
 //!
 //! Needs the test ground's environment (KUBECONFIG, AWS_ENDPOINT_URL, AWS_CA_BUNDLE,
 //! AWS_REGION, credentials), which `scripts/bench.sh` exports.
 
+#[path = "bench/faults.rs"]
+mod faults;
 #[path = "bench/floor.rs"]
 mod floor;
 #[path = "bench/k8s.rs"]
 mod k8s;
 #[path = "bench/operator.rs"]
 mod operator;
+#[path = "bench/rates.rs"]
+mod rates;
 #[path = "bench/report.rs"]
 mod report;
 
@@ -87,6 +103,26 @@ struct Args {
     /// Exit with status 3 when a target is missed.
     #[arg(long)]
     check: bool,
+    /// After the other phases, create N more backends through the fault-injecting AWS
+    /// endpoint failing this share of calls (0 < RATE <= 1, e.g. 0.1).
+    #[arg(long, value_parser = fault_rate)]
+    faults: Option<f64>,
+    /// The steady-state RSS of an earlier run at another N, as `N:BYTES` (printed by that
+    /// run), for the memory growth per backend between the two.
+    #[arg(long, value_parser = rss_baseline)]
+    rss_baseline: Option<(usize, u64)>,
+}
+
+fn fault_rate(s: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("--faults takes a probability in (0, 1], got {s:?}")),
+    }
+}
+
+fn rss_baseline(s: &str) -> Result<(usize, u64)> {
+    let parsed = s.split_once(':').and_then(|(n, b)| Some((n.parse().ok()?, b.parse().ok()?)));
+    parsed.filter(|(n, _)| *n > 0).ok_or_else(|| format!("--rss-baseline takes N:BYTES, e.g. 200:41943040, got {s:?}"))
 }
 
 /// The test ground, from the environment.
@@ -99,6 +135,8 @@ pub struct Env {
     pub region: String,
     /// Account of the emulator.
     pub account: String,
+    /// The fault-injecting AWS endpoint and its control API, when the ground has them.
+    pub faults: Option<(String, String)>,
 }
 
 impl Env {
@@ -117,6 +155,9 @@ impl Env {
             ca_bundle: var("AWS_CA_BUNDLE")?.into(),
             region: var("AWS_REGION")?,
             account: std::env::var("TESTGROUND_ACCOUNT_ID").unwrap_or_else(|_| "123456789012".into()),
+            faults: std::env::var("TESTGROUND_FAULTS_ENDPOINT_URL")
+                .ok()
+                .zip(std::env::var("TESTGROUND_FAULTS_CONTROL_URL").ok()),
         })
     }
 }
@@ -154,6 +195,15 @@ async fn run(args: Args) -> Result<bool> {
     k8s::install_crd(&client).await?;
     k8s::create_namespace(&client, &namespace).await?;
     let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &namespace);
+    let faults = match (args.faults, &env.faults) {
+        (None, _) => None,
+        (Some(rate), Some((endpoint, control))) => Some((rate, endpoint.clone(), faults::Control::new(control)?)),
+        (Some(_), None) => {
+            return Err("--faults needs the test ground's fault endpoint (TESTGROUND_FAULTS_ENDPOINT_URL and \
+                        TESTGROUND_FAULTS_CONTROL_URL in its env): this ground has none"
+                .into());
+        }
+    };
     let launch = |resync: Duration, log: &str| Launch {
         bin: &args.operator_bin,
         env: &env,
@@ -161,11 +211,14 @@ async fn run(args: Args) -> Result<bool> {
         resync,
         concurrency: args.concurrency,
         log: log_dir.join(log),
+        endpoint: None,
     };
     eprintln!("bench: run {run}, namespace {namespace}, operator logs in {}", log_dir.display());
 
     // 1. Creation.
     let mut op = Operator::start(launch(args.create_resync, "operator-create.log")).await?;
+    op.wait_ready(Duration::from_secs(60)).await?;
+    let rss_empty = op.rss()?;
     let base = op.scrape().await?;
     let objects = (0..n).map(|i| k8s::backend(i, &run, &env.account)).collect::<Result<Vec<_>>>()?;
     eprintln!("bench: creating {n} backends");
@@ -185,9 +238,15 @@ async fn run(args: Args) -> Result<bool> {
     let window = Instant::now();
     eprintln!("bench: steady state: waiting for 3 reconciles per backend and at least {:?}", resync * 2);
     let deadline = resync * 10 + Duration::from_secs(n as u64);
+    // The request rate is sampled from the end of the restart's first pass (every backend
+    // at once, by design) on: that is the steady state.
+    let mut rates = rates::Sampler::default();
     loop {
         let s = op.scrape().await?;
-        if s.reconciles_total() >= 3 * n as u64 && window.elapsed() >= resync * 2 {
+        if s.reconciles_total() >= n as u64 {
+            rates.push(Instant::now(), s.by_service());
+        }
+        if s.reconciles_total() >= 3 * n as u64 && window.elapsed() >= resync * 2 && rates.window() >= resync {
             break;
         }
         if window.elapsed() > deadline {
@@ -200,6 +259,7 @@ async fn run(args: Args) -> Result<bool> {
     let steady_window = window.elapsed();
     let k8s_writes = k8s::writes_between(&versions_before, &k8s::versions(&client, &namespace).await?);
     let rss_steady = op.peak_rss()?;
+    let rss_steady_now = op.rss()?;
     op.stop();
 
     // 3. The emulator's floor for the creation phase's calls.
@@ -213,6 +273,38 @@ async fn run(args: Args) -> Result<bool> {
     let factory = AwsClientFactory::new(settings).await.ctx("AWS clients for the floor")?;
     let floor = floor::measure(&factory, &env.region, &run, &create.aws, &args.floor_concurrency).await?;
 
+    // 4. Creation under faults.
+    let faulty = match &faults {
+        None => None,
+        Some((rate, endpoint, control)) => {
+            control.reset()?;
+            let mut l = launch(args.create_resync, "operator-faults.log");
+            l.endpoint = Some(endpoint);
+            let mut op = Operator::start(l).await?;
+            op.wait_ready(Duration::from_secs(60)).await?;
+            // The restart reconciles phase 1's backends once: let that pass end, uncounted.
+            let until = Instant::now() + Duration::from_secs(args.ready_timeout);
+            while op.scrape().await?.reconciles_total() < n as u64 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            settle(&mut op, Duration::from_secs(2), Duration::from_secs(30)).await?;
+            control.reset()?;
+            control.inject(*rate)?;
+            let base = op.scrape().await?;
+            let objects = (n..2 * n).map(|i| k8s::backend(i, &run, &env.account)).collect::<Result<Vec<_>>>()?;
+            eprintln!("bench: creating {n} more backends with {:.0}% of AWS calls failing", rate * 100.0);
+            let started = Instant::now();
+            k8s::create_all(&api, objects).await?;
+            k8s::wait_all_ready(&api, 2 * n, started, Duration::from_secs(args.ready_timeout)).await?;
+            let time_to_ready = started.elapsed();
+            let calls = settle(&mut op, Duration::from_secs(2), Duration::from_secs(30)).await?.since(&base);
+            let proxy = control.stats()?;
+            control.reset()?;
+            op.stop();
+            Some(report::FaultRun { rate: *rate, time_to_ready, calls, proxy })
+        }
+    };
+
     Ok(report::print(&report::Results {
         count: n,
         concurrency: args.concurrency,
@@ -223,6 +315,11 @@ async fn run(args: Args) -> Result<bool> {
         steady_window,
         k8s_writes,
         rss: (rss_create, rss_steady),
+        rss_empty,
+        rss_steady_now,
+        rss_baseline: args.rss_baseline,
+        rates,
+        faulty,
         floor,
         log_dir: log_dir.display().to_string(),
         load: (load_start, report::load_average()),

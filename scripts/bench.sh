@@ -7,8 +7,13 @@
 # 200) and always stops the ground again. It creates N TerraformStateBackend objects and
 # prints the time until all are Ready, AWS calls per create and per resync, Kubernetes
 # writes per resync, the operator's peak RSS, the emulator's floor for the same AWS calls
-# and PASS/FAIL against each target. KEEP_TESTGROUND=1 keeps the ground's directory
-# (its logs) after stopping it.
+# and PASS/FAIL against each target; then issue 9's steady-state figures: peak and mean AWS
+# request rate per service over the steady-state window, RSS per backend (pass
+# --rss-baseline N:BYTES, printed by a run at another N, for the growth between the two),
+# and with --faults RATE (e.g. 0.1) the creation of N more backends through the test
+# ground's fault-injecting endpoint: requests per create and their amplification against the
+# fault-free creation of the same run. KEEP_TESTGROUND=1 keeps the ground's directory (its
+# logs) after stopping it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

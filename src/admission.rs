@@ -15,6 +15,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::api::TerraformStatePolicy;
+use crate::cache;
+use crate::health::{Health, Watch};
 use crate::tenancy::{EffectivePolicy, resolve};
 
 /// How long a reconcile waits for the caches' first sync before it reports an error.
@@ -55,31 +57,27 @@ impl Default for PolicyCache {
 }
 
 impl PolicyCache {
-    /// Keeps both caches current until the stream ends (the process stops). Called once;
-    /// a second call returns at once.
-    pub async fn run(&self, client: Client) {
+    /// Keeps both caches current until the stream ends (the process stops), reporting to
+    /// `health` (both watches are part of readiness). Namespaces are kept as name and labels
+    /// only, policies without managedFields. Called once; a second call returns at once.
+    pub async fn run(&self, client: Client, health: &Health) {
         let Some((policy_writer, namespace_writer)) = self.writers.lock().unwrap_or_else(|e| e.into_inner()).take()
         else {
             return;
         };
+        // Errors are logged and counted by `health`; the streams only need driving.
         let policies = watcher(Api::<TerraformStatePolicy>::all(client.clone()), watcher::Config::default())
+            .modify(cache::strip)
             .default_backoff()
+            .inspect(|item| health.observe(Watch::Policies, item))
             .reflect(policy_writer)
-            .applied_objects();
+            .for_each(|_| futures::future::ready(()));
         let namespaces = watcher(Api::<Namespace>::all(client), watcher::Config::default())
+            .modify(cache::namespace_labels_only)
             .default_backoff()
+            .inspect(|item| health.observe(Watch::Namespaces, item))
             .reflect(namespace_writer)
-            .applied_objects();
-        let policies = policies.for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "watching TerraformStatePolicies failed; admission waits for it");
-            }
-        });
-        let namespaces = namespaces.for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "watching namespaces failed; admission waits for it");
-            }
-        });
+            .for_each(|_| futures::future::ready(()));
         tokio::join!(policies, namespaces);
     }
 

@@ -52,6 +52,8 @@ pub struct Context {
     pub metrics: std::sync::Arc<Metrics>,
     /// The cluster policies and namespace labels that admission judges specs by.
     pub admission: crate::admission::PolicyCache,
+    /// What `/readyz` answers: fed by the watches.
+    pub health: Arc<crate::health::Health>,
     /// Who the operator is, per assumed role (`None`: its own credentials).
     identities: Mutex<HashMap<Option<String>, Arc<OnceCell<Identity>>>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -62,8 +64,10 @@ impl Context {
     /// A new context.
     pub fn new(client: Client, aws: AwsClientFactory, config: ReconcileConfig, failpoints: Failpoints) -> Self {
         let reporter = Reporter { controller: "tfstate-operator".into(), instance: config.instance.clone() };
+        let metrics = Arc::new(Metrics::new(aws.calls().family().clone()));
         Self {
-            metrics: std::sync::Arc::new(Metrics::new(aws.calls().family().clone())),
+            health: Arc::new(crate::health::Health::new(metrics.clone())),
+            metrics,
             reporter,
             client,
             aws,
@@ -100,6 +104,17 @@ impl Context {
     pub fn record_own_config_map_write(&self, namespace: &str, name: &str, resource_version: String) {
         let mut writes = self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner());
         writes.insert(format!("{namespace}/{name}"), resource_version);
+    }
+
+    /// Forgets our last write of ConfigMap `namespace/name` (it was deleted, or its owner
+    /// was): without this the map would keep one entry per ConfigMap ever published.
+    pub fn forget_own_config_map_write(&self, namespace: &str, name: &str) {
+        self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner()).remove(&format!("{namespace}/{name}"));
+    }
+
+    /// How many ConfigMap writes are remembered (for tests).
+    pub fn own_config_map_writes(&self) -> usize {
+        self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Whether `cm` is exactly as our own last write left it: its watch event then needs no

@@ -11,7 +11,9 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::api::{FINALIZER, Reason, TerraformStateBackend};
+use crate::cache;
 use crate::context::Context;
+use crate::health::Watch;
 use crate::metrics::ResultLabels;
 use crate::reconcile::backend::apply_backend;
 use crate::reconcile::cleanup::cleanup_backend;
@@ -28,12 +30,13 @@ pub struct ControllerConfig {
     pub concurrency: u16,
 }
 
-/// Runs the controller until SIGTERM/SIGINT.
+/// Runs the controller until SIGTERM/SIGINT. Every watch feeds `ctx.health` (what
+/// `/readyz` answers) and stores its objects without managedFields.
 pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
     let client = ctx.client.clone();
     // Admission reads the cluster policies and namespace labels from memory.
     let cache = ctx.clone();
-    tokio::spawn(async move { cache.admission.run(cache.client.clone()).await });
+    tokio::spawn(async move { cache.admission.run(cache.client.clone(), &cache.health).await });
     let (backends, config_maps): (Api<TerraformStateBackend>, Api<ConfigMap>) = match &config.namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
         None => (Api::all(client.clone()), Api::all(client)),
@@ -42,8 +45,16 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
     let (reader, writer) = reflector::store();
     // Only changes that need work trigger a reconcile: the operator's own status writes
     // would otherwise cost a second pass (and an extra status write) after every change.
+    let seen = ctx.clone();
     let triggers = watcher(backends, watcher::Config::default())
+        .modify(cache::strip)
         .default_backoff()
+        .inspect(move |item| {
+            seen.health.observe(Watch::Backends, item);
+            if let Ok(watcher::Event::Delete(obj)) = item {
+                forget_backend(&seen, obj);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(needs_reconcile, PredicateConfig::default());
@@ -52,13 +63,21 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
     // Deletions always do: a deleted ConfigMap is republished at once.
     let own = ctx.clone();
     let config_map_triggers = watcher(config_maps, watcher::Config::default().labels(&managed))
+        .modify(cache::strip)
         .default_backoff()
+        .inspect({
+            let seen = ctx.clone();
+            move |item| seen.health.observe(Watch::ConfigMaps, item)
+        })
         .try_filter_map(move |event| {
             let changed = match event {
                 watcher::Event::Apply(cm) | watcher::Event::InitApply(cm) => {
                     (!own.is_own_config_map_write(&cm)).then_some(cm)
                 }
-                watcher::Event::Delete(cm) => Some(cm),
+                watcher::Event::Delete(cm) => {
+                    own.forget_own_config_map_write(&cm.namespace().unwrap_or_default(), &cm.name_any());
+                    Some(cm)
+                }
                 watcher::Event::Init | watcher::Event::InitDone => None,
             };
             futures::future::ready(Ok(changed))
@@ -71,10 +90,27 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                // Watch errors are logged (at warn) and counted where they happen.
                 Err(e) => tracing::debug!(error = %e, "reconcile failed"),
             }
         })
         .await;
+}
+
+/// Forgets what the process remembers of a deleted backend: its ConfigMap writes (under
+/// every name it may have published) and its failure count, which a deletion that never
+/// reached a successful pass (finalizer removed by hand) would otherwise leave behind.
+fn forget_backend(ctx: &Context, obj: &TerraformStateBackend) {
+    let ns = obj.namespace().unwrap_or_default();
+    let names = [
+        obj.spec.output.config_map_name.clone(),
+        obj.status.as_ref().and_then(|s| s.config_map_name.clone()),
+        Some(format!("{}-backend", obj.name_any())),
+    ];
+    for name in names.into_iter().flatten() {
+        ctx.forget_own_config_map_write(&ns, &name);
+    }
+    ctx.succeeded(&key_of(obj));
 }
 
 /// What, in an object, calls for a reconcile: its identity, spec (generation),
@@ -116,6 +152,7 @@ async fn reconcile(
         Ok(result) => result,
         Err(_) => {
             tracing::warn!(object = %key, timeout = ?bound, "reconcile abandoned: it did not finish in time");
+            ctx.metrics.reconcile_timeouts.inc();
             Err(finalizer::Error::ApplyFailed(ReconcileError::Timeout(bound)))
         }
     };

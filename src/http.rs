@@ -1,9 +1,8 @@
 //! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process
-//! runs) and `/readyz` (the controller is running).
+//! runs) and `/readyz` (its watches are established and working, see [`crate::health`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 /// Shared by the handlers.
@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 pub struct HttpState {
     /// The metrics.
     pub metrics: Arc<Metrics>,
-    /// Set once the controller runs.
-    pub ready: Arc<AtomicBool>,
+    /// What `/readyz` answers.
+    pub health: Arc<Health>,
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
@@ -30,12 +30,11 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+/// 200 or 503, with one line per watch saying why.
+async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
+    let r = s.health.readiness();
+    let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, r.report)
 }
 
 /// Serves `/metrics` on `metrics_addr` and `/healthz` + `/readyz` on `health_addr` (one

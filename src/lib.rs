@@ -7,9 +7,11 @@
 pub mod admission;
 pub mod api;
 pub mod aws;
+pub mod cache;
 pub mod context;
 pub mod controller;
 pub mod failpoint;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;

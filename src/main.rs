@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tfstate_operator::aws::{AwsClientFactory, AwsSettings, CallLimits};
+use tfstate_operator::aws::{AwsClientFactory, AwsSettings, CallLimits, RateLimits};
 use tfstate_operator::context::{Context, ReconcileConfig};
 use tfstate_operator::controller::{self, ControllerConfig};
 use tfstate_operator::failpoint::Failpoints;
+use tfstate_operator::health::Role;
 use tfstate_operator::reconcile::validate::OperatorDefaults;
 use tfstate_operator::telemetry::{self, LogFormat};
 
@@ -95,6 +95,12 @@ struct RunArgs {
     /// back-off with jitter on throttling, 5xx and network errors).
     #[arg(long, env = "TFSTATE_AWS_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     aws_max_attempts: u32,
+    /// Client-side rate limits per AWS service, in requests per second, e.g.
+    /// `s3=50,kms=20,iam=5` (services: s3, kms, dynamodb, iam, sts). Every attempt waits for
+    /// a token of its service's bucket (burst: a tenth of a second's worth); the wait counts
+    /// against --aws-attempt-timeout. Default: no limit.
+    #[arg(long, env = "TFSTATE_AWS_RATE_LIMIT", default_value = "")]
+    aws_rate_limit: RateLimits,
     /// How many backends are reconciled at once.
     #[arg(long, env = "TFSTATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -203,6 +209,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 operation_timeout: args.aws_operation_timeout,
                 max_attempts: args.aws_max_attempts,
             },
+            rate_limits: args.aws_rate_limit,
         };
         let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?;
         let config = ReconcileConfig {
@@ -214,18 +221,19 @@ fn run(args: RunArgs) -> Result<(), String> {
             instance: args.identity.clone(),
         };
         let ctx = Arc::new(Context::new(client, aws, config, failpoints));
-        let ready = Arc::new(AtomicBool::new(false));
-        let http_state = tfstate_operator::http::HttpState { metrics: ctx.metrics.clone(), ready: ready.clone() };
+        let http_state =
+            tfstate_operator::http::HttpState { metrics: ctx.metrics.clone(), health: ctx.health.clone() };
         let (metrics_addr, health_addr) = (args.metrics_addr, args.health_addr);
         tokio::spawn(async move {
             if let Err(e) = tfstate_operator::http::serve(metrics_addr, health_addr, http_state).await {
                 tracing::error!(error = %e, %metrics_addr, %health_addr, "HTTP endpoints failed");
             }
         });
-        // Standbys are ready too: readiness is about serving, leadership about working.
-        ready.store(true, Ordering::Relaxed);
+        // Standbys are ready (see tfstate_operator::health): readiness says the process and
+        // its watches work, `tfstate_leader` who works.
         let mut leadership = None;
         if args.leader_elect {
+            ctx.health.set_role(Role::Standby);
             let config = tfstate_operator::leader::LeaderConfig {
                 namespace: args.lease_namespace,
                 lease_name: "tfstate-operator-leader".into(),
@@ -234,6 +242,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             };
             let client = ctx.client.clone();
             leadership = Some(tfstate_operator::leader::acquire(client, &config).await.map_err(|e| format!("leader election: {e}"))?);
+            ctx.health.set_role(Role::Leader);
         }
         tracing::info!(namespace = ?args.namespace, resync = ?args.resync_interval, %metrics_addr, "tfstate-operator starting");
         let controller = controller::run(ctx, ControllerConfig { namespace: args.namespace, concurrency: args.concurrency });

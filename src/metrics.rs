@@ -1,5 +1,6 @@
-//! Prometheus metrics (prometheus-client): reconciles by result, reconcile duration, AWS
-//! calls by service/operation/outcome, backends by Ready status, drift repairs.
+//! Prometheus metrics (prometheus-client): reconciles by result, reconcile duration and
+//! timeouts, AWS calls by service/operation/outcome, backends by Ready status, drift
+//! repairs, watch errors by watch, and leadership.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +44,13 @@ pub struct ReadyLabels {
     pub ready: String,
 }
 
+/// Labels of `tfstate_watch_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// `backends`, `configmaps`, `policies` or `namespaces`.
+    pub watch: String,
+}
+
 /// Every metric of the operator, and the registry that exposes them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -57,6 +65,12 @@ pub struct Metrics {
     pub drift_repairs: Family<PartLabels, Counter>,
     /// Backends by Ready status.
     pub backends: Family<ReadyLabels, Gauge>,
+    /// Reconciles abandoned because they ran past `--reconcile-timeout`.
+    pub reconcile_timeouts: Counter,
+    /// Errors of the Kubernetes watches (RBAC denied, CRD missing, connection lost), by watch.
+    pub watch_errors: Family<WatchLabels, Counter>,
+    /// 1 while this replica leads (or runs without leader election), 0 on a standby.
+    pub leader: Gauge,
     readiness: Mutex<HashMap<String, String>>,
 }
 
@@ -79,6 +93,20 @@ impl Metrics {
             drift_repairs.clone(),
         );
         registry.register("backends", "TerraformStateBackend objects by Ready status", backends.clone());
+        let reconcile_timeouts = Counter::default();
+        registry.register(
+            "reconcile_timeouts",
+            "Reconciles abandoned because they ran past --reconcile-timeout",
+            reconcile_timeouts.clone(),
+        );
+        let watch_errors = Family::<WatchLabels, Counter>::default();
+        registry.register("watch_errors", "Errors of the Kubernetes watches, by watch", watch_errors.clone());
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads (or runs without leader election), 0 on a standby",
+            leader.clone(),
+        );
         Self {
             registry,
             aws_calls,
@@ -86,6 +114,9 @@ impl Metrics {
             reconcile_seconds,
             drift_repairs,
             backends,
+            reconcile_timeouts,
+            watch_errors,
+            leader,
             readiness: Mutex::new(HashMap::new()),
         }
     }

@@ -14,7 +14,12 @@ use tfstate_operator::api::TerraformStateBackend;
 use crate::{Ctx, Result};
 
 /// The CRD as `crds/` holds it.
-const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatebackends.tfstate.dev.yaml");
+/// Both CRDs: without the policy CRD admission never syncs (and the operator never becomes
+/// ready), so every reconcile would wait for it and fail.
+const CRD_FILES: [&str; 2] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatebackends.tfstate.dev.yaml"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatepolicies.tfstate.dev.yaml"),
+];
 
 /// How a backend is configured; the mix is mostly the defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,24 +52,31 @@ impl Mode {
     }
 }
 
-/// Applies the CRD from `crds/` and waits until it is served.
+/// Applies both CRDs from `crds/` and waits until they are served.
 pub async fn install_crd(client: &Client) -> Result<()> {
-    let yaml = std::fs::read_to_string(CRD_FILE).ctx(&format!("reading {CRD_FILE}"))?;
-    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).ctx("parsing the CRD")?;
-    let name = crd.metadata.name.clone().ok_or("the CRD has no name")?;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(&name, &PatchParams::apply("tfstate-bench").force(), &Patch::Apply(&crd))
-        .await
-        .ctx("applying the CRD")?;
-    for _ in 0..100 {
-        let got = api.get(&name).await.ctx("reading the CRD")?;
-        let conditions = got.status.and_then(|s| s.conditions).unwrap_or_default();
-        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
-            return Ok(());
+    for file in CRD_FILES {
+        let yaml = std::fs::read_to_string(file).ctx(&format!("reading {file}"))?;
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).ctx("parsing the CRD")?;
+        let name = crd.metadata.name.clone().ok_or("the CRD has no name")?;
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        api.patch(&name, &PatchParams::apply("tfstate-bench").force(), &Patch::Apply(&crd))
+            .await
+            .ctx("applying the CRD")?;
+        let mut established = false;
+        for _ in 0..100 {
+            let got = api.get(&name).await.ctx("reading the CRD")?;
+            let conditions = got.status.and_then(|s| s.conditions).unwrap_or_default();
+            established = conditions.iter().any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !established {
+            return Err(format!("CRD {name} not Established after 10 s"));
+        }
     }
-    Err(format!("CRD {name} not Established after 10 s"))
+    Ok(())
 }
 
 /// Creates namespace `name`.

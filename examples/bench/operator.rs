@@ -26,6 +26,8 @@ pub struct Launch<'a> {
     pub concurrency: u16,
     /// Where its log goes.
     pub log: PathBuf,
+    /// The AWS endpoint instead of the emulator's (the fault-injecting one).
+    pub endpoint: Option<&'a str>,
 }
 
 /// A running operator process; killed when dropped (also on error and panic).
@@ -44,7 +46,7 @@ impl Operator {
         let resync = format!("{}s", l.resync.as_secs().max(1));
         let child = Command::new(l.bin)
             .args(["run", "--namespace", l.namespace, "--resync-interval", &resync])
-            .args(["--default-region", &l.env.region, "--aws-endpoint-url", &l.env.endpoint])
+            .args(["--default-region", &l.env.region, "--aws-endpoint-url", l.endpoint.unwrap_or(&l.env.endpoint)])
             .arg("--aws-ca-bundle")
             .arg(&l.env.ca_bundle)
             .args(["--concurrency", &l.concurrency.to_string()])
@@ -88,14 +90,39 @@ impl Operator {
 
     /// Peak resident set size in bytes (`VmHWM` of `/proc/<pid>/status`).
     pub fn peak_rss(&self) -> Result<u64> {
+        self.proc_status("VmHWM:")
+    }
+
+    /// Resident set size now, in bytes (`VmRSS`).
+    pub fn rss(&self) -> Result<u64> {
+        self.proc_status("VmRSS:")
+    }
+
+    fn proc_status(&self, field: &str) -> Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).ctx(&format!("reading {path}"))?;
         let kib = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("no VmHWM line in {path}"))?;
+            .ok_or_else(|| format!("no {field} line in {path}"))?;
         Ok(kib * 1024)
+    }
+
+    /// Waits until `/readyz` answers 200 (its watches have listed), at most `timeout`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.scrape().await?;
+            let addr = self.metrics_addr;
+            if tokio::task::spawn_blocking(move || http_get(addr, "/readyz")).await.ctx("readyz task")?.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the operator's /readyz was not 200 within {timeout:?}; {}", self.log_tail()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops the process (SIGKILL: nothing of its state matters any more) and reaps it.
@@ -180,6 +207,15 @@ impl Scrape {
             }
         }
         Ok(scrape)
+    }
+
+    /// AWS calls by service.
+    pub fn by_service(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.aws {
+            *out.entry(k.service.clone()).or_default() += v;
+        }
+        out
     }
 
     /// Reconciles of any result.

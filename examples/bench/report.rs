@@ -15,6 +15,26 @@ const MAX_RATIO: f64 = 1.5;
 const MAX_READS_PER_RESYNC: f64 = 17.0;
 const MAX_RSS_MIB: f64 = 64.0;
 
+/// Targets of issue 9 (steady state at scale), each defined at a given N.
+const MAX_RATIO_AT_1000: f64 = 1.1;
+const MAX_GROWTH_KIB_PER_BACKEND: f64 = 8.0;
+const MAX_RSS_MIB_AT_5000: f64 = 96.0;
+const MAX_PEAK_TO_MEAN: f64 = 1.5;
+const MAX_AMPLIFICATION: f64 = 1.3;
+
+/// The creation of N more backends through the fault-injecting endpoint.
+pub struct FaultRun {
+    /// Share of AWS calls failed.
+    pub rate: f64,
+    /// First create to all Ready.
+    pub time_to_ready: Duration,
+    /// Operator counters over that creation (operations, as the SDK returned them: its
+    /// retries inside one operation are not counted there).
+    pub calls: Scrape,
+    /// The proxy's counters: every HTTP request, retries included.
+    pub proxy: crate::faults::Stats,
+}
+
 /// Everything measured.
 pub struct Results {
     /// Backends created.
@@ -35,6 +55,16 @@ pub struct Results {
     pub k8s_writes: BTreeMap<String, u64>,
     /// Peak RSS of the two operator processes, bytes.
     pub rss: (u64, u64),
+    /// RSS of the creation phase's operator once its watches listed, before any backend.
+    pub rss_empty: u64,
+    /// RSS of the steady-state operator at the end of its window.
+    pub rss_steady_now: u64,
+    /// `--rss-baseline`: (N, steady RSS) of an earlier run.
+    pub rss_baseline: Option<(usize, u64)>,
+    /// AWS calls by service sampled over the steady-state window.
+    pub rates: crate::rates::Sampler,
+    /// Phase 4, with `--faults`.
+    pub faulty: Option<FaultRun>,
     /// The emulator floor.
     pub floor: Floor,
     /// Where the operator logs are.
@@ -147,10 +177,136 @@ pub fn print(r: &Results) -> bool {
         r.rss.0 as f64 / 1048576.0,
         r.rss.1 as f64 / 1048576.0
     );
+    let scale_ok = print_scale(r, ratio, (create.reads + create.writes) as f64 / n);
     println!("machine: {} CPUs, load average {} at the start, {} at the end", cpus(), r.load.0, r.load.1);
     println!("operator logs: {}", r.log_dir);
-    let all = ratio_ok && aws_ok && k8s_ok && rss_ok;
+    let all = ratio_ok && aws_ok && k8s_ok && rss_ok && scale_ok;
     println!("\nresult: {}", if all { "all targets met" } else { "some targets missed (FAIL above)" });
+    all
+}
+
+/// Issue 9's figures and targets; returns whether every target that this run can judge
+/// is met (those defined at another N are printed, marked, and not judged).
+fn print_scale(r: &Results, ratio: f64, calls_per_create: f64) -> bool {
+    let n = r.count as f64;
+    let mib = |b: f64| b / 1048576.0;
+    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    let mut all = true;
+    println!();
+    println!("steady state at scale (issue 9):");
+    let row = |name: &str, value: String, target: &str, result: String| {
+        println!("  {name:<44} {value:>22}   {target:<22} {result}");
+    };
+    let at_1000 = r.count == 1000;
+    all &= !at_1000 || ratio <= MAX_RATIO_AT_1000;
+    row(
+        "time to all Ready / floor",
+        format!("{ratio:.2}x ({:.1} s)", r.time_to_ready.as_secs_f64()),
+        "<= 1.1x at N=1000",
+        if at_1000 { verdict(ratio <= MAX_RATIO_AT_1000).into() } else { format!("(N={}: not judged)", r.count) },
+    );
+    let growth_from_empty = (r.rss_steady_now as f64 - r.rss_empty as f64) / n;
+    row("operator RSS before any backend", format!("{:.1} MiB", mib(r.rss_empty as f64)), "", String::new());
+    row(
+        "operator RSS in steady state (VmRSS)",
+        format!("{:.1} MiB = {} B", mib(r.rss_steady_now as f64), r.rss_steady_now),
+        "",
+        String::new(),
+    );
+    row("  per backend, from the empty operator", format!("{:.1} KiB", growth_from_empty / 1024.0), "", String::new());
+    // The growth between two N excludes what the process costs before its first backend
+    // (SDK clients, pools, runtime): the from-empty figure overstates it.
+    let mut growth = (growth_from_empty, "from the empty operator: fixed costs included, an upper bound");
+    match r.rss_baseline {
+        Some((base_n, base_rss)) if base_n != r.count => {
+            let g = (r.rss_steady_now as f64 - base_rss as f64) / (r.count as f64 - base_n as f64);
+            growth = (g, "from the growth between the two N");
+            let ok = g / 1024.0 <= MAX_GROWTH_KIB_PER_BACKEND;
+            all &= ok;
+            row(
+                &format!("  growth per backend, N={base_n} -> {}", r.count),
+                format!("{:.1} KiB", g / 1024.0),
+                "<= 8 KiB (200 -> 1000)",
+                verdict(ok).into(),
+            );
+        }
+        _ => row(
+            "  growth per backend between two N",
+            "-".into(),
+            "<= 8 KiB (200 -> 1000)",
+            format!("(pass --rss-baseline {}:{} to the next run)", r.count, r.rss_steady_now),
+        ),
+    }
+    if r.count >= 5000 {
+        let ok = mib(r.rss_steady_now as f64) < MAX_RSS_MIB_AT_5000;
+        all &= ok;
+        row("RSS at N=5000", format!("{:.1} MiB", mib(r.rss_steady_now as f64)), "< 96 MiB", verdict(ok).into());
+    } else {
+        let at_5000 = mib(r.rss_steady_now as f64 + growth.0 * (5000.0 - n));
+        row(
+            "RSS at N=5000, projected linearly",
+            format!("{at_5000:.1} MiB"),
+            "< 96 MiB",
+            format!("({}, projected {})", verdict(at_5000 < MAX_RSS_MIB_AT_5000), growth.1),
+        );
+    }
+    let rates = r.rates.rates();
+    println!(
+        "  AWS request rate per service over {:.0} s of steady state (after the restart's first pass), calls/s:",
+        r.rates.window().as_secs_f64()
+    );
+    for (service, rate) in &rates {
+        let ratio = rate.peak / rate.mean.max(1e-9);
+        let ok = ratio <= MAX_PEAK_TO_MEAN;
+        all &= ok;
+        row(
+            &format!("    {service}: peak / mean"),
+            format!("{:.1} / {:.1} = {ratio:.2}x", rate.peak, rate.mean),
+            "peak <= 1.5x mean",
+            verdict(ok).into(),
+        );
+    }
+    if rates.is_empty() {
+        println!("    no AWS call in the window");
+    }
+    match &r.faulty {
+        None => row("amplification under 10% faults", "-".into(), "<= 1.3x", "(run with --faults 0.1)".into()),
+        Some(f) => {
+            let ops = totals(&f.calls.aws);
+            let ops_per_create = (ops.reads + ops.writes) as f64 / n;
+            let requests_per_create = f.proxy.total_requests as f64 / n;
+            let amplification = requests_per_create / calls_per_create.max(1e-9);
+            let judged = (f.rate - 0.1).abs() < 1e-9;
+            let ok = amplification <= MAX_AMPLIFICATION;
+            all &= !judged || ok;
+            row(
+                &format!("time to all Ready, {:.0}% faults", f.rate * 100.0),
+                format!("{:.1} s", f.time_to_ready.as_secs_f64()),
+                "",
+                String::new(),
+            );
+            row("AWS operations per create, faults", format!("{ops_per_create:.1}"), "", String::new());
+            row(
+                "AWS requests per create, faults (proxy)",
+                format!("{requests_per_create:.1} ({} injected)", f.proxy.total_injected),
+                "",
+                String::new(),
+            );
+            row(
+                "amplification (requests / fault-free)",
+                format!("{amplification:.2}x (vs {calls_per_create:.1})"),
+                "<= 1.3x at 10% faults",
+                if judged { verdict(ok).into() } else { format!("({:.0}%: not judged)", f.rate * 100.0) },
+            );
+            println!("  reconciles under faults: {}", results(&f.calls));
+            let mut by_service: BTreeMap<&str, u64> = BTreeMap::new();
+            for (op, count) in &f.proxy.requests {
+                *by_service.entry(op.split(':').next().unwrap_or(op)).or_default() += count;
+            }
+            let parts: Vec<String> = by_service.iter().map(|(s, c)| format!("{s} {:.1}", *c as f64 / n)).collect();
+            println!("  requests per create under faults by service (proxy): {}", parts.join(", "));
+        }
+    }
     all
 }
 

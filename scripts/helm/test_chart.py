@@ -311,6 +311,12 @@ def test_aws_settings_and_ca_bundle_from_a_config_map():
         {"key": "bundle.pem", "path": "bundle.pem"}]}} in volumes
 
 
+def test_aws_rate_limits_become_one_flag_sorted_by_service():
+    c = container(render({"aws": {"rateLimit": {"s3": 50, "kms": 20, "iam": 2.5}}}))
+    assert "--aws-rate-limit=iam=2.5,kms=20,s3=50" in c["args"]
+    assert not any(a.startswith("--aws-rate-limit") for a in container(render())["args"])
+
+
 def test_pod_placement_env_and_annotations_pass_through():
     values = {
         "image": {"repository": "registry.example/tfso", "tag": "dev", "pullPolicy": "Always"},
@@ -378,6 +384,9 @@ def test_schema_accepts_good_values(values):
     ({"defaultRegion": "Ireland"}, "/defaultRegion"),
     ({"extraEnv": [{"value": "x"}]}, "/extraEnv/0"),
     ({"leaderElection": {"enabled": 1}}, "/leaderElection/enabled"),
+    ({"aws": {"rateLimit": {"ec2": 5}}}, "additional properties 'ec2'"),
+    ({"aws": {"rateLimit": {"s3": 0}}}, "/aws/rateLimit/s3"),
+    ({"aws": {"rateLimit": {"s3": "50"}}}, "/aws/rateLimit/s3"),
 ])
 def test_schema_rejects_bad_values(values, where):
     with helm.Chart.load(CHART) as chart:

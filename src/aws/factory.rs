@@ -7,6 +7,9 @@
 //! IAM role the operator assumes (STS AssumeRole with the operator's own credentials, through
 //! the same endpoint, HTTP client and call counters as every other call), cached per
 //! (region, role, session) in a bounded cache.
+//!
+//! With `--aws-rate-limit`, every client of a limited service sends through one token
+//! bucket of that service ([`super::ratelimit`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -20,12 +23,14 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
 use aws_types::region::Region;
 use tokio::sync::OnceCell;
 
 use super::calls::{CallCounter, CountingInterceptor};
 use super::error::{AwsError, AwsErrorKind, from_sdk};
+use super::ratelimit::{RateLimitedClient, RateLimits, TokenBucket};
 
 /// The operator's AWS settings (`--aws-endpoint-url`, `--aws-ca-bundle`, `--default-region`).
 #[derive(Clone, Debug, Default)]
@@ -40,6 +45,8 @@ pub struct AwsSettings {
     pub default_region: Option<String>,
     /// Deadlines and retries of every AWS call.
     pub limits: CallLimits,
+    /// Client-side request rates per service (`--aws-rate-limit`); empty: none.
+    pub rate_limits: RateLimits,
 }
 
 /// Deadlines and retries of every AWS call: a call that hangs costs one attempt, never a
@@ -169,6 +176,8 @@ pub struct AwsClientFactory {
     by_region: Mutex<HashMap<String, AwsClients>>,
     sessions: Mutex<BoundedCache<AssumedKey, Arc<OnceCell<Session>>>>,
     assumed_clients: Mutex<BoundedCache<AssumedKey, AwsClients>>,
+    /// One token bucket per rate-limited service, and the HTTP client they pace.
+    paced: Option<(SharedHttpClient, HashMap<String, Arc<TokenBucket>>)>,
 }
 
 impl AwsClientFactory {
@@ -189,7 +198,18 @@ impl AwsClientFactory {
     }
 
     fn with_base(base: SdkConfig, settings: AwsSettings) -> Self {
+        let paced = (!settings.rate_limits.is_empty()).then(|| {
+            // The client every SDK client would use anyway: the configured one, or the
+            // SDK's default (rustls over aws-lc), built once so that its pool is shared.
+            let http = base.http_client().unwrap_or_else(|| {
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .build_https()
+            });
+            (http, settings.rate_limits.buckets())
+        });
         Self {
+            paced,
             base,
             settings,
             calls: CallCounter::new(),
@@ -272,8 +292,13 @@ impl AwsClientFactory {
             conf = conf.credentials_provider(session.credentials.clone()).identity_cache(session.cache.clone());
         }
         let conf = conf.build();
+        // Each service's config, with its rate-limited HTTP client when it has a limit.
+        let conf_of = |service: &str| match self.paced_client(service) {
+            Some(http) => conf.to_builder().http_client(http).build(),
+            None => conf.clone(),
+        };
         let count = CountingInterceptor(self.calls.clone());
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+        let s3_conf = aws_sdk_s3::config::Builder::from(&conf_of("s3"))
             // Custom endpoints rarely resolve virtual-hosted bucket names; AWS itself
             // accepts both styles.
             .force_path_style(self.settings.endpoint_url.is_some())
@@ -284,16 +309,25 @@ impl AwsClientFactory {
             assumed_role: assumed.map(|(a, _)| a.role_arn.clone()),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&conf).interceptor(count.clone()).build(),
+                aws_sdk_kms::config::Builder::from(&conf_of("kms")).interceptor(count.clone()).build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&conf).interceptor(count.clone()).build(),
+                aws_sdk_dynamodb::config::Builder::from(&conf_of("dynamodb")).interceptor(count.clone()).build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&conf).interceptor(count.clone()).build(),
+                aws_sdk_iam::config::Builder::from(&conf_of("iam")).interceptor(count.clone()).build(),
             ),
-            sts: aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&conf).interceptor(count).build()),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&conf_of("sts")).interceptor(count).build(),
+            ),
         }
+    }
+
+    /// The HTTP client of `service`'s SDK clients when it is rate-limited: the shared one,
+    /// behind the service's bucket (one per service, whatever the region or role).
+    fn paced_client(&self, service: &str) -> Option<SharedHttpClient> {
+        let (http, buckets) = self.paced.as_ref()?;
+        Some(RateLimitedClient::shared(http.clone(), buckets.get(service)?.clone()))
     }
 
     /// How many assumed-role sessions and client sets are cached now.
@@ -524,9 +558,7 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
 }
 
 /// An HTTPS client that trusts exactly the certificates of the PEM file at `path`.
-async fn https_client_trusting(
-    path: &PathBuf,
-) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, FactoryError> {
+async fn https_client_trusting(path: &PathBuf) -> Result<SharedHttpClient, FactoryError> {
     let pem =
         tokio::fs::read(path).await.map_err(|source| FactoryError::ReadCaBundle { path: path.clone(), source })?;
     if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {

@@ -6,6 +6,7 @@ pub mod error;
 pub mod factory;
 pub mod iam;
 pub mod kms;
+pub mod ratelimit;
 pub mod s3;
 
 pub use calls::{CallCounter, CallTotals};
@@ -13,6 +14,7 @@ pub use error::{AwsError, AwsErrorKind};
 pub use factory::{
     AssumeAs, AwsClientFactory, AwsClients, AwsSettings, CallLimits, FactoryError, credentials_failure, session_name,
 };
+pub use ratelimit::RateLimits;
 
 /// AWS resource tags, sorted by key.
 pub type Tags = std::collections::BTreeMap<String, String>;
