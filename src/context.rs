@@ -14,7 +14,7 @@ use crate::failpoint::Failpoints;
 use crate::metrics::Metrics;
 use crate::policy::principal_arn_for_policy;
 use crate::reconcile::desired::Identity;
-use crate::reconcile::outcome::{Backoff, Requeue, backoff_delay, resync_delay};
+use crate::reconcile::outcome::{Backoff, Requeue, backoff_delay, resync_delay, resync_slot};
 use crate::reconcile::validate::OperatorDefaults;
 
 /// The operator's settings that reconciles need (from flags, read once at start-up).
@@ -57,6 +57,8 @@ pub struct Context {
     /// Who the operator is, per assumed role (`None`: its own credentials).
     identities: Mutex<HashMap<Option<String>, Arc<OnceCell<Identity>>>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// The UIDs of the objects waiting for a resync, ranked: their slots in the interval.
+    resync_slots: Mutex<std::collections::BTreeSet<String>>,
     own_config_map_writes: Mutex<HashMap<String, String>>,
 }
 
@@ -76,6 +78,7 @@ impl Context {
             admission: Default::default(),
             identities: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            resync_slots: Mutex::default(),
             own_config_map_writes: Mutex::new(HashMap::new()),
         }
     }
@@ -143,12 +146,25 @@ impl Context {
         match requeue {
             Requeue::Verify => Action::requeue(self.config.verify_delay),
             Requeue::Resync => {
+                let slot = {
+                    let mut uids = self.resync_slots.lock().unwrap_or_else(|e| e.into_inner());
+                    uids.insert(uid.to_string());
+                    resync_slot(
+                        uids.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(uid))).count(),
+                        uids.len(),
+                    )
+                };
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                Action::requeue(resync_delay(uid, self.config.resync_interval, now))
+                Action::requeue(resync_delay(slot, self.config.resync_interval, now))
             }
             Requeue::AwaitChange => Action::await_change(),
             Requeue::Backoff(policy) => Action::requeue(backoff_delay(policy, 1, fastrand::f64())),
         }
+    }
+
+    /// Forgets a deleted object's resync slot (the others close ranks).
+    pub fn forget_resync_slot(&self, uid: &str) {
+        self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
     }
 
     /// Forgets the failures of `key` after a successful reconcile.

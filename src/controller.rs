@@ -111,6 +111,9 @@ fn forget_backend(ctx: &Context, obj: &TerraformStateBackend) {
         ctx.forget_own_config_map_write(&ns, &name);
     }
     ctx.succeeded(&key_of(obj));
+    if let Some(uid) = obj.uid() {
+        ctx.forget_resync_slot(&uid);
+    }
 }
 
 /// What, in an object, calls for a reconcile: its identity, spec (generation),

@@ -180,26 +180,27 @@ pub fn backoff_delay(policy: Backoff, failures: u32, unit: f64) -> Duration {
     full / 2 + full.mul_f64(unit / 2.0)
 }
 
-/// The delay until an object's next resync: every object has a fixed slot within the
-/// interval, from a hash of its UID, and is looked at again at its next slot that is at
-/// least half an interval away. So resyncs are spread evenly over the interval however
-/// many objects were created at the same moment, and in steady state each object is
+/// An object's place in the resync interval, in `[0, 1)`: the objects, ranked by UID, are
+/// spaced evenly over the interval. Evenly, not by a hash: hashed slots bunch like random
+/// arrivals (a busiest second about twice the mean), ranked ones do not; an object added or
+/// removed shifts the others' slots by a fraction of a slot.
+pub fn resync_slot(rank: usize, count: usize) -> f64 {
+    if count == 0 { 0.0 } else { rank.min(count - 1) as f64 / count as f64 }
+}
+
+/// The delay until an object's next resync, at its `slot` (see [`resync_slot`]): its next
+/// slot that is at least half an interval away. So resyncs are spread over the interval
+/// however many objects were created at the same moment, and in steady state each object is
 /// looked at exactly once per interval (at most 1.5 intervals after a change).
-pub fn resync_delay(uid: &str, interval: Duration, now_since_epoch: Duration) -> Duration {
+pub fn resync_delay(slot: f64, interval: Duration, now_since_epoch: Duration) -> Duration {
     let period = interval.as_millis().max(1);
-    let slot = u128::from(fnv1a(uid)) % period;
+    let slot = (slot.clamp(0.0, 1.0) * period as f64).round() as u128 % period;
     let phase = now_since_epoch.as_millis() % period;
     let mut wait = (slot + period - phase) % period;
     if wait < period / 2 {
         wait += period;
     }
     Duration::from_millis(u64::try_from(wait).unwrap_or(u64::MAX))
-}
-
-/// FNV-1a: a stable hash (std's `DefaultHasher` is not guaranteed stable across releases,
-/// and a slot that moved on upgrade would bunch resyncs once).
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -91,10 +91,10 @@ fn jitter_spreads_objects_that_failed_together() {
 #[test]
 fn resync_waits_between_half_and_one_and_a_half_intervals() {
     let interval = Duration::from_secs(600);
-    for uid in ["a", "b", "4f1c2d6e-0000-4000-8000-000000000001", ""] {
+    for slot in [0.0, 0.001, 0.5, 0.999, -1.0, 2.0] {
         for now in [0u64, 1, 299_999, 300_000, 599_999, 1_764_590_400_123] {
-            let d = resync_delay(uid, interval, Duration::from_millis(now));
-            assert!(d >= interval / 2 && d < interval * 3 / 2, "{uid} at {now}: {d:?}");
+            let d = resync_delay(slot, interval, Duration::from_millis(now));
+            assert!(d >= interval / 2 && d < interval * 3 / 2, "{slot} at {now}: {d:?}");
         }
     }
 }
@@ -103,12 +103,13 @@ fn resync_waits_between_half_and_one_and_a_half_intervals() {
 fn an_object_resyncs_once_per_interval_at_its_own_slot() {
     let interval = Duration::from_secs(60);
     let mut now = Duration::from_millis(1_764_590_400_000);
-    now += resync_delay("uid-1", interval, now);
+    now += resync_delay(0.3, interval, now);
     let slot = now.as_millis() % interval.as_millis();
+    assert_eq!(slot, 18_000);
     for _ in 0..5 {
         // The pass itself takes a little time.
         now += Duration::from_millis(250);
-        let d = resync_delay("uid-1", interval, now);
+        let d = resync_delay(0.3, interval, now);
         now += d;
         assert_eq!(now.as_millis() % interval.as_millis(), slot, "slot is stable");
         assert_eq!(d, interval - Duration::from_millis(250));
@@ -116,18 +117,19 @@ fn an_object_resyncs_once_per_interval_at_its_own_slot() {
 }
 
 #[test]
-fn objects_created_together_spread_over_the_interval() {
-    // 1,000 objects created in the same instant: their first resyncs land in every tenth
-    // of the interval, none holding more than twice its share.
-    let interval = Duration::from_secs(600);
+fn ranked_slots_spread_objects_evenly() {
+    assert_eq!(resync_slot(0, 0), 0.0);
+    assert_eq!(resync_slot(5, 3), 2.0 / 3.0, "a stale rank stays in range");
+    // 1,000 objects created in the same instant: their resyncs land evenly, every second of
+    // a 100 s interval holding exactly ten.
+    let interval = Duration::from_secs(100);
     let now = Duration::from_secs(1_764_590_400);
-    let mut buckets = [0u32; 10];
-    for i in 0..1000 {
-        let uid = format!("6b3a1c9e-{i:04}-4a52-9d6f-3f1e2a7b8c90");
-        let at = (now + resync_delay(&uid, interval, now)).as_millis() % interval.as_millis();
-        buckets[usize::try_from(at * 10 / interval.as_millis()).unwrap()] += 1;
+    let mut seconds = [0u32; 100];
+    for rank in 0..1000 {
+        let at = (now + resync_delay(resync_slot(rank, 1000), interval, now)).as_millis() % interval.as_millis();
+        seconds[usize::try_from(at / 1000).unwrap()] += 1;
     }
-    assert!(buckets.iter().all(|&n| (50..=200).contains(&n)), "uneven: {buckets:?}");
+    assert!(seconds.iter().all(|&n| n == 10), "uneven: {seconds:?}");
 }
 
 #[test]
