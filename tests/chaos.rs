@@ -413,6 +413,9 @@ async fn eventual_consistency_on_creation_converges_without_conflict() {
     t.faults.clear_consistency();
     let conflicts = log.with_reason("Conflict", None);
     assert!(conflicts.is_empty(), "eventual consistency was reported as Conflict:\n{}", conflicts.join("\n"));
+    // Stale reads right after the operator's own writes are not drift either.
+    let drift = log.with_reason("DriftRepaired", None);
+    assert!(drift.is_empty(), "eventual consistency was reported as drift:\n{}", drift.join("\n"));
     let injected = &stats["injected"];
     let missing: u64 = injected
         .as_object()
