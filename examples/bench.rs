@@ -15,12 +15,13 @@
 //!    two resync intervals and three reconciles per backend (the start-up pass and two
 //!    periodic resyncs), while the resourceVersions of every backend, ConfigMap and Event
 //!    tell whether it wrote anything to Kubernetes;
-//! 3. the floor: with the operator stopped, the creation phase's calls are replayed;
-//! 4. with `--faults RATE`: the operator is restarted against the test ground's
+//! 3. with `--faults RATE`: the operator is restarted against the test ground's
 //!    fault-injecting endpoint (`TESTGROUND_FAULTS_ENDPOINT_URL`), which fails that share of
 //!    every AWS call (throttling, 500, 503, connection reset), and N more backends are
 //!    created: calls per create under faults, against phase 1's fault-free figure, give the
-//!    amplification.
+//!    amplification (before the floor: the floor's replay leaves keys without aliases, which
+//!    the operator's recovery after a lost CreateKey answer reads);
+//! 4. the floor: with the operator stopped, the creation phase's calls are replayed.
 //!
 //! Beside those figures it prints the steady-state targets: peak and mean AWS
 //! request rate per service over the steady-state window (counters sampled every second
@@ -262,18 +263,8 @@ async fn run(args: Args) -> Result<bool> {
     let rss_steady_now = op.rss()?;
     op.stop();
 
-    // 3. The emulator's floor for the creation phase's calls.
-    eprintln!("bench: measuring the emulator floor ({} calls)", create.aws.values().sum::<u64>());
-    let settings = AwsSettings {
-        endpoint_url: Some(env.endpoint.clone()),
-        ca_bundle: Some(env.ca_bundle.clone()),
-        default_region: Some(env.region.clone()),
-        ..Default::default()
-    };
-    let factory = AwsClientFactory::new(settings).await.ctx("AWS clients for the floor")?;
-    let floor = floor::measure(&factory, &env.region, &run, &create.aws, &args.floor_concurrency).await?;
-
-    // 4. Creation under faults.
+    // 3. Creation under faults, before the floor: the floor's replay leaves keys without
+    // aliases in the account, which the recovery after a lost CreateKey answer would read.
     let faulty = match &faults {
         None => None,
         Some((rate, endpoint, control)) => {
@@ -304,6 +295,17 @@ async fn run(args: Args) -> Result<bool> {
             Some(report::FaultRun { rate: *rate, time_to_ready, calls, proxy })
         }
     };
+
+    // 4. The emulator's floor for the creation phase's calls.
+    eprintln!("bench: measuring the emulator floor ({} calls)", create.aws.values().sum::<u64>());
+    let settings = AwsSettings {
+        endpoint_url: Some(env.endpoint.clone()),
+        ca_bundle: Some(env.ca_bundle.clone()),
+        default_region: Some(env.region.clone()),
+        ..Default::default()
+    };
+    let factory = AwsClientFactory::new(settings).await.ctx("AWS clients for the floor")?;
+    let floor = floor::measure(&factory, &env.region, &run, &create.aws, &args.floor_concurrency).await?;
 
     Ok(report::print(&report::Results {
         count: n,
