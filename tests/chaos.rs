@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::faults::Faults;
-use common::operator::{Operator, condition, inspector, start_operator_with, wait_for};
+use common::operator::{Operator, condition, inspector, is_ready, start_operator_with, wait_for};
 use common::{Ground, install_crd, random_suffix, test_namespace};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
@@ -183,17 +183,6 @@ impl Chaos {
         }
         versions
     }
-}
-
-/// Ready for the current generation (as `wait_ready`).
-fn is_ready(o: &TerraformStateBackend) -> bool {
-    let generation = o.metadata.generation;
-    o.status.as_ref().is_some_and(|s| {
-        s.observed_generation == generation
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
-    })
 }
 
 /// Ready, every part settled by a check that changed nothing, nothing in progress.

@@ -92,18 +92,20 @@ pub async fn wait_for(
     panic!("{name}: not {what} within {timeout:?}; last status: {:#?}", last.and_then(|o| o.status));
 }
 
+/// Whether the object is Ready for its current generation.
+pub fn is_ready(o: &TerraformStateBackend) -> bool {
+    let generation = o.metadata.generation;
+    o.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
+    })
+}
+
 /// Waits until the object is Ready for its current generation.
 pub async fn wait_ready(api: &Api<TerraformStateBackend>, name: &str) -> TerraformStateBackend {
-    wait_for(api, name, Duration::from_secs(60), "Ready", |o| {
-        let generation = o.metadata.generation;
-        o.status.as_ref().is_some_and(|s| {
-            s.observed_generation == generation
-                && s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
-        })
-    })
-    .await
+    wait_for(api, name, Duration::from_secs(60), "Ready", is_ready).await
 }
 
 /// Waits until condition `type_` has `reason`.
