@@ -14,8 +14,9 @@ use crate::failpoint::Failpoints;
 use crate::metrics::Metrics;
 use crate::policy::principal_arn_for_policy;
 use crate::reconcile::desired::Identity;
-use crate::reconcile::outcome::{Backoff, Requeue, backoff_delay, resync_delay, resync_slot};
+use crate::reconcile::outcome::{Backoff, Requeue, backoff_delay, resync_delay};
 use crate::reconcile::validate::OperatorDefaults;
+use crate::slots::ResyncSlots;
 
 /// The operator's settings that reconciles need (from flags, read once at start-up).
 #[derive(Clone, Debug)]
@@ -57,8 +58,8 @@ pub struct Context {
     /// Who the operator is, per assumed role (`None`: its own credentials).
     identities: Mutex<HashMap<Option<String>, Arc<OnceCell<Identity>>>>,
     failures: Mutex<HashMap<String, u32>>,
-    /// The UIDs of the objects waiting for a resync, ranked: their slots in the interval.
-    resync_slots: Mutex<std::collections::BTreeSet<String>>,
+    /// The existing backends, ranked: their slots in the resync interval.
+    resync_slots: Mutex<ResyncSlots>,
     own_config_map_writes: Mutex<HashMap<String, String>>,
 }
 
@@ -146,14 +147,7 @@ impl Context {
         match requeue {
             Requeue::Verify => Action::requeue(self.config.verify_delay),
             Requeue::Resync => {
-                let slot = {
-                    let mut uids = self.resync_slots.lock().unwrap_or_else(|e| e.into_inner());
-                    uids.insert(uid.to_string());
-                    resync_slot(
-                        uids.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(uid))).count(),
-                        uids.len(),
-                    )
-                };
+                let slot = self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).slot(uid);
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 Action::requeue(resync_delay(slot, self.config.resync_interval, now))
             }
@@ -162,9 +156,15 @@ impl Context {
         }
     }
 
-    /// Forgets a deleted object's resync slot (the others close ranks).
-    pub fn forget_resync_slot(&self, uid: &str) {
-        self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    /// Takes in one event of the backends' watch: which backends exist ranks their resync
+    /// slots (a deleted one leaves the ranking, the others close ranks).
+    pub fn observe_backend(&self, event: &kube::runtime::watcher::Event<crate::api::TerraformStateBackend>) {
+        self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).observe(event);
+    }
+
+    /// How many backends have a resync slot (for tests).
+    pub fn resync_slots(&self) -> usize {
+        self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Forgets the failures of `key` after a successful reconcile.

@@ -51,6 +51,9 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
         .default_backoff()
         .inspect(move |item| {
             seen.health.observe(Watch::Backends, item);
+            if let Ok(event) = item {
+                seen.observe_backend(event);
+            }
             if let Ok(watcher::Event::Delete(obj)) = item {
                 forget_backend(&seen, obj);
             }
@@ -111,9 +114,6 @@ fn forget_backend(ctx: &Context, obj: &TerraformStateBackend) {
         ctx.forget_own_config_map_write(&ns, &name);
     }
     ctx.succeeded(&key_of(obj));
-    if let Some(uid) = obj.uid() {
-        ctx.forget_resync_slot(&uid);
-    }
 }
 
 /// What, in an object, calls for a reconcile: its identity, spec (generation),

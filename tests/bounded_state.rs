@@ -1,6 +1,7 @@
 //! What the operator remembers per backend goes when the backend goes: the record of its
 //! own ConfigMap writes (which spares a reconcile per own write) is forgotten on the
-//! backend's deletion, so that thousands of short-lived backends cannot grow the process.
+//! backend's deletion, and so is its resync slot, so that thousands of short-lived
+//! backends cannot grow the process.
 
 mod common;
 
@@ -28,14 +29,19 @@ async fn own_config_map_writes_are_forgotten_when_the_backend_is_deleted() {
     wait_ready(&api, "tf").await;
     let ctx = operator.ctx.clone();
     assert_eq!(ctx.own_config_map_writes(), 1, "the published ConfigMap's write is remembered");
+    assert_eq!(ctx.resync_slots(), 1, "the backend has its resync slot");
 
     api.delete("tf", &DeleteParams::default()).await.expect("delete the backend");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while api.get_opt("tf").await.expect("get backend").is_some() || ctx.own_config_map_writes() > 0 {
+    while api.get_opt("tf").await.expect("get backend").is_some()
+        || ctx.own_config_map_writes() > 0
+        || ctx.resync_slots() > 0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "within 60 s the backend is gone and its writes forgotten (remembered: {})",
-            ctx.own_config_map_writes()
+            "within 60 s the backend is gone, its writes and its resync slot forgotten (writes: {}, slots: {})",
+            ctx.own_config_map_writes(),
+            ctx.resync_slots()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
