@@ -16,6 +16,12 @@ use tfstate_operator::health::Role;
 use tfstate_operator::reconcile::validate::OperatorDefaults;
 use tfstate_operator::telemetry::{self, LogFormat};
 
+/// jemalloc, not glibc's malloc: the operator's memory then follows what it keeps (the
+/// caches, bounded per backend) instead of growing with the garbage of past reconciles
+/// held in per-thread arenas.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Kubernetes operator for hardened Terraform S3 state backends.
 #[derive(Parser, Debug)]
 #[command(name = "tfstate-operator", version, about)]

@@ -255,6 +255,16 @@ fn print_scale(r: &Results, ratio: f64, calls_per_create: f64) -> bool {
         "  AWS request rate per service over {:.0} s of steady state (after the restart's first pass), calls/s:",
         r.rates.window().as_secs_f64()
     );
+    // Peaks mean something only with headroom: a saturated emulator serves resyncs as fast
+    // as it can, whatever their spreading.
+    let demand: f64 = rates.values().map(|rate| rate.mean).sum();
+    let supply = r.floor.planned as f64 / r.floor.elapsed.as_secs_f64().max(1e-9);
+    row(
+        "  steady-state load / floor throughput",
+        format!("{demand:.0} / {supply:.0} calls/s = {:.0}%", 100.0 * demand / supply.max(1e-9)),
+        "(headroom: < 100%)",
+        String::new(),
+    );
     for (service, rate) in &rates {
         let ratio = rate.peak / rate.mean.max(1e-9);
         let ok = ratio <= MAX_PEAK_TO_MEAN;
