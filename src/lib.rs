@@ -19,5 +19,6 @@ pub mod offline;
 pub mod policy;
 pub mod reconcile;
 pub mod render;
+pub mod state;
 pub mod telemetry;
 pub mod tenancy;

@@ -51,11 +51,8 @@ pub fn render_object(
         .flatten();
     s.endpoints = endpoint_url.map(Endpoints::all);
     // Only once the key is known (an existing key, or a created one in status).
-    s.open_tofu_encryption =
-        s.kms_key_id.clone().filter(|_| valid.open_tofu_encryption).map(|kms_key_id| OpenTofuEncryption {
-            kms_key_id,
-            region: valid.region.clone(),
-            assume_role_arn: s.assume_role_arn.clone(),
-        });
+    s.open_tofu_encryption = s.kms_key_id.clone().filter(|_| valid.open_tofu_encryption).map(|kms_key_id| {
+        OpenTofuEncryption { kms_key_id, region: valid.region.clone(), assume_role_arn: s.assume_role_arn.clone() }
+    });
     Ok(render(&s)?)
 }

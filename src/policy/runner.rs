@@ -99,10 +99,11 @@ pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
 /// `kms:EncryptionContextKeys`) keeps this direct grant from opening data keys those services
 /// made, which stay usable through the services only.
 pub(crate) fn open_tofu_statement(kms_key: &str) -> Statement {
-    Statement::new("OpenTofuStateEncryption", Effect::Allow)
-        .actions(OPEN_TOFU_ACTIONS)
-        .resources([kms_key])
-        .condition("Null", "kms:EncryptionContextKeys", ["true"])
+    Statement::new("OpenTofuStateEncryption", Effect::Allow).actions(OPEN_TOFU_ACTIONS).resources([kms_key]).condition(
+        "Null",
+        "kms:EncryptionContextKeys",
+        ["true"],
+    )
 }
 
 /// The actions of OpenTofu's `aws_kms` key provider.

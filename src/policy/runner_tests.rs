@@ -246,6 +246,8 @@ fn open_tofu_grant_is_no_wider_than_the_backend_key() {
     assert!(s.action.iter().flatten().chain(s.resource.iter().flatten()).all(|v| !v.contains(['*', '?'])));
     // No key, no statement: the flag alone grants nothing.
     let no_key = RunnerPolicyInput { open_tofu_encryption: true, ..input(false, Some(TABLE), None) };
-    assert!(runner_policy(&no_key).statements.iter().all(|s| s.action.iter().flatten().all(|a| !a.starts_with("kms:"))));
+    assert!(
+        runner_policy(&no_key).statements.iter().all(|s| s.action.iter().flatten().all(|a| !a.starts_with("kms:")))
+    );
     assert_survives_aws_rewrite(&doc);
 }

@@ -435,7 +435,10 @@ fn runner_policy_follows_ownership() {
 fn open_tofu_encryption_follows_the_flag() {
     let on = valid("output: {openTofuEncryption: true}");
     let enc = desired_resources(&on, &id(), Some(KEY), None).backend.open_tofu_encryption.expect("rendered");
-    assert_eq!(enc, OpenTofuEncryption { kms_key_id: KEY.into(), region: "eu-west-1".into(), assume_role_arn: Some(ROLE.into()) });
+    assert_eq!(
+        enc,
+        OpenTofuEncryption { kms_key_id: KEY.into(), region: "eu-west-1".into(), assume_role_arn: Some(ROLE.into()) }
+    );
     let no_role = valid("output: {openTofuEncryption: true, assumeRole: false}");
     let enc = desired_resources(&no_role, &id(), Some(KEY), None).backend.open_tofu_encryption.expect("rendered");
     assert_eq!(enc.assume_role_arn, None);
