@@ -234,6 +234,9 @@ fn render(args: RenderArgs) -> Result<String, String> {
     for (k, v) in &rendered.flat {
         out.push_str(&format!("{k}={v}\n"));
     }
+    if let Some(enc) = &rendered.encryption {
+        out.push_str(&format!("# encryption.tf\n{}\n# TF_ENCRYPTION\n{}", enc.encryption_tf, enc.tf_encryption));
+    }
     Ok(out)
 }
 

@@ -82,3 +82,40 @@ pub fn target_from_object(obj: &TerraformStateBackend, defaults: &OperatorDefaul
         lockfile: valid.lock_mode.uses_lockfile(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(yaml: &str) -> TerraformStateBackend {
+        serde_yaml_ng::from_str(yaml).expect("test object")
+    }
+
+    const BASE: &str =
+        "apiVersion: tfstate.dev/v1alpha1\nkind: TerraformStateBackend\nmetadata: {name: app, namespace: team}\n";
+
+    #[test]
+    fn target_of_a_created_key_needs_the_status() {
+        let spec = "spec: {region: eu-west-1, bucket: {name: acme-b}, access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}}\n";
+        let err = target_from_object(&obj(&format!("{BASE}{spec}")), &OperatorDefaults::default()).unwrap_err();
+        assert!(err.to_string().contains("no status.kmsKeyArn") && err.to_string().contains("-n team app"), "{err}");
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let with_status = format!("{BASE}{spec}status: {{kmsKeyArn: '{key}'}}\n");
+        let t = target_from_object(&obj(&with_status), &OperatorDefaults::default()).expect("target");
+        assert_eq!(t.sse, Sse::Kms(key.into()));
+        assert_eq!((t.bucket.as_str(), t.key.as_str()), ("acme-b", "team/app/terraform.tfstate"));
+        assert_eq!(t.lock_table.as_deref(), Some("acme-b-lock"));
+        assert!(!t.lockfile);
+        assert_eq!(t.lock_id(), "acme-b/team/app/terraform.tfstate");
+        assert_eq!(t.digest_id(), "acme-b/team/app/terraform.tfstate-md5");
+    }
+
+    #[test]
+    fn target_of_sse_s3_with_lock_files() {
+        let spec = "spec: {bucket: {name: acme-b}, stateKey: s/terraform.tfstate, encryption: {mode: AES256}, locking: {mode: Lockfile}, access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}}\n";
+        let defaults = OperatorDefaults { region: Some("eu-central-1".into()) };
+        let t = target_from_object(&obj(&format!("{BASE}{spec}")), &defaults).expect("target");
+        assert_eq!((&t.sse, t.region.as_str(), &t.lock_table, t.lockfile), (&Sse::Aes256, "eu-central-1", &None, true));
+        assert_eq!(t.lockfile_key(), "s/terraform.tfstate.tflock");
+    }
+}
