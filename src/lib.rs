@@ -20,5 +20,6 @@ pub mod policy;
 pub mod reconcile;
 pub mod render;
 pub mod slots;
+pub mod state;
 pub mod telemetry;
 pub mod tenancy;

@@ -39,6 +39,51 @@ enum Command {
     /// Print the CustomResourceDefinitions as YAML: both, as two documents, or one with
     /// `--kind` (exactly what its file in `crds/` holds).
     Crd(CrdArgs),
+    /// The state's versions, and restoring one, with YOUR AWS credentials (the SDK's default
+    /// chain), not the operator's.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCommand {
+    /// List the state object's versions: id, time, size, the current one, and Terraform's
+    /// serial and lineage when your credentials may read and decrypt them.
+    Versions(StateArgs),
+    /// Make an earlier version current again by a server-side copy with the backend's
+    /// encryption. Refuses while the state is locked or for a version of another lineage
+    /// (unless --force); never deletes a version.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct StateArgs {
+    /// YAML file of the TerraformStateBackend (`-` for standard input).
+    #[arg(short = 'f', long = "filename", conflicts_with_all = ["namespace", "name"])]
+    file: Option<PathBuf>,
+    /// Namespace of the TerraformStateBackend in the cluster (default kubeconfig).
+    #[arg(short = 'n', long, requires = "name")]
+    namespace: Option<String>,
+    /// Name of the TerraformStateBackend in the cluster.
+    #[arg(requires = "namespace")]
+    name: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// PEM bundle of the CAs to trust for AWS (as the standard AWS_CA_BUNDLE).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    aws_ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    state: StateArgs,
+    /// The version id to make current (from `state versions`).
+    #[arg(long)]
+    version: String,
+    /// Restore even while a lock is held or for another lineage (never a delete marker).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +196,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd(args) => crd(args.kind).map(print),
         Command::Render(args) => render(args).map(print),
+        Command::State(cmd) => state(cmd).map(print),
         Command::Run(args) => run(*args),
     };
     match result {
@@ -194,7 +240,54 @@ fn render(args: RenderArgs) -> Result<String, String> {
     for (k, v) in &rendered.flat {
         out.push_str(&format!("{k}={v}\n"));
     }
+    if let Some(enc) = &rendered.encryption {
+        out.push_str(&format!("# encryption.tf\n{}\n# TF_ENCRYPTION\n{}", enc.encryption_tf, enc.tf_encryption));
+    }
     Ok(out)
+}
+
+fn read_input(file: &PathBuf) -> Result<String, String> {
+    let mut yaml = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut yaml).map_err(|e| format!("reading standard input: {e}"))?;
+        Ok(yaml)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))
+    }
+}
+
+fn state(cmd: StateCommand) -> Result<String, String> {
+    let (args, restore) = match cmd {
+        StateCommand::Versions(args) => (args, None),
+        StateCommand::Restore(r) => (r.state, Some((r.version, r.force))),
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let obj: tfstate_operator::api::TerraformStateBackend = match (&args.file, &args.namespace, &args.name) {
+            (Some(file), _, _) => {
+                serde_yaml_ng::from_str(&read_input(file)?).map_err(|e| format!("not a TerraformStateBackend: {e}"))?
+            }
+            (None, Some(ns), Some(name)) => {
+                let client = kube::Client::try_default().await.map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+                kube::Api::namespaced(client, ns).get(name).await.map_err(|e| format!("reading {ns}/{name}: {e}"))?
+            }
+            _ => return Err("name the backend: -f FILE, or -n NAMESPACE NAME".into()),
+        };
+        let defaults = OperatorDefaults { region: args.aws.default_region.clone() };
+        let target = tfstate_operator::state::target_from_object(&obj, &defaults).map_err(|e| e.to_string())?;
+        let settings = AwsSettings {
+            endpoint_url: args.aws.aws_endpoint_url,
+            ca_bundle: args.aws_ca_bundle,
+            default_region: args.aws.default_region,
+            ..Default::default()
+        };
+        let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?.clients(&target.region);
+        let out = match restore {
+            None => tfstate_operator::state::versions(&aws, &target).await,
+            Some((version, force)) => tfstate_operator::state::restore(&aws, &target, &version, force).await,
+        };
+        out.map_err(|e| e.to_string())
+    })
 }
 
 fn run(args: RunArgs) -> Result<(), String> {

@@ -3,7 +3,7 @@
 
 use crate::api::{EncryptionMode, TerraformStateBackend};
 use crate::reconcile::validate::{ObjectRef, OperatorDefaults, ValidationError, validate};
-use crate::render::{BackendSettings, Endpoints, RenderError, RenderedBackend, render};
+use crate::render::{BackendSettings, Endpoints, OpenTofuEncryption, RenderError, RenderedBackend, render};
 
 /// Why an object could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -50,5 +50,9 @@ pub fn render_object(
         })
         .flatten();
     s.endpoints = endpoint_url.map(Endpoints::all);
+    // Only once the key is known (an existing key, or a created one in status).
+    s.open_tofu_encryption = s.kms_key_id.clone().filter(|_| valid.open_tofu_encryption).map(|kms_key_id| {
+        OpenTofuEncryption { kms_key_id, region: valid.region.clone(), assume_role_arn: s.assume_role_arn.clone() }
+    });
     Ok(render(&s)?)
 }

@@ -83,7 +83,7 @@ async fn samples_are_accepted_and_read_back_with_defaults() {
     assert_eq!(minimal["access"]["maxSessionDurationSeconds"], 3600);
     assert_eq!(minimal["deletionPolicy"], "Retain");
     assert_eq!(minimal["adoptExisting"], false);
-    assert_eq!(minimal["output"], json!({"assumeRole": true}));
+    assert_eq!(minimal["output"], json!({"assumeRole": true, "openTofuEncryption": false}));
     delete_namespace(&client, &ns).await;
 }
 

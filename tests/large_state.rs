@@ -58,7 +58,7 @@ struct Fixture {
 /// Creates a Lockfile backend with `extra` spec lines (2-space indented YAML), waits for
 /// Ready and reads the published flat keys.
 async fn ready_backend(prefix: &str, extra: &str) -> Fixture {
-    let ReadyBackend { ground, operator, bucket, status, data } =
+    let ReadyBackend { ground, operator, bucket, status, data, .. } =
         common::operator::ready_backend(prefix, &format!("  locking: {{mode: Lockfile}}\n{extra}")).await;
     assert_eq!(data["bucket"], bucket);
     assert_eq!((data["encrypt"].as_str(), data["use_lockfile"].as_str()), ("true", "true"));

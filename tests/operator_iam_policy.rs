@@ -165,6 +165,11 @@ const BOUNDARY_MARKER: &str = "<!-- boundary-variant: statements replacing those
 /// The files through which every AWS call goes (`.ctx(service, operation)`).
 const CALL_SITES: &str = "src/aws";
 const IDENTITY_CALL_SITE: &str = "src/context.rs";
+/// The AWS calls of `tfstate-operator state`, made with a PERSON's credentials, never the
+/// operator's: not in the operator's policy, but each documented in [`PERSON_DOC`].
+const PERSON_CALL_SITE: &str = "src/state/calls.rs";
+/// Where the person's permissions for `state versions|restore` are documented.
+const PERSON_DOC: &str = "docs/state-restore.md";
 /// A managed policy's size limit (characters without whitespace).
 const MANAGED_POLICY_LIMIT: usize = 6_144;
 
@@ -563,6 +568,17 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
 /// Every (service, operation) of a `.ctx(SERVICE, OPERATION)` in the call sites, where SERVICE is
 /// a string literal or a `const` of the file and OPERATION a literal or a `let` binding to one.
 fn source_operations() -> BTreeSet<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join(CALL_SITES))
+        .expect("read src/aws")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.push(repo_root().join(IDENTITY_CALL_SITE));
+    operations_in(files)
+}
+
+/// The (service, operation) pairs of every `.ctx(...)` (and hand-mapped `from_sdk`) in `files`.
+fn operations_in(files: Vec<std::path::PathBuf>) -> BTreeSet<(String, String)> {
     let ctx = regex::Regex::new(
         r"\.ctx\(\s*([A-Za-z_][A-Za-z0-9_]*|\x22[^\x22]*\x22)\s*,\s*([A-Za-z_][A-Za-z0-9_]*|\x22[^\x22]*\x22)\s*\)",
     )
@@ -570,12 +586,6 @@ fn source_operations() -> BTreeSet<(String, String)> {
     let konst = regex::Regex::new(r#"const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"([^"]*)"\s*;"#).expect("regex");
     // Calls whose errors are mapped by hand (credentials of an assumed role): from_sdk("sts", "Op", ..).
     let mapped = regex::Regex::new(r#"from_sdk\(\s*"([a-z0-9]+)"\s*,\s*"([A-Za-z]+)""#).expect("regex");
-    let mut files: Vec<_> = std::fs::read_dir(repo_root().join(CALL_SITES))
-        .expect("read src/aws")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.push(repo_root().join(IDENTITY_CALL_SITE));
     let mut found = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
@@ -666,7 +676,7 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
     rust_files(&repo_root().join("src"), &mut files);
     for file in files {
         let rel = file.strip_prefix(repo_root()).unwrap_or(&file).to_path_buf();
-        if rel.starts_with(CALL_SITES) || rel == Path::new(IDENTITY_CALL_SITE) {
+        if rel.starts_with(CALL_SITES) || rel == Path::new(IDENTITY_CALL_SITE) || rel == Path::new(PERSON_CALL_SITE) {
             continue;
         }
         let text = std::fs::read_to_string(&file).expect("read source");
@@ -674,6 +684,18 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             problems.push(format!(
                 "{}: uses an AWS SDK client directly; AWS calls belong in {CALL_SITES}/*.rs with .ctx(service, operation)",
                 rel.display()
+            ));
+        }
+    }
+
+    // The person's calls (`state versions|restore`): each documented with its IAM action.
+    let person_doc = read(PERSON_DOC);
+    let person = operations_in(vec![repo_root().join(PERSON_CALL_SITE)]);
+    assert!(person.len() >= 5, "only {} operations found in {PERSON_CALL_SITE}", person.len());
+    for (service, operation) in &person {
+        if !person_doc.contains(&format!("| {service}:{operation} |")) {
+            problems.push(format!(
+                "{service} {operation} (called by `state`) is not in the permissions table of {PERSON_DOC}"
             ));
         }
     }

@@ -328,6 +328,7 @@ async fn check_key(h: &Harness, e: &Expect, tags: &Tags, role_arn: &str) -> Opti
         role_arn,
         admins,
         principal_org_id: None,
+        open_tofu_encryption: false,
     });
     assert!(policy.semantically_eq(&want), "key policy {}\nwanted {}", policy.to_json(), want.to_json());
     // Independently of the builder: root administers, the role only uses the key.
@@ -426,6 +427,7 @@ async fn check_role(
         lockfile,
         table_arn,
         kms_key_arn,
+        open_tofu_encryption: false,
     };
     let want = runner_policy(&input);
     assert!(inline.semantically_eq(&want), "inline policy {}\nwanted {}", inline.to_json(), want.to_json());

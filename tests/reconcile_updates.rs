@@ -310,6 +310,7 @@ async fn assert_inline(h: &Harness, obj: &TerraformStateBackend, lockfile: bool)
         lockfile,
         table_arn: status.lock_table_arn.as_deref(),
         kms_key_arn: status.kms_key_arn.as_deref(),
+        open_tofu_encryption: false,
     });
     assert!(inline.semantically_eq(&want), "inline policy {}\nwanted {}", inline.to_json(), want.to_json());
     let tables = inline.statements.iter().filter(|s| s.action.iter().flatten().any(|a| a.starts_with("dynamodb:")));

@@ -104,7 +104,8 @@ struct Fixture {
 /// Creates backend `tf` with `extra` spec lines (2-space indented YAML), waits for Ready,
 /// reads `tf-backend`'s `backend.tfbackend`.
 async fn ready_backend(prefix: &str, extra: &str) -> Fixture {
-    let ReadyBackend { ground, operator, bucket, status, data } = common::operator::ready_backend(prefix, extra).await;
+    let ReadyBackend { ground, operator, bucket, status, data, .. } =
+        common::operator::ready_backend(prefix, extra).await;
     let cfg = Published::parse(&data["backend.tfbackend"]);
     assert_eq!(cfg.bucket(), bucket);
     assert!(cfg.flag("encrypt") && cfg.flag("use_path_style"), "encrypt and use_path_style: {cfg:#?}");

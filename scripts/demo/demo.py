@@ -168,8 +168,14 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
     print(cm["data"]["backend.tf"])
     print("--- flat keys (for -backend-config=KEY=VALUE) ---")
     for k, v in sorted(cm["data"].items()):
-        if "." not in k:
+        if "." not in k and k != "TF_ENCRYPTION":
             print(f"{k}={v}")
+    tofu = [o for o in items if ((o["spec"].get("output") or {}).get("openTofuEncryption"))]
+    for o in tofu:
+        cm_name = (o.get("status") or {}).get("configMapName") or f"{o['metadata']['name']}-backend"
+        data = (g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") or {}).get("data") or {}
+        print(f"\n--- ConfigMap {cm_name}: encryption.tf (OpenTofu client-side encryption) ---")
+        print(data.get("encryption.tf", "(missing)"))
     print("\n--- AWS, read back independently with boto3 ---")
     problems = []
     for o in items:
@@ -250,6 +256,17 @@ def summarize(g: Ground, obj: dict) -> list[str]:
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
     expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),
            f"ConfigMap {cm_name} has no backend.tf with a backend \"s3\" block")
+    if (spec.get("output") or {}).get("openTofuEncryption"):
+        data = (cm or {}).get("data") or {}
+        enc, env, key = data.get("encryption.tf", ""), data.get("TF_ENCRYPTION", ""), st.get("kmsKeyArn") or "?"
+        direct = [x for x in (stmts if role_arn else []) if x.get("Sid") == "OpenTofuStateEncryption"]
+        print(f"  opentofu encryption: encryption.tf {'present' if enc else 'MISSING'}, TF_ENCRYPTION "
+              f"{'present' if env else 'MISSING'}, aws_kms key {key.split('/')[-1]}, "
+              f"role grants {direct[0]['Action'] if direct else 'nothing direct'}")
+        for text, what in ((enc, "encryption.tf"), (env, "TF_ENCRYPTION")):
+            expect('key_provider "aws_kms"' in text and f'kms_key_id = "{key}"' in text
+                   and "enforced = true" in text, f"ConfigMap {cm_name} {what} does not name the backend's key {key}")
+        expect(bool(direct), f"role of {name} lacks the direct key use OpenTofu's aws_kms needs")
     return problems
 
 

@@ -373,10 +373,24 @@ pub struct OutputSpec {
     /// Identity).
     #[serde(default = "default_true")]
     pub assume_role: bool,
+
+    /// Also publish OpenTofu's client-side state and plan encryption for the backend's KMS
+    /// key: `encryption.tf` (a `terraform { encryption { ... } }` block with an `aws_kms` key
+    /// provider, an `aes_gcm` method, state and plan encrypted and enforced) and the same
+    /// configuration as the `TF_ENCRYPTION` key, for runners that read it from the
+    /// environment. The runner role then also gets direct `kms:GenerateDataKey` and
+    /// `kms:Decrypt` on the key (OpenTofu calls KMS itself, not through S3), and, with a key
+    /// the operator creates, the key policy too. An existing key (`existingKeyArn`) is never
+    /// changed: its key policy must allow that direct use itself (a policy that delegates to
+    /// IAM through the account root already does). Requires encryption mode `KMS`. Once state
+    /// is written encrypted, turning this off makes it unreadable for runners without the
+    /// configuration: keep it on, or migrate with OpenTofu's `fallback` block first.
+    #[serde(default)]
+    pub open_tofu_encryption: bool,
 }
 
 impl Default for OutputSpec {
     fn default() -> Self {
-        Self { config_map_name: None, assume_role: true }
+        Self { config_map_name: None, assume_role: true, open_tofu_encryption: false }
     }
 }

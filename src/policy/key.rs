@@ -24,6 +24,9 @@ pub struct KeyPolicyInput<'a> {
     /// When set (the cluster policy's `trust.principalOrgId`), extra admins act only as
     /// principals of this AWS Organization.
     pub principal_org_id: Option<&'a str>,
+    /// OpenTofu's client-side state encryption (`output.openTofuEncryption`): the backend
+    /// role may also use the key directly, as OpenTofu's `aws_kms` key provider does.
+    pub open_tofu_encryption: bool,
 }
 
 /// What the operator calls on a key it manages (`src/aws/kms.rs`), and nothing else.
@@ -85,8 +88,9 @@ const ADMIN_ACTIONS: [&str; 13] = [
 const USE_ACTIONS: [&str; 4] = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"];
 
 /// The key policy, `Sid`s `EnableRootAccountAdministration`, `AllowOperatorAdministration`,
-/// `AllowOperatorGrantsForAwsResources`, `AllowKeyAdministrators` (only with admins) and
-/// `AllowBackendRoleUse`.
+/// `AllowOperatorGrantsForAwsResources`, `AllowKeyAdministrators` (only with admins),
+/// `AllowBackendRoleUse` and `AllowBackendRoleOpenTofuEncryption` (only with OpenTofu's
+/// client-side encryption).
 pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
     let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
     let operator = || Principal::aws([input.operator_arn]);
@@ -128,6 +132,17 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
             .resources(["*"])
             .condition("StringEquals", "kms:ViaService", via),
     );
+    if input.open_tofu_encryption {
+        // OpenTofu calls KMS itself: no kms:ViaService, but only without encryption context
+        // (see `runner::open_tofu_statement`).
+        statements.push(
+            Statement::new("AllowBackendRoleOpenTofuEncryption", Effect::Allow)
+                .principal(Principal::aws([input.role_arn]))
+                .actions(super::runner::OPEN_TOFU_ACTIONS)
+                .resources(["*"])
+                .condition("Null", "kms:EncryptionContextKeys", ["true"]),
+        );
+    }
     PolicyDocument::new(statements)
 }
 

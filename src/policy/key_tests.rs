@@ -17,6 +17,7 @@ fn input(admins: &[String]) -> KeyPolicyInput<'_> {
         role_arn: ROLE,
         admins,
         principal_org_id: None,
+        open_tofu_encryption: false,
     }
 }
 
@@ -320,4 +321,46 @@ fn other_principals_pass_through() {
     ] {
         assert_eq!(principal_arn_for_policy(arn), arn);
     }
+}
+
+fn backend_role_open_tofu() -> Value {
+    json!({"Sid": "AllowBackendRoleOpenTofuEncryption", "Effect": "Allow", "Principal": {"AWS": ROLE},
+           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+           "Condition": {"Null": {"kms:EncryptionContextKeys": "true"}}})
+}
+
+/// With OpenTofu's client-side encryption the role may also use the key directly (no
+/// kms:ViaService), for exactly OpenTofu's two calls; without it, that statement is absent.
+#[test]
+fn open_tofu_encryption_lets_the_role_use_the_key_directly() {
+    let plain = vec![root(), operator_administration(), operator_grants(), backend_role_use(eu_west_1())];
+    assert_json(&key_policy(&input(&[])), plain.clone());
+    let doc = key_policy(&KeyPolicyInput { open_tofu_encryption: true, ..input(&[]) });
+    let mut expected = plain;
+    expected.push(backend_role_open_tofu());
+    assert_json(&doc, expected);
+    assert_survives_aws_rewrite(&doc);
+}
+
+/// Abuse: the direct statement names only the backend role, no wildcard action, nothing that
+/// encrypts for someone else or hands use on (Encrypt, ReEncrypt*, CreateGrant), and never a
+/// request carrying an encryption context (S3's and DynamoDB's data keys).
+#[test]
+fn open_tofu_statement_is_no_wider_than_opentofus_calls() {
+    let admins = vec!["arn:aws:iam::123456789012:role/platform".to_owned()];
+    let doc = key_policy(&KeyPolicyInput { open_tofu_encryption: true, ..input(&admins) });
+    let s = doc
+        .statements
+        .iter()
+        .find(|s| s.sid.as_deref() == Some("AllowBackendRoleOpenTofuEncryption"))
+        .expect("statement");
+    assert_eq!(s.principal, Some(Principal::aws([ROLE])));
+    for action in ["kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext"] {
+        assert!(!allows(s, action), "{action}");
+    }
+    let json = serde_json::to_value(s.condition.as_ref().expect("condition")).unwrap();
+    assert_eq!(json, json!({"Null": {"kms:EncryptionContextKeys": ["true"]}}));
+    // Admins still get no use at all.
+    let admin = doc.statements.iter().find(|s| s.sid.as_deref() == Some("AllowKeyAdministrators")).expect("admins");
+    assert!(!allows(admin, "kms:Decrypt") && !allows(admin, "kms:GenerateDataKey"));
 }

@@ -25,10 +25,14 @@ pub struct RunnerPolicyInput<'a> {
     pub table_arn: Option<&'a str>,
     /// The KMS key of the state (KMS encryption), when this object owns it now or may use it.
     pub kms_key_arn: Option<&'a str>,
+    /// OpenTofu's client-side state encryption (`output.openTofuEncryption`): its `aws_kms`
+    /// key provider calls KMS itself, so the key is used directly too.
+    pub open_tofu_encryption: bool,
 }
 
 /// The runner policy: with the bucket `ListStatePrefixes`, `ReadWriteState` and (lock
-/// files) `ManageLockFiles`; with the table `UseLockTable`; with the key `UseStateKey`.
+/// files) `ManageLockFiles`; with the table `UseLockTable`; with the key `UseStateKey` (and,
+/// with OpenTofu's client-side encryption, `OpenTofuStateEncryption`).
 /// Parts not given contribute nothing, so the document may have no statement at all.
 pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
     let mut statements = Vec::new();
@@ -68,7 +72,8 @@ pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
     }
     if let Some(kms_key) = input.kms_key_arn {
         // Terraform never calls KMS itself: S3 (SSE-KMS) and DynamoDB (the table's SSE) do,
-        // on its behalf. Anything else, a direct Decrypt above all, is refused.
+        // on its behalf. Anything else, a direct Decrypt above all, is refused, unless
+        // OpenTofu's client-side encryption asks for direct use (below, and only that).
         let suffix = super::key::dns_suffix(input.partition);
         let mut via = vec![format!("s3.{}.{suffix}", input.region)];
         if input.table_arn.is_some() {
@@ -80,9 +85,29 @@ pub fn runner_policy(input: &RunnerPolicyInput<'_>) -> PolicyDocument {
                 .resources([kms_key])
                 .condition("StringEquals", "kms:ViaService", via),
         );
+        if input.open_tofu_encryption {
+            statements.push(open_tofu_statement(kms_key));
+        }
     }
     PolicyDocument::new(statements)
 }
+
+/// What OpenTofu's `aws_kms` key provider calls, on the backend's key only: `GenerateDataKey`
+/// for each state or plan it writes, `Decrypt` for each it reads. No `kms:ViaService`: the
+/// client calls KMS itself. It never passes an encryption context, while S3 and DynamoDB
+/// always do (`aws:s3:arn`, the table's): requiring none (`Null` on
+/// `kms:EncryptionContextKeys`) keeps this direct grant from opening data keys those services
+/// made, which stay usable through the services only.
+pub(crate) fn open_tofu_statement(kms_key: &str) -> Statement {
+    Statement::new("OpenTofuStateEncryption", Effect::Allow).actions(OPEN_TOFU_ACTIONS).resources([kms_key]).condition(
+        "Null",
+        "kms:EncryptionContextKeys",
+        ["true"],
+    )
+}
+
+/// The actions of OpenTofu's `aws_kms` key provider.
+pub(crate) const OPEN_TOFU_ACTIONS: [&str; 2] = ["kms:GenerateDataKey", "kms:Decrypt"];
 
 #[cfg(test)]
 #[path = "runner_tests.rs"]

@@ -23,6 +23,7 @@ fn input(
         lockfile,
         table_arn,
         kms_key_arn,
+        open_tofu_encryption: false,
     }
 }
 
@@ -203,4 +204,50 @@ fn parts_not_owned_grant_nothing() {
     let nothing = RunnerPolicyInput { bucket: None, ..input(true, None, None) };
     assert!(runner_policy(&nothing).statements.is_empty());
     assert_json(&runner_policy(&input(false, None, None)), list_and_state());
+}
+
+fn open_tofu() -> Value {
+    json!({
+        "Sid": "OpenTofuStateEncryption", "Effect": "Allow",
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": KEY,
+        "Condition": {"Null": {"kms:EncryptionContextKeys": "true"}}
+    })
+}
+
+/// OpenTofu's client-side encryption adds exactly one statement, after `UseStateKey`, and
+/// only with a key; without the flag it is absent in every mode.
+#[test]
+fn open_tofu_encryption_adds_direct_key_use_only_when_asked() {
+    for (plain, mut expected) in all_modes() {
+        assert!(!runner_policy(&plain).statements.iter().any(|s| s.sid.as_deref() == Some("OpenTofuStateEncryption")));
+        let with = RunnerPolicyInput { open_tofu_encryption: true, ..plain };
+        expected.extend(with.kms_key_arn.map(|_| open_tofu()));
+        assert_json(&runner_policy(&with), expected);
+    }
+}
+
+/// Abuse: the direct grant is no wider than OpenTofu's two calls on the backend's key. No
+/// other key, no wildcard, no Encrypt/ReEncrypt/CreateGrant, and no request with an
+/// encryption context (the data keys of S3 and DynamoDB stay behind kms:ViaService).
+#[test]
+fn open_tofu_grant_is_no_wider_than_the_backend_key() {
+    let doc = runner_policy(&RunnerPolicyInput { open_tofu_encryption: true, ..input(false, Some(TABLE), Some(KEY)) });
+    let direct: Vec<_> = doc
+        .statements
+        .iter()
+        .filter(|s| s.action.iter().flatten().any(|a| a.starts_with("kms:")))
+        .filter(|s| !s.condition.as_ref().is_some_and(|c| c.contains_key("StringEquals")))
+        .collect();
+    assert_eq!(direct.len(), 1, "one statement without kms:ViaService");
+    let s = direct[0];
+    assert_eq!(s.resource.as_deref(), Some(&[KEY.to_owned()][..]));
+    assert_eq!(s.action.as_deref(), Some(&["kms:GenerateDataKey".to_owned(), "kms:Decrypt".to_owned()][..]));
+    assert!(s.action.iter().flatten().chain(s.resource.iter().flatten()).all(|v| !v.contains(['*', '?'])));
+    // No key, no statement: the flag alone grants nothing.
+    let no_key = RunnerPolicyInput { open_tofu_encryption: true, ..input(false, Some(TABLE), None) };
+    assert!(
+        runner_policy(&no_key).statements.iter().all(|s| s.action.iter().flatten().all(|a| !a.starts_with("kms:")))
+    );
+    assert_survives_aws_rewrite(&doc);
 }

@@ -406,7 +406,8 @@ impl Run<'_> {
                 if let Published::Created(Some(version)) | Published::Updated(Some(version)) = published {
                     self.ctx.record_own_config_map_write(&self.owner.namespace, name, version);
                 }
-                let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend and one key per setting");
+                let tofu = if backend.open_tofu_encryption.is_some() { ", encryption.tf, TF_ENCRYPTION" } else { "" };
+                let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend{tofu} and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())
             }

@@ -7,7 +7,7 @@ use crate::policy::{
     BucketPolicyEncryption, BucketPolicyInput, KeyPolicyInput, PolicyDocument, RunnerPolicyInput, TrustPolicyInput,
     bucket_policy, key_policy, runner_policy, trust_policy,
 };
-use crate::render::{BackendSettings, Endpoints};
+use crate::render::{BackendSettings, Endpoints, OpenTofuEncryption};
 
 use super::validate::{Encryption, ValidSpec};
 
@@ -210,6 +210,7 @@ pub fn desired_key(valid: &ValidSpec, id: &Identity, owner: &Owner) -> DesiredKe
                 role_arn: &role_arn(valid, id),
                 admins,
                 principal_org_id: valid.role.principal_org_id.as_deref(),
+                open_tofu_encryption: valid.open_tofu_encryption,
             }),
         },
     }
@@ -240,6 +241,7 @@ pub fn desired_runner_policy(valid: &ValidSpec, id: &Identity, owned: &Owned<'_>
         lockfile: valid.lock_mode.uses_lockfile(),
         table_arn: owned.table_arn,
         kms_key_arn: owned.kms_key_arn,
+        open_tofu_encryption: valid.open_tofu_encryption,
     });
     (!policy.statements.is_empty()).then_some(policy)
 }
@@ -293,6 +295,11 @@ pub fn desired_resources(
     backend.assume_role_arn = valid.render_assume_role.then(|| role_arn(valid, id));
     backend.workspace_key_prefix = valid.workspace_key_prefix.clone();
     backend.endpoints = endpoint_url.map(Endpoints::all);
+    backend.open_tofu_encryption = key_arn.filter(|_| valid.open_tofu_encryption).map(|key| OpenTofuEncryption {
+        kms_key_id: key.to_string(),
+        region: valid.region.clone(),
+        assume_role_arn: backend.assume_role_arn.clone(),
+    });
     DesiredResources { bucket, table, backend }
 }
 

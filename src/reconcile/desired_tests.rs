@@ -428,3 +428,31 @@ fn runner_policy_follows_ownership() {
     assert_eq!(sids_of(Owned { kms_key_arn: None, ..all }).map(|s| s.contains(&"UseStateKey".to_owned())), Some(false));
     assert_eq!(sids_of(Owned::default()), None);
 }
+
+/// OpenTofu's encryption: rendered for the backend's key, region and role only with the flag
+/// and a key; the runner and key policies gain direct use only with the flag.
+#[test]
+fn open_tofu_encryption_follows_the_flag() {
+    let on = valid("output: {openTofuEncryption: true}");
+    let enc = desired_resources(&on, &id(), Some(KEY), None).backend.open_tofu_encryption.expect("rendered");
+    assert_eq!(
+        enc,
+        OpenTofuEncryption { kms_key_id: KEY.into(), region: "eu-west-1".into(), assume_role_arn: Some(ROLE.into()) }
+    );
+    let no_role = valid("output: {openTofuEncryption: true, assumeRole: false}");
+    let enc = desired_resources(&no_role, &id(), Some(KEY), None).backend.open_tofu_encryption.expect("rendered");
+    assert_eq!(enc.assume_role_arn, None);
+    // No key known yet: nothing to name, nothing rendered.
+    assert_eq!(desired_resources(&on, &id(), None, None).backend.open_tofu_encryption, None);
+    assert_eq!(desired_resources(&valid(""), &id(), Some(KEY), None).backend.open_tofu_encryption, None);
+
+    let direct = |v: &ValidSpec| sids(&full_policy(v, &id(), Some(KEY))).contains(&"OpenTofuStateEncryption");
+    assert!(direct(&on));
+    assert!(!direct(&valid("")));
+    let key_sids = |v: &ValidSpec| match desired_key(v, &id(), &owner()) {
+        DesiredKey::Managed { policy, .. } => sids(&policy).into_iter().map(str::to_owned).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert!(key_sids(&on).contains(&"AllowBackendRoleOpenTofuEncryption".to_owned()));
+    assert!(!key_sids(&valid("")).contains(&"AllowBackendRoleOpenTofuEncryption".to_owned()));
+}

@@ -160,6 +160,8 @@ pub fn validate(
     let role = resolve_role(&mut p, obj, spec);
     check_tags(&mut p, &spec.tags);
 
+    check_open_tofu_encryption(&mut p, spec);
+
     let config_map_name = spec.output.config_map_name.clone().unwrap_or_else(|| format!("{}-backend", obj.name));
     check_derived(
         &mut p,
@@ -190,6 +192,7 @@ pub fn validate(
         tags: spec.tags.clone(),
         config_map_name,
         render_assume_role: spec.output.assume_role,
+        open_tofu_encryption: spec.output.open_tofu_encryption,
     })
 }
 
@@ -323,6 +326,19 @@ fn resolve_encryption(
                 admins: sorted_unique(&create.admins),
             }
         }
+    }
+}
+
+/// OpenTofu's `aws_kms` key provider needs a KMS key: with SSE-S3 there is none to name.
+fn check_open_tofu_encryption(p: &mut Problems, spec: &TerraformStateBackendSpec) {
+    if spec.output.open_tofu_encryption && spec.encryption.mode == EncryptionMode::Aes256 {
+        p.add(
+            "spec.output.openTofuEncryption",
+            "OpenTofu's client-side encryption uses the backend's KMS key (aws_kms key provider), and encryption \
+             mode AES256 has none: set spec.encryption.mode to KMS (a created key, or an existing one whose key \
+             policy allows the runner role kms:GenerateDataKey and kms:Decrypt directly), or turn \
+             openTofuEncryption off",
+        );
     }
 }
 

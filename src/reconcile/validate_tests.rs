@@ -674,3 +674,19 @@ fn schema_patterns_refuse_non_literal_characters_anywhere() {
         }
     }
 }
+
+/// OpenTofu's aws_kms key provider needs the backend's KMS key: refused with AES256, saying
+/// why and what to do; accepted with a created or an existing key; off by default.
+#[test]
+fn open_tofu_encryption_needs_a_kms_key() {
+    let aes = with("encryption: {mode: AES256}\noutput: {openTofuEncryption: true}");
+    assert_rejects(&aes, "spec.output.openTofuEncryption", "AES256 has none");
+    assert_rejects(&aes, "spec.output.openTofuEncryption", "set spec.encryption.mode to KMS");
+    let created = validate(OBJ, &with("output: {openTofuEncryption: true}"), &defaults()).expect("created key");
+    assert!(created.open_tofu_encryption);
+    let existing = with(
+        "encryption: {kmsKey: {existingKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab'}}\noutput: {openTofuEncryption: true}",
+    );
+    assert!(validate(OBJ, &existing, &defaults()).expect("existing key").open_tofu_encryption);
+    assert!(!validate(OBJ, &with("adoptExisting: false"), &defaults()).unwrap().open_tofu_encryption, "off by default");
+}

@@ -72,7 +72,7 @@ fn endpoints_object(endpoints: &Endpoints) -> Expression {
 
 /// An HCL object of string values with bare identifier keys (`{ role_arn = "..." }`), the way
 /// Terraform's documentation writes them.
-fn object(pairs: &[(&'static str, &String)]) -> Expression {
+pub(super) fn object(pairs: &[(&'static str, &String)]) -> Expression {
     let object: Object<ObjectKey, Expression> = pairs
         .iter()
         .map(|(key, value)| (ObjectKey::Identifier(Identifier::from(*key)), Expression::String((*value).clone())))

@@ -1,6 +1,7 @@
 //! Rendering of the Terraform backend configuration published in the ConfigMap.
 //!
-//! Three forms of the same settings, all derived from one argument list:
+//! Three forms of the same settings, all derived from one argument list (and, with OpenTofu's
+//! client-side encryption, `encryption.tf` and `TF_ENCRYPTION`, see [`encryption`]):
 //! - `backend.tf`: a complete `terraform { backend "s3" { ... } }` block;
 //! - `backend.tfbackend`: top-level attributes for `terraform init -backend-config=FILE`;
 //! - flat keys, one per argument, each usable as `-backend-config=KEY=VALUE` (Flux
@@ -14,6 +15,7 @@
 //! Pure code: no I/O, clock or environment.
 
 mod arguments;
+pub mod encryption;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,9 @@ use hcl::format::{Format, Formatter};
 use hcl::{Attribute, Block, Body, Expression};
 
 use self::arguments::{Argument, arguments};
+pub use self::encryption::{
+    ENCRYPTION_TF_KEY, OpenTofuEncryption, RenderedEncryption, TF_ENCRYPTION_KEY, render_encryption,
+};
 pub use self::settings::{BackendSettings, Endpoints};
 
 /// ConfigMap key of the complete backend block.
@@ -58,16 +63,23 @@ pub struct RenderedBackend {
     /// One entry per argument present, value raw (strings unquoted, booleans `true`/`false`,
     /// objects as a one-line HCL object expression), for `-backend-config=KEY=VALUE`.
     pub flat: BTreeMap<String, String>,
+    /// OpenTofu's `encryption.tf` and `TF_ENCRYPTION`, when the settings ask for them.
+    pub encryption: Option<RenderedEncryption>,
 }
 
 impl RenderedBackend {
     /// The ConfigMap `data`: `backend.tf`, `backend.tfbackend` and every flat key.
     ///
-    /// The file keys contain a dot and no argument name does, so the two kinds never collide.
+    /// The file keys contain a dot and no argument name does, so the two kinds never collide;
+    /// `TF_ENCRYPTION` is upper case, which no argument name is.
     pub fn into_configmap_data(self) -> BTreeMap<String, String> {
         let mut data = self.flat;
         data.insert(BACKEND_TF_KEY.to_owned(), self.backend_tf);
         data.insert(BACKEND_TFBACKEND_KEY.to_owned(), self.backend_tfbackend);
+        if let Some(enc) = self.encryption {
+            data.insert(ENCRYPTION_TF_KEY.to_owned(), enc.encryption_tf);
+            data.insert(TF_ENCRYPTION_KEY.to_owned(), enc.tf_encryption);
+        }
         data
     }
 }
@@ -86,6 +98,7 @@ pub fn render(settings: &BackendSettings) -> Result<RenderedBackend, RenderError
         backend_tf: render_backend_tf(&args)?,
         backend_tfbackend: render_tfbackend(&args)?,
         flat: render_flat(&args)?,
+        encryption: settings.open_tofu_encryption.as_ref().map(render_encryption).transpose()?,
     })
 }
 

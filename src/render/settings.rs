@@ -5,6 +5,8 @@
 //! can see, and Terraform gets its credentials from the environment (IRSA, Pod Identity) or
 //! from the role named in `assume_role`.
 
+use super::encryption::OpenTofuEncryption;
+
 /// Everything rendered into the backend configuration, in Terraform's own terms.
 ///
 /// The reconcile pipeline fills this from the spec and the observed AWS state (the KMS key ARN
@@ -32,6 +34,9 @@ pub struct BackendSettings {
     /// Custom service endpoints (S3-compatible stores, emulators), rendered as the `endpoints`
     /// object together with `use_path_style = true`.
     pub endpoints: Option<Endpoints>,
+    /// OpenTofu's client-side state encryption with the backend's key (`encryption.tf` and
+    /// `TF_ENCRYPTION`); not a backend argument.
+    pub open_tofu_encryption: Option<OpenTofuEncryption>,
 }
 
 impl BackendSettings {
@@ -51,6 +56,7 @@ impl BackendSettings {
             assume_role_arn: None,
             workspace_key_prefix: None,
             endpoints: None,
+            open_tofu_encryption: None,
         }
     }
 }

@@ -267,3 +267,103 @@ fn format_error_names_the_output() {
     let err = RenderError::Format { output: BACKEND_TF_KEY.to_owned(), source };
     assert_eq!(err.to_string(), "cannot format backend.tf as HCL: boom");
 }
+
+/// OpenTofu's client-side encryption for the backend's key, with the role the backend assumes.
+fn with_open_tofu() -> BackendSettings {
+    BackendSettings {
+        open_tofu_encryption: Some(OpenTofuEncryption {
+            kms_key_id: KMS_KEY.to_owned(),
+            region: "eu-west-1".to_owned(),
+            assume_role_arn: Some(ROLE.to_owned()),
+        }),
+        ..full()
+    }
+}
+
+#[test]
+fn encryption_tf_is_exactly_this() {
+    let expected = r#"terraform {
+  encryption {
+    key_provider "aws_kms" "tfstate" {
+      kms_key_id = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+      region = "eu-west-1"
+      key_spec = "AES_256"
+      assume_role = {
+        role_arn = "arn:aws:iam::123456789012:role/tfstate-team-payments-payments-prod"
+      }
+    }
+
+    method "aes_gcm" "tfstate" {
+      keys = key_provider.aws_kms.tfstate
+    }
+
+    state {
+      method = method.aes_gcm.tfstate
+      enforced = true
+    }
+
+    plan {
+      method = method.aes_gcm.tfstate
+      enforced = true
+    }
+  }
+}
+"#;
+    let enc = rendered(&with_open_tofu()).encryption.expect("encryption rendered");
+    assert_eq!(enc.encryption_tf, expected);
+}
+
+#[test]
+fn tf_encryption_is_the_body_of_the_encryption_block() {
+    // OpenTofu parses TF_ENCRYPTION as the body of `encryption { }`: no wrapper blocks.
+    let expected = r#"key_provider "aws_kms" "tfstate" {
+  kms_key_id = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  region = "eu-west-1"
+  key_spec = "AES_256"
+}
+
+method "aes_gcm" "tfstate" {
+  keys = key_provider.aws_kms.tfstate
+}
+
+state {
+  method = method.aes_gcm.tfstate
+  enforced = true
+}
+
+plan {
+  method = method.aes_gcm.tfstate
+  enforced = true
+}
+"#;
+    let mut settings = with_open_tofu();
+    if let Some(enc) = settings.open_tofu_encryption.as_mut() {
+        enc.assume_role_arn = None;
+    }
+    let enc = rendered(&settings).encryption.expect("encryption rendered");
+    assert_eq!(enc.tf_encryption, expected);
+    assert!(!enc.encryption_tf.contains("assume_role"), "no role, no assume_role");
+}
+
+#[test]
+fn encryption_keys_are_in_the_configmap_only_when_asked_for() {
+    let data = rendered(&with_open_tofu()).into_configmap_data();
+    assert!(data.contains_key(ENCRYPTION_TF_KEY) && data.contains_key(TF_ENCRYPTION_KEY));
+    let without = rendered(&full());
+    assert_eq!(without.encryption, None);
+    let data = without.into_configmap_data();
+    assert!(!data.contains_key(ENCRYPTION_TF_KEY) && !data.contains_key(TF_ENCRYPTION_KEY));
+    // The backend files are the same either way: encryption is not a backend argument.
+    assert_eq!(rendered(&with_open_tofu()).backend_tf, rendered(&full()).backend_tf);
+}
+
+#[test]
+fn encryption_values_are_escaped_by_the_library() {
+    let mut settings = with_open_tofu();
+    if let Some(enc) = settings.open_tofu_encryption.as_mut() {
+        enc.region = "eu-west-1\" }\nkey_provider \"x\" \"y\" { a = \"${b}".to_owned();
+    }
+    let enc = rendered(&settings).encryption.expect("encryption rendered");
+    let body: hcl::Body = hcl::from_str(&enc.tf_encryption).expect("parses");
+    assert_eq!(body.blocks().count(), 4, "no block injected");
+}

@@ -150,6 +150,8 @@ pub struct ReadyBackend {
     pub status: tfstate_operator::api::TerraformStateBackendStatus,
     /// The published ConfigMap's data.
     pub data: std::collections::BTreeMap<String, String>,
+    /// The backend's namespace.
+    pub namespace: String,
 }
 
 /// Creates backend `tf` (trusting the account root; `extra` spec lines, 2-space indented
@@ -172,7 +174,7 @@ pub async fn ready_backend(prefix: &str, extra: &str) -> ReadyBackend {
         .await
         .expect("published ConfigMap");
     let data = cm.data.expect("ConfigMap data");
-    ReadyBackend { ground, operator, bucket, status, data }
+    ReadyBackend { ground, operator, bucket, status, data, namespace: ns }
 }
 
 /// Puts a state object `key` into `bucket` encrypted with `key_arn`, as Terraform does;

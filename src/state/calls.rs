@@ -1,0 +1,167 @@
+//! The AWS calls of the `state` commands, made with the caller's own credentials. They are not
+//! the operator's calls (its policy grants no object access at all): the caller's policy is
+//! documented in `docs/state-restore.md`. Thin wrappers, errors named by resource.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use crate::aws::AwsError;
+use crate::aws::error::{Context, optional};
+
+use super::decide::Version;
+use super::target::{Sse, StateTarget};
+
+const S3: &str = "s3";
+const DYNAMODB: &str = "dynamodb";
+/// One page of ListObjectVersions: the listing is bounded, never a walk of the whole history.
+pub const MAX_VERSIONS: i32 = 1000;
+
+/// The versions (and delete markers) of exactly the state key, newest first, at most one page;
+/// and whether S3 had more. Serial and lineage are not read here (`head` is left `Ok(default)`).
+pub async fn list_versions(s3: &aws_sdk_s3::Client, t: &StateTarget) -> Result<(Vec<Version>, bool), AwsError> {
+    let resource = format!("s3://{}/{}", t.bucket, t.key);
+    let out = s3
+        .list_object_versions()
+        .bucket(&t.bucket)
+        .prefix(&t.key)
+        .max_keys(MAX_VERSIONS)
+        .send()
+        .await
+        .ctx(S3, "ListObjectVersions")
+        .map_err(|e| e.on(&resource))?;
+    let time = |d: Option<&aws_smithy_types::DateTime>| {
+        d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()).unwrap_or_default()
+    };
+    let mut all: Vec<Version> = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(t.key.as_str()))
+        .map(|v| Version {
+            id: v.version_id().unwrap_or("null").to_owned(),
+            last_modified: time(v.last_modified()),
+            size: v.size(),
+            latest: v.is_latest().unwrap_or(false),
+            delete_marker: false,
+            head: Ok(Default::default()),
+        })
+        .collect();
+    all.extend(out.delete_markers().iter().filter(|m| m.key() == Some(t.key.as_str())).map(|m| Version {
+        id: m.version_id().unwrap_or("null").to_owned(),
+        last_modified: time(m.last_modified()),
+        size: None,
+        latest: m.is_latest().unwrap_or(false),
+        delete_marker: true,
+        head: Ok(Default::default()),
+    }));
+    // Newest first (RFC 3339 in UTC sorts as text).
+    all.sort_by(|a, b| b.last_modified.cmp(&a.last_modified).then(b.latest.cmp(&a.latest)));
+    Ok((all, out.is_truncated().unwrap_or(false)))
+}
+
+/// The content of one version (GetObject with versionId; S3 decrypts SSE-KMS for a caller
+/// allowed kms:Decrypt on the key).
+pub async fn read_version(s3: &aws_sdk_s3::Client, t: &StateTarget, version: &str) -> Result<Vec<u8>, AwsError> {
+    let resource = format!("s3://{}/{}?versionId={version}", t.bucket, t.key);
+    let out = s3
+        .get_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .version_id(version)
+        .send()
+        .await
+        .ctx(S3, "GetObject")
+        .map_err(|e| e.on(&resource))?;
+    let bytes = out.body.collect().await.map_err(|e| AwsError {
+        service: S3,
+        operation: "GetObject",
+        resource: Some(resource.clone()),
+        code: "BodyReadError".into(),
+        message: e.to_string(),
+        kind: crate::aws::AwsErrorKind::Transient,
+    })?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
+/// Who holds the state's lock, if anyone: the DynamoDB item `<bucket>/<key>` and/or the
+/// `<key>.tflock` object, as the lock mode uses them (Terraform's lock info, as it wrote it).
+pub async fn lock_holder(
+    s3: &aws_sdk_s3::Client,
+    ddb: &aws_sdk_dynamodb::Client,
+    t: &StateTarget,
+) -> Result<Option<String>, AwsError> {
+    let mut held = Vec::new();
+    if let Some(table) = &t.lock_table {
+        let item = ddb
+            .get_item()
+            .table_name(table)
+            .key("LockID", AttributeValue::S(t.lock_id()))
+            .consistent_read(true)
+            .send()
+            .await
+            .ctx(DYNAMODB, "GetItem")
+            .map_err(|e| e.on(format!("{table} item {}", t.lock_id())))?;
+        if let Some(item) = item.item() {
+            let info = item.get("Info").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            held.push(format!("DynamoDB item {} in {table}: {}", t.lock_id(), lock_summary(&info)));
+        }
+    }
+    if t.lockfile {
+        let key = t.lockfile_key();
+        let head = s3.head_object().bucket(&t.bucket).key(&key).send().await.ctx(S3, "HeadObject");
+        if optional(head.map_err(|e| e.on(format!("s3://{}/{key}", t.bucket))))?.is_some() {
+            held.push(format!("lock file s3://{}/{key}", t.bucket));
+        }
+    }
+    Ok((!held.is_empty()).then(|| held.join("; ")))
+}
+
+/// Terraform's lock info (`{"ID", "Operation", "Who", "Created", ...}`) in one line.
+fn lock_summary(info: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(info) else { return "lock info unreadable".into() };
+    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    format!("ID {}, {} by {} since {}", f("ID"), f("Operation"), f("Who"), f("Created"))
+}
+
+/// Makes `version` current by a server-side copy onto the state key, encrypted as the backend
+/// encrypts (never deleting anything); returns the new current version id.
+pub async fn copy_version(s3: &aws_sdk_s3::Client, t: &StateTarget, version: &str) -> Result<String, AwsError> {
+    let resource = format!("s3://{}/{}", t.bucket, t.key);
+    // CopySource is `bucket/key?versionId=ID`, the key URL-encoded.
+    let source = format!(
+        "{}/{}?versionId={}",
+        t.bucket,
+        percent_encoding::utf8_percent_encode(&t.key, COPY_SOURCE),
+        percent_encoding::utf8_percent_encode(version, COPY_SOURCE)
+    );
+    let copy = s3.copy_object().bucket(&t.bucket).key(&t.key).copy_source(source);
+    let copy = match &t.sse {
+        Sse::Kms(key) => copy.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key),
+        Sse::Aes256 => copy.server_side_encryption(ServerSideEncryption::Aes256),
+    };
+    let out = copy.send().await.ctx(S3, "CopyObject").map_err(|e| e.on(&resource))?;
+    Ok(out.version_id().unwrap_or("null").to_owned())
+}
+
+/// Characters kept as they are in a CopySource path (`/` separates key segments).
+const COPY_SOURCE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Writes Terraform's digest item `<bucket>/<key>-md5` (`Digest` = hex MD5 of the state), as
+/// Terraform does after each write with a DynamoDB lock table: without it Terraform refuses the
+/// restored state ("checksum ... does not match").
+pub async fn put_digest(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    t: &StateTarget,
+    digest: &str,
+) -> Result<(), AwsError> {
+    ddb.put_item()
+        .table_name(table)
+        .item("LockID", AttributeValue::S(t.digest_id()))
+        .item("Digest", AttributeValue::S(digest.to_owned()))
+        .send()
+        .await
+        .ctx(DYNAMODB, "PutItem")
+        .map_err(|e| e.on(format!("{table} item {}", t.digest_id())))?;
+    Ok(())
+}

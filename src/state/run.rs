@@ -1,0 +1,97 @@
+//! The two commands, in order: list (and read what the caller may), then decide, then act.
+
+use md5::{Digest, Md5};
+
+use crate::aws::{AwsClients, AwsErrorKind};
+
+use super::StateError;
+use super::calls::{copy_version, list_versions, lock_holder, put_digest, read_version};
+use super::decide::{RestoreCheck, StateHead, Version, check_restore, format_versions, state_head};
+use super::target::{Sse, StateTarget};
+
+/// Serial and lineage of one version, or why the caller cannot see them.
+async fn head_of(aws: &AwsClients, t: &StateTarget, v: &Version) -> Result<(StateHead, Option<Vec<u8>>), String> {
+    match read_version(&aws.s3, t, &v.id).await {
+        Ok(content) => Ok((state_head(&content), Some(content))),
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => Err(format!(
+            "your credentials may list versions but not read or decrypt them ({}: {}); \
+             s3:GetObject on the state and kms:Decrypt on the backend's key are needed",
+            e.code, e.message
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `state versions`: the version table.
+///
+/// # Errors
+///
+/// [`StateError::Aws`] when the versions cannot be listed.
+pub async fn versions(aws: &AwsClients, t: &StateTarget) -> Result<String, StateError> {
+    let (mut list, truncated) = list_versions(&aws.s3, t).await?;
+    for v in list.iter_mut().filter(|v| !v.delete_marker) {
+        v.head = head_of(aws, t, v).await.map(|(h, _)| h);
+    }
+    Ok(format_versions(&t.bucket, &t.key, &list, truncated))
+}
+
+/// `state restore --version ID`: what it did, in words.
+///
+/// # Errors
+///
+/// [`StateError::NoSuchVersion`], [`StateError::Refused`] (nothing written) or
+/// [`StateError::Aws`].
+pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bool) -> Result<String, StateError> {
+    let (mut list, _) = list_versions(&aws.s3, t).await?;
+    let no_such =
+        || StateError::NoSuchVersion { version: version.to_owned(), bucket: t.bucket.clone(), key: t.key.clone() };
+    let at = list.iter().position(|v| v.id == version).ok_or_else(no_such)?;
+    let mut content = None;
+    if !list[at].delete_marker {
+        let read = head_of(aws, t, &list[at]).await;
+        list[at].head = read.clone().map(|(h, _)| h);
+        content = read.ok().and_then(|(_, c)| c);
+    }
+    let current_at = list.iter().position(|v| v.latest && !v.delete_marker);
+    if let Some(c) = current_at.filter(|c| *c != at) {
+        list[c].head = head_of(aws, t, &list[c]).await.map(|(h, _)| h);
+    }
+    let lock = lock_holder(&aws.s3, &aws.dynamodb, t).await?;
+    let (target, current) = (&list[at], current_at.map(|c| &list[c]));
+    check_restore(&RestoreCheck { target, current, lock: lock.clone(), force })?;
+
+    let new_id = copy_version(&aws.s3, t, version).await?;
+    let old = list.iter().find(|v| v.latest).map_or_else(|| "(none)".to_owned(), |v| v.id.clone());
+    let sse = match &t.sse {
+        Sse::Kms(key) => format!("SSE-KMS with {key}"),
+        Sse::Aes256 => "SSE-S3 (AES256)".to_owned(),
+    };
+    let head = match &target.head {
+        Ok(StateHead { serial: Some(s), lineage: Some(l) }) => format!("serial {s}, lineage {l}"),
+        _ => "serial and lineage unknown".to_owned(),
+    };
+    let mut out = format!(
+        "restored s3://{}/{}: current version {old} -> {new_id}, a server-side copy of version {version} ({head}), \
+         encrypted {sse}; no version was deleted\n",
+        t.bucket, t.key
+    );
+    if force && lock.is_some() {
+        out.push_str(&format!("warning: restored while locked (--force): {}\n", lock.unwrap_or_default()));
+    }
+    if let Some(table) = &t.lock_table {
+        // Terraform checks the state against this digest on every read.
+        match content {
+            Some(content) => {
+                let digest: String = Md5::digest(&content).iter().map(|b| format!("{b:02x}")).collect();
+                put_digest(&aws.dynamodb, table, t, &digest).await?;
+                out.push_str(&format!("updated Terraform's digest {} in {table} to {digest}\n", t.digest_id()));
+            }
+            None => out.push_str(&format!(
+                "warning: could not read the restored version, so Terraform's digest {} in {table} was not updated: \
+                 set its Digest to the MD5 of the restored state, or Terraform will refuse it\n",
+                t.digest_id()
+            )),
+        }
+    }
+    Ok(out)
+}

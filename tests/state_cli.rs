@@ -1,0 +1,180 @@
+//! `tfstate-operator state versions|restore`, the built binary, on the real test ground.
+//!
+//! States are written with the SDK the way Terraform writes them (JSON with serial and lineage,
+//! SSE-KMS with the backend's key); the CLI runs as a separate process with the caller's own
+//! credentials and reads the backend from the cluster (`-n NS NAME`). A restore must make the old
+//! content current by a server-side copy encrypted with the backend's key, delete no version,
+//! update Terraform's DynamoDB digest, and refuse while locked or for another lineage unless
+//! `--force`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use common::operator::{ReadyBackend, inspector, ready_backend};
+use md5::{Digest, Md5};
+
+fn cli(b: &ReadyBackend, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
+    cmd.arg("state")
+        .args(args)
+        .args(["-n", &b.namespace, "tf"])
+        .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
+        .env("AWS_ENDPOINT_URL", b.ground.var("AWS_ENDPOINT_URL"))
+        .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
+        .env("AWS_REGION", b.ground.var("AWS_REGION"))
+        // The backend names no region: the operator's default applies, as with `render`.
+        .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"));
+    cmd.output().expect("run tfstate-operator state")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn state(serial: u64, lineage: &str) -> Vec<u8> {
+    format!(r#"{{"version": 4, "terraform_version": "1.10.0", "serial": {serial}, "lineage": "{lineage}", "outputs": {{}}, "resources": []}}"#).into_bytes()
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, kms: &str, body: Vec<u8>) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(kms)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .expect("PutObject as Terraform does");
+    out.version_id().expect("version id").to_owned()
+}
+
+async fn version_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+    let out = s3.list_object_versions().bucket(bucket).prefix(key).send().await.expect("ListObjectVersions");
+    out.versions().iter().filter(|v| v.key() == Some(key)).filter_map(|v| v.version_id().map(str::to_owned)).collect()
+}
+
+async fn current(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (Vec<u8>, Option<String>, Option<String>) {
+    let got = s3.get_object().bucket(bucket).key(key).send().await.expect("GetObject");
+    let (sse, kms) =
+        (got.server_side_encryption().map(|s| s.as_str().to_owned()), got.ssekms_key_id().map(str::to_owned));
+    (got.body.collect().await.expect("body").into_bytes().to_vec(), sse, kms)
+}
+
+#[tokio::test]
+async fn versions_and_restore_with_lock_and_lineage_checks() {
+    let b = ready_backend("state-cli", "").await;
+    let aws = inspector(&b.ground).await;
+    let (bucket, key) = (b.bucket.clone(), format!("{}/tf/terraform.tfstate", b.namespace));
+    let kms = b.status.kms_key_arn.clone().expect("kmsKeyArn");
+    let table = format!("{bucket}-lock");
+
+    // Another state's version first (lineage M), then three of lineage L, as Terraform writes them.
+    let other = put(&aws.s3, &bucket, &key, &kms, state(5, "lineage-m")).await;
+    let v1 = put(&aws.s3, &bucket, &key, &kms, state(1, "lineage-l")).await;
+    let v2 = put(&aws.s3, &bucket, &key, &kms, state(2, "lineage-l")).await;
+    let v3 = put(&aws.s3, &bucket, &key, &kms, state(3, "lineage-l")).await;
+
+    let listed = cli(&b, &["versions"]);
+    let (out, err) = text(&listed);
+    assert!(listed.status.success(), "versions failed: {err}");
+    assert!(out.starts_with(&format!("s3://{bucket}/{key}: 4 version(s)")), "{out}");
+    let line = |id: &str| {
+        out.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{id} not listed:\n{out}")).to_owned()
+    };
+    assert!(line(&v3).contains(" * ") && line(&v3).ends_with(" 3 lineage-l"), "{}", line(&v3));
+    assert!(line(&v1).ends_with(" 1 lineage-l") && !line(&v1).contains(" * "), "{}", line(&v1));
+    assert!(line(&other).ends_with(" 5 lineage-m"), "{}", line(&other));
+    assert!(!out.contains("shown as -"), "the caller may read every version here:\n{out}");
+
+    // The bad day: garbage overwrites the state.
+    let garbage = put(&aws.s3, &bucket, &key, &kms, b"\x00 not a state {".to_vec()).await;
+    let before = version_ids(&aws.s3, &bucket, &key).await;
+    assert_eq!(before.len(), 5);
+
+    // A held lock (Terraform's item) refuses the restore, and nothing changes.
+    let info = r#"{"ID":"6c2f6d1e","Operation":"OperationTypeApply","Who":"ci@runner-7","Version":"1.10.0","Created":"2026-12-01T15:00:00Z","Path":""}"#;
+    let lock_id = format!("{bucket}/{key}");
+    aws.dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("LockID", AttributeValue::S(lock_id.clone()))
+        .item("Info", AttributeValue::S(info.into()))
+        .condition_expression("attribute_not_exists(LockID)")
+        .send()
+        .await
+        .expect("take the lock");
+    let refused = cli(&b, &["restore", "--version", &v2]);
+    let (_, err) = text(&refused);
+    assert!(!refused.status.success(), "restore while locked must fail");
+    assert!(err.contains("locked") && err.contains("ci@runner-7") && err.contains("--force"), "{err}");
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await, before, "nothing written while locked");
+    aws.dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .send()
+        .await
+        .expect("unlock");
+
+    // Restore v2: its content is current again, encrypted with the backend's key, nothing deleted.
+    let restored = cli(&b, &["restore", "--version", &v2]);
+    let (out, err) = text(&restored);
+    assert!(restored.status.success(), "restore failed: {err}");
+    assert!(
+        out.contains(&format!("current version {garbage} -> ")) && out.contains(&format!("copy of version {v2}")),
+        "{out}"
+    );
+    assert!(out.contains("serial 2, lineage lineage-l") && out.contains("no version was deleted"), "{out}");
+    let (content, sse, key_id) = current(&aws.s3, &bucket, &key).await;
+    assert_eq!(content, state(2, "lineage-l"), "the restored content is v2's");
+    assert_eq!(sse.as_deref(), Some("aws:kms"));
+    assert_eq!(key_id.as_deref(), Some(kms.as_str()), "encrypted with the backend's key");
+    let after = version_ids(&aws.s3, &bucket, &key).await;
+    assert_eq!(after.len(), before.len() + 1, "one new version, none deleted");
+    assert!(before.iter().all(|v| after.contains(v)), "every earlier version is still there");
+    // Terraform's digest now matches the restored state.
+    let digest = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(format!("{lock_id}-md5")))
+        .send()
+        .await
+        .expect("GetItem digest");
+    let want: String = Md5::digest(state(2, "lineage-l")).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest.item().and_then(|i| i.get("Digest")).and_then(|d| d.as_s().ok()), Some(&want));
+
+    // Another lineage is refused, then restored with --force.
+    let refused = cli(&b, &["restore", "--version", &other]);
+    let (_, err) = text(&refused);
+    assert!(!refused.status.success() && err.contains("lineage lineage-m") && err.contains("--force"), "{err}");
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await.len(), after.len(), "nothing written");
+    let forced = cli(&b, &["restore", "--version", &other, "--force"]);
+    assert!(forced.status.success(), "forced restore failed: {}", text(&forced).1);
+    assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(5, "lineage-m"));
+
+    // A held lock with --force: restored, and said so.
+    aws.dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("LockID", AttributeValue::S(lock_id.clone()))
+        .item("Info", AttributeValue::S(info.into()))
+        .send()
+        .await
+        .expect("take the lock again");
+    let forced = cli(&b, &["restore", "--version", &v1, "--force"]);
+    let (out, err) = text(&forced);
+    assert!(forced.status.success(), "forced restore failed: {err}");
+    assert!(out.contains("warning: restored while locked"), "{out}");
+    assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(1, "lineage-l"));
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await.len(), before.len() + 3, "still nothing deleted");
+
+    // A version that is not one of this state's is named as such.
+    let unknown = cli(&b, &["restore", "--version", "no-such-version"]);
+    assert!(!unknown.status.success() && text(&unknown).1.contains("is not a version of"), "{}", text(&unknown).1);
+}
