@@ -38,6 +38,19 @@ pub struct ValidSpec {
     pub config_map_name: String,
     /// Whether to render `assume_role` into the backend configuration.
     pub render_assume_role: bool,
+    /// The audit trail, when the spec asks for one.
+    pub audit: Option<Audit>,
+}
+
+/// Resolved audit trail settings (`spec.audit.cloudTrail`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    /// Trail name.
+    pub trail_name: String,
+    /// Bucket receiving the log files.
+    pub log_bucket: String,
+    /// Prefix of the log files (`None`: none).
+    pub log_prefix: Option<String>,
 }
 
 /// Resolved access logging settings.
