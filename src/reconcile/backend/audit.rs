@@ -27,41 +27,70 @@ impl Run<'_> {
         tags: &Tags,
         bucket_owned: bool,
     ) -> Option<AwsError> {
-        let owner = self.owner;
-        if plan_stale_trail(observed.stale_trail.as_ref(), owner)
-            && let Some(stale) = &observed.stale_trail
-            && let Err(e) = delete_stale_trail(aws, stale).await
-        {
-            if self.valid.audit.is_some() {
-                self.fail(C::AuditReady, &e);
+        let (converged, mut error) = match desired_trail(self.valid, id) {
+            Some(desired) => self.converge_trail(aws, id, &desired, observed, tags, bucket_owned).await,
+            None => {
+                self.report.trail_arn = None;
+                (true, None)
             }
-            self.report.trail_arn = Some(stale.info.arn.clone());
-            return Some(e);
+        };
+        // A trail the spec no longer names goes once its successor is converged (or the
+        // spec asks for none): the state is never left unaudited by a rename.
+        let stale =
+            observed.stale_trail.as_ref().filter(|_| plan_stale_trail(observed.stale_trail.as_ref(), self.owner));
+        if let Some(stale) = stale {
+            let deleted = if converged { delete_stale_trail(aws, stale).await.map(|_| true) } else { Ok(false) };
+            match deleted {
+                Ok(true) => {}
+                // Remembered, so that a later pass deletes it.
+                Ok(false) => self.report.trail_arn = Some(stale.info.arn.clone()),
+                Err(e) => {
+                    self.report.trail_arn = Some(stale.info.arn.clone());
+                    if self.valid.audit.is_some() {
+                        self.fail(C::AuditReady, &e);
+                    }
+                    error.get_or_insert(e);
+                }
+            }
         }
-        let desired = desired_trail(self.valid, id)?;
+        error
+    }
+
+    /// The trail the spec names; returns whether it converged, and the error that fails the
+    /// pass, if any.
+    async fn converge_trail(
+        &mut self,
+        aws: &AwsClients,
+        id: &Identity,
+        desired: &DesiredTrail,
+        observed: &ObservedBackend,
+        tags: &Tags,
+        bucket_owned: bool,
+    ) -> (bool, Option<AwsError>) {
+        let owner = self.owner;
         let observed_trail = observed.trail.as_ref();
         let ours = observed_trail.filter(|t| owner.owns(&t.tags)).map(|t| t.info.arn.clone());
-        let changes = match plan_trail(&desired, observed_trail, tags, owner, self.valid.adopt_existing, bucket_owned) {
+        let changes = match plan_trail(desired, observed_trail, tags, owner, self.valid.adopt_existing, bucket_owned) {
             Ok(changes) => changes,
             Err(b) => {
                 self.report.trail_arn = ours;
                 self.block(C::AuditReady, b.reason, b.message);
-                return None;
+                return (false, None);
             }
         };
-        match apply_trail(aws, &desired, observed_trail, &changes, tags).await {
+        match apply_trail(aws, desired, observed_trail, &changes, tags).await {
             Err(e) if LOG_BUCKET_REFUSALS.contains(&e.code.as_str()) => {
                 // Created trails and updated ones alike: CloudTrail checked the bucket first.
                 self.report.trail_arn = ours;
-                let message = log_bucket_message(id, &desired, &e);
+                let message = log_bucket_message(id, desired, &e);
                 self.block(C::AuditReady, Reason::DependencyNotReady, message);
-                None
+                (false, None)
             }
             Err(e) => {
-                self.report.trail_arn =
-                    ours.or_else(|| changes.contains(&TrailChange::Create).then(|| desired.arn.clone()));
+                let created = changes.contains(&TrailChange::Create).then(|| desired.arn.clone());
+                self.report.trail_arn = ours.or(created);
                 self.fail(C::AuditReady, &e);
-                Some(e)
+                (false, Some(e))
             }
             Ok(()) if changes == [TrailChange::StopLogging] => {
                 self.report.trail_arn = ours;
@@ -71,13 +100,13 @@ impl Run<'_> {
                     desired.config.name, self.valid.bucket
                 );
                 self.block(C::AuditReady, Reason::DependencyNotReady, message);
-                None
+                (false, None)
             }
             Ok(()) => {
                 self.report.trail_arn = Some(desired.arn.clone());
-                let what = describe(&desired, &self.valid.bucket);
+                let what = describe(desired, &self.valid.bucket);
                 self.settle(C::AuditReady, &what, &changes, observed_trail.is_none());
-                None
+                (true, None)
             }
         }
     }
