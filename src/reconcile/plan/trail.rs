@@ -113,3 +113,7 @@ fn waiting_for_bucket(what: &str) -> Blocked {
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "trail_tests.rs"]
+mod tests;
