@@ -370,13 +370,13 @@ fn trail_names_are_denied_by_default_under_a_policy() {
     let trail = (Rule::TrailName, "spec.audit.cloudTrail.trailName".to_string());
     assert_eq!(broken(&default_for("team-a"), &named("org-security-trail")), []);
     assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-a-app")), []);
-    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-b-app")), [trail.clone()]);
-    assert_eq!(broken(&tenants("team-a"), &named("org-security-trail")), [trail.clone()]);
+    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-b-app")), std::slice::from_ref(&trail));
+    assert_eq!(broken(&tenants("team-a"), &named("org-security-trail")), std::slice::from_ref(&trail));
     assert_eq!(broken(&tenants("team-a"), &Backend::in_namespace("team-a")), [], "no audit, nothing to judge");
     let listed = policy("listed", "{namespaceSelector: {}, allowedNames: {trails: ['audit.{namespace}.*']}}");
     let p = resolve(&[listed], "team-a", &labels(&[]));
     assert_eq!(broken(&p, &named("audit.team-a.state")), []);
-    assert_eq!(broken(&p, &named("tfstate-team-a-app")), [trail.clone()], "the list replaces the default");
+    assert_eq!(broken(&p, &named("tfstate-team-a-app")), std::slice::from_ref(&trail), "the list replaces the default");
     let none = policy("none", "{namespaceSelector: {}, allowedNames: {trails: []}}");
     let p = resolve(&[none], "team-a", &labels(&[]));
     assert_eq!(broken(&p, &named("tfstate-team-a-app")), [trail]);
