@@ -147,7 +147,7 @@ struct RunArgs {
     #[arg(long, env = "TFSTATE_AWS_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     aws_max_attempts: u32,
     /// Client-side rate limits per AWS service, in requests per second, e.g.
-    /// `s3=50,kms=20,iam=5` (services: s3, kms, dynamodb, iam, sts). Every attempt waits for
+    /// `s3=50,kms=20,iam=5` (services: s3, kms, dynamodb, iam, sts, cloudtrail). Every attempt waits for
     /// a token of its service's bucket (burst: a tenth of a second's worth); the wait counts
     /// against --aws-attempt-timeout. Default: no limit.
     #[arg(long, env = "TFSTATE_AWS_RATE_LIMIT", default_value = "")]

@@ -57,7 +57,7 @@ async fn samples_are_accepted_and_read_back_with_defaults() {
 
     let samples = read_samples();
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
-    for required in ["minimal", "kms-existing-key", "lockfile", "both-locks", "irsa", "pod-identity"] {
+    for required in ["minimal", "kms-existing-key", "lockfile", "both-locks", "irsa", "pod-identity", "audit"] {
         assert!(names.contains(&format!("{required}.yaml").as_str()), "samples/{required}.yaml is missing");
     }
     for (file, sample) in &samples {

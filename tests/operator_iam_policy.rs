@@ -122,6 +122,19 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("iam", "UntagRole", &["iam:UntagRole"]),
     ("iam", "DeleteRolePolicy", &["iam:DeleteRolePolicy"]),
     ("iam", "DeleteRole", &["iam:DeleteRole"]),
+    // CloudTrail: the audit trail (`spec.audit.cloudTrail`), in the second document.
+    ("cloudtrail", "GetTrail", &["cloudtrail:GetTrail"]),
+    ("cloudtrail", "GetTrailStatus", &["cloudtrail:GetTrailStatus"]),
+    ("cloudtrail", "GetEventSelectors", &["cloudtrail:GetEventSelectors"]),
+    ("cloudtrail", "ListTags", &["cloudtrail:ListTags"]),
+    ("cloudtrail", "CreateTrail", &["cloudtrail:CreateTrail", "cloudtrail:AddTags"]),
+    ("cloudtrail", "UpdateTrail", &["cloudtrail:UpdateTrail"]),
+    ("cloudtrail", "PutEventSelectors", &["cloudtrail:PutEventSelectors"]),
+    ("cloudtrail", "StartLogging", &["cloudtrail:StartLogging"]),
+    ("cloudtrail", "StopLogging", &["cloudtrail:StopLogging"]),
+    ("cloudtrail", "AddTags", &["cloudtrail:AddTags"]),
+    ("cloudtrail", "RemoveTags", &["cloudtrail:RemoveTags"]),
+    ("cloudtrail", "DeleteTrail", &["cloudtrail:DeleteTrail"]),
 ];
 
 /// The only actions a statement may grant on `Resource: "*"`: they have no resource-level
@@ -159,6 +172,9 @@ const REFUSED_WITH_BOUNDARY: &str = "iam:DeleteRolePermissionsBoundary";
 const BOUNDARY_BOUND: [&str; 3] = ["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"];
 
 const POLICY_JSON: &str = "docs/operator-iam-policy.json";
+/// The second managed policy, for backends with `spec.audit` (the first is near the 6,144
+/// characters of a managed policy): the operator's policy is the union of both.
+const AUDIT_POLICY_JSON: &str = "docs/operator-iam-policy-audit.json";
 const POLICY_DOC: &str = "docs/operator-iam-policy.md";
 /// What precedes the boundary variant's JSON block in the documentation.
 const BOUNDARY_MARKER: &str = "<!-- boundary-variant: statements replacing those of the same Sid -->";
@@ -190,11 +206,12 @@ struct Values<'a> {
     role_prefix: &'a str,
     alias_prefix: &'a str,
     boundary: &'a str,
+    trail_prefix: &'a str,
 }
 
 impl Values<'_> {
     /// (placeholder, value), for every placeholder the template may hold.
-    fn pairs(&self) -> [(&'static str, &str); 7] {
+    fn pairs(&self) -> [(&'static str, &str); 8] {
         [
             ("<PARTITION>", self.partition),
             ("<ACCOUNT_ID>", self.account),
@@ -203,6 +220,7 @@ impl Values<'_> {
             ("<ROLE_PREFIX>", self.role_prefix),
             ("<ALIAS_PREFIX>", self.alias_prefix),
             ("<BOUNDARY_ARN>", self.boundary),
+            ("<TRAIL_PREFIX>", self.trail_prefix),
         ]
     }
 }
@@ -218,6 +236,7 @@ const TEST_VALUES: Values<'static> = Values {
     role_prefix: "/tfstate-",
     alias_prefix: "tfstate-",
     boundary: "arn:aws:iam::123456789012:policy/tfstate-runner-boundary",
+    trail_prefix: "tfstate-",
 };
 
 /// Long but plausible values: the rendered policy must still fit a managed policy.
@@ -229,6 +248,7 @@ const LONG_VALUES: Values<'static> = Values {
     role_prefix: "/platform/tfstate-runners/",
     alias_prefix: "platform/tfstate-keys/",
     boundary: "arn:aws-us-gov:iam::123456789012:policy/platform/tfstate-runner-boundary",
+    trail_prefix: "platform-tfstate-audit-",
 };
 
 /// The IAM actions `operation` of `service` needs, from [`OPERATIONS`].
@@ -248,6 +268,8 @@ enum Kind {
     Alias,
     /// A hub-and-spoke operator role, in another account (`sts:AssumeRole`).
     SpokeRole,
+    /// A CloudTrail trail.
+    Trail,
 }
 
 /// What AWS authorizes `action` on: KMS alias actions on the alias and on the key, actions
@@ -260,6 +282,7 @@ fn kinds_of(action: &str) -> &'static [Kind] {
         a if a.starts_with("kms:") => &[Kind::Key],
         a if a.starts_with("dynamodb:") => &[Kind::Table],
         "sts:AssumeRole" => &[Kind::SpokeRole],
+        a if a.starts_with("cloudtrail:") => &[Kind::Trail],
         a if a.starts_with("iam:") => &[Kind::Role],
         other => panic!("{other}: no resource kind known; add it to kinds_of"),
     }
@@ -337,6 +360,24 @@ fn boundary_block(doc: &str) -> String {
         .unwrap_or_else(|| panic!("{POLICY_DOC} has no boundary variant (a ```json block after {BOUNDARY_MARKER:?})"));
     let body = after.trim_start().strip_prefix("```json\n").expect("the marker is followed by a ```json block");
     body.split_once("\n```").expect("the ```json block is closed").0.to_string()
+}
+
+/// The operator's whole policy: the first document (see [`policy_document`]) with the
+/// statements of the audit document appended.
+fn full_policy(values: &Values<'_>, boundary: bool) -> Value {
+    let mut doc = policy_document(values, boundary);
+    let audit = audit_policy_document(values);
+    let extra = audit["Statement"].as_array().expect("the audit document's Statement is a list").clone();
+    doc["Statement"].as_array_mut().expect("Statement is a list").extend(extra);
+    doc
+}
+
+/// The audit document, rendered.
+fn audit_policy_document(values: &Values<'_>) -> Value {
+    let doc: Value = serde_json::from_str(&render(&read(AUDIT_POLICY_JSON), values))
+        .unwrap_or_else(|e| panic!("{AUDIT_POLICY_JSON} is not valid JSON: {e}"));
+    assert_eq!(doc["Version"], "2012-10-17", "{AUDIT_POLICY_JSON}: Version must be 2012-10-17");
+    doc
 }
 
 /// The rendered policy document; with `boundary`, the variant's statements replace those of
@@ -446,6 +487,7 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
             (Kind::Key, vec![format!("arn:{p}:kms:{region}:{acct}:key/{key}")]),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/{}payments-prod", v.alias_prefix)]),
             (Kind::SpokeRole, vec![format!("arn:{p}:iam::111111111111:role/tfstate-operator-spoke-team-a")]),
+            (Kind::Trail, vec![format!("arn:{p}:cloudtrail:{region}:{acct}:trail/{}payments-prod", v.trail_prefix)]),
         ])
     } else {
         BTreeMap::from([
@@ -473,6 +515,14 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
                 ],
             ),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/other-team-key")]),
+            (
+                Kind::Trail,
+                vec![
+                    format!("arn:{p}:cloudtrail:{region}:{acct}:trail/org-security-trail"),
+                    format!("arn:{p}:cloudtrail:{region}:{other}:trail/{}payments-prod", v.trail_prefix),
+                    format!("arn:{p}:cloudtrail:ap-south-2:{acct}:trail/{}payments-prod", v.trail_prefix),
+                ],
+            ),
         ])
     }
 }
@@ -551,7 +601,7 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
             }
         }
         // No untag can remove an ownership tag.
-        let untags = ["kms:UntagResource", "dynamodb:UntagResource", "iam:UntagRole"];
+        let untags = ["kms:UntagResource", "dynamodb:UntagResource", "iam:UntagRole", "cloudtrail:RemoveTags"];
         if s.actions.iter().any(|a| untags.contains(&a.as_str())) {
             let kept = s.condition_values("ForAllValues:StringNotEquals", "aws:TagKeys");
             for tag in OWNERSHIP_TAGS.iter().filter(|t| !kept.contains(t)) {
@@ -722,7 +772,11 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
     // The template: known placeholders only, every one documented.
     let (template, doc) = (read(POLICY_JSON), read(POLICY_DOC));
     let known: BTreeSet<String> = TEST_VALUES.pairs().iter().map(|(p, _)| p.to_string()).collect();
-    let used: BTreeSet<String> = placeholders(&template).union(&placeholders(&boundary_block(&doc))).cloned().collect();
+    let used: BTreeSet<String> = placeholders(&template)
+        .union(&placeholders(&boundary_block(&doc)))
+        .cloned()
+        .chain(placeholders(&read(AUDIT_POLICY_JSON)))
+        .collect();
     for p in used.difference(&known) {
         problems.push(format!("{POLICY_JSON} uses the placeholder {p}, which this test does not render"));
     }
@@ -736,8 +790,8 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
     }
 
     // Rendered, with and without the boundary variant.
-    let statements = statements_of(&policy_document(&TEST_VALUES, false));
-    let variant = statements_of(&policy_document(&TEST_VALUES, true));
+    let statements = statements_of(&full_policy(&TEST_VALUES, false));
+    let variant = statements_of(&full_policy(&TEST_VALUES, true));
     let inside = sample_resources(&TEST_VALUES, true);
     problems.extend(coverage_problems(&statements, &inside, POLICY_JSON, &[]));
     problems.extend(coverage_problems(&variant, &inside, "the boundary variant", &[REFUSED_WITH_BOUNDARY]));
@@ -787,7 +841,7 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
         problems.push("iam:PassRole must not be granted: the operator never passes a role to a service".into());
     }
 
-    // Size: a managed policy, even with long values.
+    // Size: each document a managed policy, even with long values.
     for values in [TEST_VALUES, LONG_VALUES] {
         for boundary in [false, true] {
             let size = policy_document(&values, boundary).to_string().len();
@@ -797,6 +851,10 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
                      the {MANAGED_POLICY_LIMIT} of a managed policy"
                 ));
             }
+        }
+        let size = audit_policy_document(&values).to_string().len();
+        if size > MANAGED_POLICY_LIMIT {
+            problems.push(format!("{AUDIT_POLICY_JSON} rendered with {values:?} has {size} characters"));
         }
     }
 
@@ -960,6 +1018,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         json!({"bucket": {"name": bucket_a, "accessLogging": {"targetBucket": logs, "targetPrefix": "tfstate/"}},
             "encryption": {"mode": "KMS", "kmsKey": {"create": {"deletionWindowDays": 7}}},
             "locking": {"mode": "DynamoDB"}, "deletionPolicy": "Delete", "tags": {"team": "a", "env": "dev"},
+            "audit": {"cloudTrail": {"logBucket": logs, "logPrefix": "audit"}},
             "access": {"trust": {"oidcProviderArn": OIDC, "serviceAccounts": [{"namespace": "ci", "name": "runner"}]}}}),
     )
     .await;
@@ -996,6 +1055,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         (Kind::Role, [&sa, &sb, &sc].iter().map(|s| s.role_arn.clone().expect("status.roleArn")).collect()),
         (Kind::Key, vec![sa.kms_key_arn.clone().expect("status.kmsKeyArn"), existing_arn.clone()]),
         (Kind::Alias, vec![format!("arn:aws:kms:{region}:{account}:alias/tfstate-{ns}-alpha")]),
+        (Kind::Trail, vec![sa.trail_arn.clone().expect("status.trailArn")]),
     ]);
 
     // 2. Spec updates: tags changed, added and removed on every resource, a key administrator
@@ -1043,6 +1103,25 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     eventually("key scheduled for deletion", async || key_state().await == "Enabled").await;
     k.delete_alias().alias_name(&alias).send().await.expect("DeleteAlias");
     eventually("key alias", async || kms::describe_key(k, &alias).await.is_ok_and(|i| i.is_some())).await;
+    let trail = format!("tfstate-{ns}-alpha");
+    let ct = &aws.cloudtrail;
+    ct.stop_logging().name(&trail).send().await.expect("StopLogging");
+    eventually("trail logging", async || {
+        ct.get_trail_status().name(&trail).send().await.is_ok_and(|s| s.is_logging() == Some(true))
+    })
+    .await;
+    ct.update_trail().name(&trail).enable_log_file_validation(false).send().await.expect("UpdateTrail");
+    eventually("trail log file validation", async || {
+        ct.get_trail()
+            .name(&trail)
+            .send()
+            .await
+            .is_ok_and(|t| t.trail().and_then(|t| t.log_file_validation_enabled()) == Some(true))
+    })
+    .await;
+    // A user tag removed from the spec: RemoveTags on the trail (and untag on the others).
+    patch_spec(&api, "alpha", json!({"tags": {"extra": null}})).await;
+    wait_ready(&api, "alpha").await;
 
     // 4. Deletion: alpha (deletionPolicy Delete, empty bucket) takes everything with it; beta and
     //    gamma (Retain) leave AWS as it is.
@@ -1057,6 +1136,8 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     let role_name = role_a.rsplit('/').next().unwrap_or_default();
     assert!(iam::get_role(&aws.iam, role_name).await.expect("GetRole").is_none(), "alpha's role deleted");
     assert_eq!(key_state().await, "PendingDeletion", "alpha's key scheduled for deletion");
+    let trail_gone = aws.cloudtrail.get_trail().name(&trail).send().await;
+    assert!(format!("{trail_gone:?}").contains("TrailNotFoundException"), "alpha's trail deleted: {trail_gone:?}");
     assert!(s3::get_tags(&aws.s3, &bucket_b).await.expect("GetBucketTagging").is_some(), "beta's bucket kept");
 
     // 5. Every operation called -> its actions -> allowed by the policy on every resource of
@@ -1069,7 +1150,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         let counts = by_operation.entry((key.service.clone(), key.operation.clone())).or_default();
         if key.outcome == Outcome::Ok { counts.0 += n } else { counts.1 += n }
     }
-    let statements = statements_of(&policy_document(&values, false));
+    let statements = statements_of(&full_policy(&values, false));
     let (mut problems, mut exercised) = (structural_problems(&statements, &values), BTreeSet::new());
     eprintln!("{} operations called (ok / failed calls, IAM actions -> statements):", by_operation.len());
     for ((service, operation), (ok, failed)) in &by_operation {

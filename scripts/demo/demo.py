@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "tfstate-demo"
 LOG_BUCKET = "acme-s3-access-logs"  # named by samples/irsa.yaml
+TRAIL_LOG_BUCKET = "acme-cloudtrail-logs"  # named by samples/audit.yaml
 GROUP = "/apis/tfstate.dev/v1alpha1"
 
 
@@ -108,7 +109,20 @@ def prepare(g: Ground) -> None:
     s3.put_bucket_policy(Bucket=LOG_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{LOG_BUCKET}/*"}]}))
-    print(f"demo: CRDs installed, policy platform-defaults, namespace {NAMESPACE}, log bucket {LOG_BUCKET}")
+    # The audit sample's trail delivers into a bucket whose policy lets CloudTrail write (the
+    # emulator does not check it; AWS does, at CreateTrail).
+    try:
+        s3.create_bucket(Bucket=TRAIL_LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": g.env["AWS_REGION"]})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.put_bucket_policy(Bucket=TRAIL_LOG_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{TRAIL_LOG_BUCKET}"},
+        {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{TRAIL_LOG_BUCKET}/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]}))
+    print(f"demo: CRDs installed, policy platform-defaults, namespace {NAMESPACE}, log buckets {LOG_BUCKET} "
+          f"and {TRAIL_LOG_BUCKET}")
 
 
 def existing_key(g: Ground) -> str:
@@ -252,6 +266,9 @@ def summarize(g: Ground, obj: dict) -> list[str]:
         stmts = iam.get_role_policy(RoleName=role, PolicyName="tfstate-backend")["PolicyDocument"]["Statement"]
         print(f"  role {role}: inline policy {[x.get('Sid') for x in stmts]}")
         expect(bool(stmts), f"role {role} has an empty inline policy")
+    audit = ((spec.get("audit") or {}).get("cloudTrail"))
+    if audit:
+        problems += summarize_trail(g, name, bucket, audit, st.get("trailArn"))
     cm_name = st.get("configMapName") or "-"
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
     expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),
@@ -267,6 +284,40 @@ def summarize(g: Ground, obj: dict) -> list[str]:
             expect('key_provider "aws_kms"' in text and f'kms_key_id = "{key}"' in text
                    and "enforced = true" in text, f"ConfigMap {cm_name} {what} does not name the backend's key {key}")
         expect(bool(direct), f"role of {name} lacks the direct key use OpenTofu's aws_kms needs")
+    return problems
+
+
+def summarize_trail(g: Ground, name: str, bucket: str, audit: dict, arn) -> list[str]:
+    """Prints the backend's audit trail as CloudTrail holds it and returns what differs from
+    what spec.audit.cloudTrail asks for: the log bucket and prefix, single-region, no global
+    (management) events, log file validation, logging, and exactly one advanced selector for
+    the S3 data events of the state bucket's objects."""
+    if not arn:
+        return [f"{name}: status.trailArn is empty"]
+    ct, problems = g.aws("cloudtrail"), []
+    trail = ct.get_trail(Name=arn)["Trail"]
+    logging = ct.get_trail_status(Name=arn)["IsLogging"]
+    selectors = ct.get_event_selectors(TrailName=arn)
+    advanced = selectors.get("AdvancedEventSelectors") or []
+    fields = sorted((f["Field"], op, tuple(f[op])) for s in advanced for f in s["FieldSelectors"]
+                    for op in ("Equals", "StartsWith", "EndsWith", "NotEquals", "NotStartsWith", "NotEndsWith") if f.get(op))
+    want = sorted([("eventCategory", "Equals", ("Data",)), ("resources.type", "Equals", ("AWS::S3::Object",)),
+                   ("resources.ARN", "StartsWith", (f"arn:aws:s3:::{bucket}/",))])
+    prefix = trail.get("S3KeyPrefix") or ""
+    print(f"  trail {trail['Name']}: logging {logging}, log file validation {trail['LogFileValidationEnabled']}, "
+          f"multi-region {trail['IsMultiRegionTrail']}, global events {trail['IncludeGlobalServiceEvents']}, "
+          f"records {[f'{f} {op} {list(v)}' for f, op, v in fields]}, delivers to s3://{trail['S3BucketName']}/{prefix}")
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{name}: trail {trail['Name']} {what}")
+    expect(logging is True, "is not logging")
+    expect(trail["LogFileValidationEnabled"] is True, "has log file validation off")
+    expect(trail["IsMultiRegionTrail"] is False, "is multi-region")
+    expect(trail["IncludeGlobalServiceEvents"] is False, "includes global service events")
+    expect(trail["S3BucketName"] == audit["logBucket"], f"delivers to {trail['S3BucketName']}")
+    expect(prefix == (audit.get("logPrefix") or ""), f"has the prefix {prefix!r}")
+    expect(not selectors.get("EventSelectors"), "has basic event selectors (management events)")
+    expect(len(advanced) == 1 and fields == want, f"records {fields}, not only the state bucket's objects")
     return problems
 
 

@@ -23,17 +23,21 @@ pub enum ConditionType {
     Reconciling,
     /// kstatus: the operator cannot make progress without a change (spec, AWS side).
     Stalled,
+    /// The audit trail (`spec.audit.cloudTrail`) exists, records exactly the state bucket's
+    /// object events and is logging. Present only when the spec asks for an audit trail.
+    AuditReady,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they appear in status.
-    pub const ALL: [ConditionType; 8] = [
+    pub const ALL: [ConditionType; 9] = [
         ConditionType::Ready,
         ConditionType::BucketReady,
         ConditionType::EncryptionKeyReady,
         ConditionType::LockTableReady,
         ConditionType::RoleReady,
         ConditionType::BackendConfigPublished,
+        ConditionType::AuditReady,
         ConditionType::Reconciling,
         ConditionType::Stalled,
     ];
@@ -49,6 +53,7 @@ impl ConditionType {
             ConditionType::BackendConfigPublished => "BackendConfigPublished",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::AuditReady => "AuditReady",
         }
     }
 }

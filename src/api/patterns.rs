@@ -48,6 +48,9 @@ pub const OIDC_PROVIDER_ARN: &str =
 /// optional path; segments use the characters of IAM names).
 pub const PRINCIPAL_ARN: &str =
     r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(root|(user|role)/([a-zA-Z0-9+=,.@_-]+/)*[a-zA-Z0-9+=,.@_-]+)$";
+/// CloudTrail trail name characters: letters, digits, `.`, `_`, `-`, starting and ending with
+/// a letter or digit (no two of `._-` in a row, not an IP address: the validate step).
+pub const TRAIL_NAME: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9])?$";
 /// RFC 1123 DNS label (Kubernetes namespace names).
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// RFC 1123 DNS subdomain (most Kubernetes object names).

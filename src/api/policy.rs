@@ -27,6 +27,8 @@ pub mod patterns {
     pub const ROLE: &str = r"^([a-zA-Z0-9+=,.@_*-]|\{namespace\})+$";
     /// KMS alias pattern.
     pub const KMS_ALIAS: &str = r"^alias/([a-zA-Z0-9/_*-]|\{namespace\})+$";
+    /// CloudTrail trail name pattern.
+    pub const TRAIL: &str = r"^([a-zA-Z0-9_.*-]|\{namespace\})+$";
     /// Kubernetes namespace pattern.
     pub const NAMESPACE: &str = r"^([a-z0-9*-]|\{namespace\})+$";
     /// ARN pattern (OIDC providers, KMS keys).
@@ -173,6 +175,16 @@ pub struct AllowedNames {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(inner(length(min = 7, max = 512), regex(pattern = patterns::KMS_ALIAS)))]
     pub kms_aliases: Option<Vec<String>>,
+
+    /// Patterns for the audit trail's name (`spec.audit.cloudTrail.trailName` or its default
+    /// `tfstate-<namespace>-<name>`). Unlike the other lists, omitting it does not lift the
+    /// restriction: a trail is an account-wide, billed resource, so an omitted list allows
+    /// only `tfstate-{namespace}-*` (the derived names of the namespace's own backends); `[]`
+    /// allows no audit trail at all. Without any policy (the built-in default) every name is
+    /// allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(length(min = 1, max = 256), regex(pattern = patterns::TRAIL)))]
+    pub trails: Option<Vec<String>>,
 }
 
 /// Whom the runners' roles may trust.

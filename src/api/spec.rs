@@ -94,6 +94,11 @@ pub struct TerraformStateBackendSpec {
     /// Where and how the backend configuration is published for Terraform runners.
     #[serde(default)]
     pub output: OutputSpec,
+
+    /// An audit trail of who read and wrote the state. Removing it deletes the trail the
+    /// operator created for it (never the log files already delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSpec>,
 }
 
 /// The state bucket.
@@ -393,4 +398,41 @@ impl Default for OutputSpec {
     fn default() -> Self {
         Self { config_map_name: None, assume_role: true, open_tofu_encryption: false }
     }
+}
+
+/// The audit trail of the state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditSpec {
+    /// A CloudTrail trail owned by this backend that records only S3 data events on the
+    /// state bucket's objects (every read and write of state and lock files, with who made
+    /// it), in the backend's region, with log file validation on and no management events
+    /// (it costs only what it logs). `AuditReady` reports it; `status.trailArn` names it.
+    pub cloud_trail: CloudTrailSpec,
+}
+
+/// The backend's CloudTrail trail.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailSpec {
+    /// Trail name: 3-128 letters, digits, `.`, `_` and `-`, starting and ending with a letter
+    /// or digit, no two of `._-` in a row, not an IP address. Defaults to
+    /// `tfstate-<namespace>-<name>`. The cluster policy's `allowedNames.trails` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 128), regex(pattern = patterns::TRAIL_NAME))]
+    pub trail_name: Option<String>,
+
+    /// Existing S3 bucket that receives the log files; not the state bucket. Its bucket
+    /// policy must let CloudTrail write (`cloudtrail.amazonaws.com`: `s3:GetBucketAcl` on the
+    /// bucket and `s3:PutObject` on `<prefix>/AWSLogs/<account>/*`, with `aws:SourceArn`
+    /// the trail's ARN); until it does, `AuditReady` is False (`DependencyNotReady`) and says
+    /// what to add.
+    #[schemars(length(min = 3, max = 63), regex(pattern = patterns::BUCKET_NAME))]
+    pub log_bucket: String,
+
+    /// Prefix of the log files in the log bucket (CloudTrail adds `/AWSLogs/<account>/...`).
+    /// The characters of `stateKey`, no leading or trailing `/`, at most 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200), regex(pattern = patterns::OBJECT_KEY))]
+    pub log_prefix: Option<String>,
 }

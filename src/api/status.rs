@@ -15,8 +15,8 @@ pub struct TerraformStateBackendStatus {
     pub observed_generation: Option<i64>,
 
     /// `Ready` and one condition per part (`BucketReady`, `EncryptionKeyReady`,
-    /// `LockTableReady`, `RoleReady`, `BackendConfigPublished`), plus `Reconciling` and
-    /// `Stalled` while they apply.
+    /// `LockTableReady`, `RoleReady`, `BackendConfigPublished`, and `AuditReady` with
+    /// `spec.audit`), plus `Reconciling` and `Stalled` while they apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 
@@ -55,4 +55,8 @@ pub struct TerraformStateBackendStatus {
     /// the ownership tags CreateKey gave it instead of creating a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_started_at: Option<String>,
+
+    /// ARN of the audit trail (`spec.audit.cloudTrail`) while the backend owns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_arn: Option<String>,
 }

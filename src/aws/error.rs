@@ -69,6 +69,7 @@ const NOT_FOUND: &[&str] = &[
     "OwnershipControlsNotFoundError",
     "NoSuchLifecycleConfiguration",
     "NotFound",
+    "TrailNotFoundException",
 ];
 const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden"];
 /// A conflicting request, or a resource that exists although a read just said it did not
@@ -82,6 +83,7 @@ const CONFLICT: &[&str] = &[
     "ConcurrentModification",
     "ConcurrentModificationException",
     "ConflictException",
+    "TrailAlreadyExistsException",
 ];
 const TRANSIENT: &[&str] = &[
     "Throttling",

@@ -110,6 +110,8 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
+    /// CloudTrail (the audit trail of `spec.audit.cloudTrail`).
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
 }
 
 /// An IAM role for the operator to assume (STS AssumeRole) instead of acting with its own
@@ -318,7 +320,10 @@ impl AwsClientFactory {
                 aws_sdk_iam::config::Builder::from(&conf_of("iam")).interceptor(count.clone()).build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&conf_of("sts")).interceptor(count).build(),
+                aws_sdk_sts::config::Builder::from(&conf_of("sts")).interceptor(count.clone()).build(),
+            ),
+            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
+                aws_sdk_cloudtrail::config::Builder::from(&conf_of("cloudtrail")).interceptor(count).build(),
             ),
         }
     }

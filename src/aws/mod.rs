@@ -1,6 +1,7 @@
 //! AWS access: one client factory, call accounting, and one thin module per service.
 
 pub mod calls;
+pub mod cloudtrail;
 pub mod dynamodb;
 pub mod error;
 pub mod factory;

@@ -26,7 +26,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use tokio::time::Instant;
 
 /// The services a limit may name.
-pub const SERVICES: [&str; 5] = ["s3", "kms", "dynamodb", "iam", "sts"];
+pub const SERVICES: [&str; 6] = ["s3", "kms", "dynamodb", "iam", "sts", "cloudtrail"];
 
 /// Requests per second by service (`s3=50,kms=20`); empty: no limit.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,7 +39,7 @@ pub enum RateLimitError {
     #[error("{0:?} is not SERVICE=REQUESTS_PER_SECOND (e.g. s3=50,kms=20)")]
     Syntax(String),
     /// The service is not one the operator calls.
-    #[error("unknown service {0:?}: one of s3, kms, dynamodb, iam, sts")]
+    #[error("unknown service {0:?}: one of s3, kms, dynamodb, iam, sts, cloudtrail")]
     Service(String),
     /// The rate is not a positive number.
     #[error("rate of {service} must be a positive number of requests per second, got {rate:?}")]

@@ -37,6 +37,7 @@ pub fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Targ
         oidc_provider_arn: valid.role.oidc_provider_arn.as_deref(),
         aws_principals: &valid.role.aws_principals,
         permissions_boundary_arn: valid.role.permissions_boundary_arn.as_deref(),
+        trail_name: valid.audit.as_ref().map(|a| a.trail_name.as_str()),
     }
 }
 

@@ -2,13 +2,15 @@
 //! order within a resource. Which resources run concurrently is the caller's business.
 
 use crate::aws::s3::{self, Logging};
-use crate::aws::{AwsClients, AwsError, Tags, dynamodb, iam, kms};
+use crate::aws::{AwsClients, AwsError, Tags, cloudtrail, dynamodb, iam, kms};
 use crate::failpoint::Failpoints;
 use crate::policy::PolicyDocument;
 
-use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLINE_POLICY_NAME, TAG_OWNER_UID};
-use super::observe::{ObservedKey, ObservedRole, ObservedTable};
-use super::plan::{BucketChange, KeyChange, RoleChange, TableChange};
+use super::desired::{
+    DesiredBucket, DesiredKey, DesiredRole, DesiredTable, DesiredTrail, INLINE_POLICY_NAME, TAG_OWNER_UID,
+};
+use super::observe::{ObservedKey, ObservedRole, ObservedTable, ObservedTrail};
+use super::plan::{BucketChange, KeyChange, RoleChange, TableChange, TrailChange};
 
 /// Applies role changes (not the inline policy, which needs the key: see
 /// [`apply_inline_policy`]).
@@ -238,4 +240,39 @@ pub async fn apply_table(
         }
     }
     Ok(false)
+}
+
+/// Applies trail changes, in their order: a new trail gets its selectors before it starts
+/// logging, so it never records anything but the state bucket's object events.
+pub async fn apply_trail(
+    aws: &AwsClients,
+    desired: &DesiredTrail,
+    observed: Option<&ObservedTrail>,
+    changes: &[TrailChange],
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let (c, name) = (&aws.cloudtrail, desired.config.name.as_str());
+    let on = |e: AwsError| e.on(format!("CloudTrail trail {name}"));
+    let no_tags = Tags::new();
+    let current_tags = observed.map(|o| &o.tags).unwrap_or(&no_tags);
+    for change in changes {
+        match change {
+            TrailChange::Create => cloudtrail::create_trail(c, &desired.config, tags).await.map(|_| ()),
+            TrailChange::Update => cloudtrail::update_trail(c, &desired.config).await,
+            TrailChange::PutSelectors => cloudtrail::put_selectors(c, name, &desired.selectors).await,
+            TrailChange::SyncTags => cloudtrail::sync_tags(c, &desired.arn, current_tags, tags).await,
+            TrailChange::StartLogging => cloudtrail::start_logging(c, name).await,
+            TrailChange::StopLogging => cloudtrail::stop_logging(c, name).await,
+        }
+        .map_err(on)?;
+    }
+    Ok(())
+}
+
+/// Deletes a trail of ours that the spec no longer names (found in this region by its ARN,
+/// deleted by its name: the emulator deletes by name only). The log files it delivered stay
+/// where they are.
+pub async fn delete_stale_trail(aws: &AwsClients, trail: &ObservedTrail) -> Result<(), AwsError> {
+    let name = &trail.info.config.name;
+    cloudtrail::delete_trail(&aws.cloudtrail, name).await.map_err(|e| e.on(format!("CloudTrail trail {name}")))
 }

@@ -26,6 +26,8 @@ use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
+mod audit;
+
 /// Reasons that report a change made by this pass.
 const CHANGE_REASONS: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
 
@@ -105,7 +107,7 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             events.push((kind, decision.reason, e.to_string()));
         }
         // Parts not reached before the failure show the failure.
-        for t in status::PARTS {
+        for t in status::PARTS.into_iter().chain(valid.audit.as_ref().map(|_| C::AuditReady)) {
             report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
         }
     }
@@ -173,7 +175,8 @@ impl Run<'_> {
             creation_started: self.report.creation_started_at.is_some(),
             account_id: id.account_id.clone(),
         };
-        let observed = observe(aws, valid, &d_key, owner, &hints).await?;
+        let previous_trail = previous.and_then(|s| s.trail_arn.as_deref());
+        let observed = observe(aws, valid, &d_key, owner, &hints, previous_trail).await?;
         let adopt = valid.adopt_existing;
 
         // The role first: the key policy names it, and KMS refuses unknown principals.
@@ -197,6 +200,10 @@ impl Run<'_> {
                 self.block(t, Reason::DependencyNotReady, "waiting for the KMS key (see EncryptionKeyReady)".into());
             }
             self.block(C::BackendConfigPublished, Reason::DependencyNotReady, "waiting for the KMS key".into());
+            if valid.audit.is_some() {
+                self.block(C::AuditReady, Reason::DependencyNotReady, "waiting for the state bucket".into());
+            }
+            self.report.trail_arn = previous.and_then(|s| s.trail_arn.clone());
             return Ok(());
         }
         self.converge_resources(aws, &id, key_arn.as_deref(), &observed, &tags, role_ok).await
@@ -371,6 +378,10 @@ impl Run<'_> {
                 self.settle(C::RoleReady, &format!("IAM role {}", valid.role.name), &inline, false);
             }
             Ok(()) => {}
+        }
+        // The audit trail records the state bucket's objects: only a bucket of ours.
+        if let Some(e) = self.converge_audit(aws, id, observed, tags, bucket_owned).await {
+            first_error.get_or_insert(e);
         }
         if let Some(e) = first_error {
             self.block(C::BackendConfigPublished, Reason::Creating, "waiting for the other parts".into());

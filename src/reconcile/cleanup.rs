@@ -1,7 +1,7 @@
 //! The Cleanup side of a backend's life, when the object is deleted.
 //!
 //! `Retain` leaves AWS as it is. `Delete` never strands state: the bucket comes first, and
-//! the lock table, the role and the key (scheduled for deletion: the one step that makes
+//! the audit trail, the lock table, the role and the key (scheduled for deletion: the one step that makes
 //! remaining state unreadable) go only once the bucket is verified gone (`NoSuchBucket`)
 //! or was deleted, empty, by this pass. Any doubt about the bucket — its tags unreadable or
 //! not ours while it exists, its versions uncountable, versions left — is `DeletionBlocked`
@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use crate::api::{DeletionPolicy, Reason, TerraformStateBackend};
-use crate::aws::{AssumeAs, AwsClients, AwsError, AwsErrorKind, dynamodb, iam, kms, s3};
+use crate::aws::{AssumeAs, AwsClients, AwsError, AwsErrorKind, cloudtrail, dynamodb, iam, kms, s3};
 use crate::context::Context;
 
 use super::backend::{event, owner_of};
@@ -190,8 +190,9 @@ async fn inspect_bucket(aws: &AwsClients, bucket: &str, owner: &Owner) -> Result
     }
 }
 
-/// Deletes the table, the role and, last, the key, of those that carry our tags. Only
-/// called once the bucket is gone.
+/// Deletes the audit trail, the table, the role and, last, the key, of those that carry our
+/// tags. Only called once the bucket is gone (the trail audits the state as long as there is
+/// any). The trail's log files in the log bucket are never touched.
 async fn delete_owned(
     ctx: &Context,
     aws: &AwsClients,
@@ -199,6 +200,16 @@ async fn delete_owned(
     owner: &Owner,
     obj: &TerraformStateBackend,
 ) -> Result<(), ReconcileError> {
+    let named = valid.audit.as_ref().map(|a| a.trail_name.clone());
+    let known = obj.status.as_ref().and_then(|s| s.trail_arn.clone());
+    for trail in named.into_iter().chain(known) {
+        let on = |e: AwsError| e.on(format!("CloudTrail trail {trail}"));
+        if let Some(info) = cloudtrail::get_trail(&aws.cloudtrail, &trail).await.map_err(on)?
+            && owner.owns(&cloudtrail::get_tags(&aws.cloudtrail, &info.arn).await.map_err(on)?)
+        {
+            cloudtrail::delete_trail(&aws.cloudtrail, &info.config.name).await.map_err(on)?;
+        }
+    }
     if let Some(table) = &valid.lock_table
         && let Some(info) = dynamodb::describe(&aws.dynamodb, &table.name).await?
     {

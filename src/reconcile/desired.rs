@@ -2,6 +2,7 @@
 //! identities involved. Everything AWS must look like is decided here, once.
 
 use crate::aws::Tags;
+use crate::aws::cloudtrail::{EventSelector, FieldSelector, TrailConfig};
 use crate::aws::s3::{Lifecycle, Logging, PublicAccessBlock};
 use crate::policy::{
     BucketPolicyEncryption, BucketPolicyInput, KeyPolicyInput, PolicyDocument, RunnerPolicyInput, TrustPolicyInput,
@@ -301,6 +302,91 @@ pub fn desired_resources(
         assume_role_arn: backend.assume_role_arn.clone(),
     });
     DesiredResources { bucket, table, backend }
+}
+
+/// The name of the trail's one advanced event selector.
+pub const TRAIL_SELECTOR_NAME: &str = "tfstate-operator: S3 data events on the state bucket's objects";
+
+/// The audit trail (`spec.audit.cloudTrail`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredTrail {
+    /// The trail's settings: the log bucket and prefix, single-region, no global service
+    /// events, log file validation on.
+    pub config: TrailConfig,
+    /// ARN (deterministic: region, account, name).
+    pub arn: String,
+    /// Exactly these advanced event selectors (normalized).
+    pub selectors: Vec<EventSelector>,
+}
+
+/// What the trail records: S3 data events (reads and writes) on the objects of `bucket`,
+/// and nothing else. No selector of category `Management`, so no management event is
+/// recorded (and none billed); `resources.ARN` starts with `arn:PARTITION:s3:::BUCKET/`, so
+/// objects of other buckets (`BUCKET-other/...`) are not matched.
+pub fn state_object_selector(partition: &str, bucket: &str) -> EventSelector {
+    let field = |name: &str, equals: &[&str], starts_with: &[String]| FieldSelector {
+        field: name.into(),
+        equals: equals.iter().map(|v| v.to_string()).collect(),
+        starts_with: starts_with.to_vec(),
+        ..Default::default()
+    };
+    EventSelector {
+        name: Some(TRAIL_SELECTOR_NAME.into()),
+        fields: vec![
+            field("eventCategory", &["Data"], &[]),
+            field("resources.type", &["AWS::S3::Object"], &[]),
+            field("resources.ARN", &[], &[format!("arn:{partition}:s3:::{bucket}/")]),
+        ],
+    }
+    .normalized()
+}
+
+/// The trail of the spec's `audit.cloudTrail`, in the backend's region (`None`: no audit).
+pub fn desired_trail(valid: &ValidSpec, id: &Identity) -> Option<DesiredTrail> {
+    let audit = valid.audit.as_ref()?;
+    Some(DesiredTrail {
+        config: TrailConfig {
+            name: audit.trail_name.clone(),
+            log_bucket: audit.log_bucket.clone(),
+            log_prefix: audit.log_prefix.clone(),
+            multi_region: false,
+            global_service_events: false,
+            log_file_validation: true,
+        },
+        arn: trail_arn(valid, id, &audit.trail_name),
+        selectors: vec![state_object_selector(&id.partition, &valid.bucket)],
+    })
+}
+
+/// ARN of the trail `name` of this backend's region and account.
+pub fn trail_arn(valid: &ValidSpec, id: &Identity, name: &str) -> String {
+    format!("arn:{}:cloudtrail:{}:{}:trail/{name}", id.partition, valid.region, id.account_id)
+}
+
+/// The two bucket policy statements a log bucket needs for CloudTrail to deliver the trail's
+/// log files (AWS's documented policy, bound to this one trail by `aws:SourceArn`): for the
+/// message that tells the user what to add.
+pub fn log_bucket_statements(partition: &str, account_id: &str, trail: &DesiredTrail) -> serde_json::Value {
+    let bucket = &trail.config.log_bucket;
+    let prefix = trail.config.log_prefix.as_deref().map(|p| format!("{p}/")).unwrap_or_default();
+    serde_json::json!([
+        {
+            "Sid": "AWSCloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": format!("arn:{partition}:s3:::{bucket}"),
+            "Condition": {"StringEquals": {"aws:SourceArn": trail.arn}}
+        },
+        {
+            "Sid": "AWSCloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("arn:{partition}:s3:::{bucket}/{prefix}AWSLogs/{account_id}/*"),
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail.arn}}
+        }
+    ])
 }
 
 #[cfg(test)]

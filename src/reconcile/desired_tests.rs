@@ -456,3 +456,71 @@ fn open_tofu_encryption_follows_the_flag() {
     assert!(key_sids(&on).contains(&"AllowBackendRoleOpenTofuEncryption".to_owned()));
     assert!(!key_sids(&valid("")).contains(&"AllowBackendRoleOpenTofuEncryption".to_owned()));
 }
+
+/// The trail: single-region, no global service events, log file validation on, and exactly
+/// one advanced selector: S3 object data events of the state bucket (prefix ends with `/`, so
+/// `acme-tfstate-payments-prod-other` does not match), reads and writes, nothing else.
+#[test]
+fn the_trail_records_exactly_the_state_objects() {
+    use crate::aws::cloudtrail::{FieldSelector, TrailConfig};
+    let v = valid("audit: {cloudTrail: {logBucket: acme-audit-logs}}");
+    let t = desired_trail(&v, &id()).expect("a trail");
+    assert_eq!(
+        t.config,
+        TrailConfig {
+            name: "tfstate-team-payments-payments-prod".into(),
+            log_bucket: "acme-audit-logs".into(),
+            log_prefix: None,
+            multi_region: false,
+            global_service_events: false,
+            log_file_validation: true,
+        }
+    );
+    assert_eq!(t.arn, "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments-payments-prod");
+    let field = |f: &str, equals: &[&str], starts_with: &[&str]| FieldSelector {
+        field: f.into(),
+        equals: equals.iter().map(|s| s.to_string()).collect(),
+        starts_with: starts_with.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    assert_eq!(t.selectors.len(), 1);
+    assert_eq!(t.selectors[0].name.as_deref(), Some(TRAIL_SELECTOR_NAME));
+    assert_eq!(
+        t.selectors[0].fields,
+        vec![
+            field("eventCategory", &["Data"], &[]),
+            field("resources.ARN", &[], &["arn:aws:s3:::acme-tfstate-payments-prod/"]),
+            field("resources.type", &["AWS::S3::Object"], &[]),
+        ]
+    );
+    assert!(desired_trail(&valid(""), &id()).is_none(), "no audit, no trail");
+    let named = valid("audit: {cloudTrail: {logBucket: acme-audit-logs, trailName: payments.audit, logPrefix: a/b}}");
+    let t = desired_trail(&named, &id()).unwrap();
+    assert_eq!((t.config.name.as_str(), t.config.log_prefix.as_deref()), ("payments.audit", Some("a/b")));
+    let cn = Identity { partition: "aws-cn".into(), ..id() };
+    assert!(desired_trail(&named, &cn).unwrap().selectors[0].fields[1].starts_with[0].starts_with("arn:aws-cn:s3:::"));
+}
+
+/// What a log bucket needs, as the user is told: CloudTrail's service principal, bound to this
+/// one trail, `s3:GetBucketAcl` on the bucket and `s3:PutObject` under the prefix's `AWSLogs/`.
+#[test]
+fn the_log_bucket_statements_name_the_principal_the_trail_and_the_arns() {
+    let v = valid("audit: {cloudTrail: {logBucket: acme-audit-logs, logPrefix: tfstate}}");
+    let t = desired_trail(&v, &id()).unwrap();
+    let s = log_bucket_statements("aws", ACCOUNT, &t);
+    let trail = "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments-payments-prod";
+    assert_eq!(
+        s,
+        serde_json::json!([
+            {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:GetBucketAcl", "Resource": "arn:aws:s3:::acme-audit-logs",
+             "Condition": {"StringEquals": {"aws:SourceArn": trail}}},
+            {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": "arn:aws:s3:::acme-audit-logs/tfstate/AWSLogs/123456789012/*",
+             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}}
+        ])
+    );
+    let no_prefix = desired_trail(&valid("audit: {cloudTrail: {logBucket: acme-audit-logs}}"), &id()).unwrap();
+    let s = log_bucket_statements("aws", ACCOUNT, &no_prefix);
+    assert_eq!(s[1]["Resource"], "arn:aws:s3:::acme-audit-logs/AWSLogs/123456789012/*");
+}

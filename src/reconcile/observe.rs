@@ -1,6 +1,8 @@
-//! Step 3, AWS reads only: what exists now. The four resources are read concurrently;
-//! a converged backend costs 16 reads (17 with access logging) and nothing else.
+//! Step 3, AWS reads only: what exists now. The resources are read concurrently; a
+//! converged backend costs 16 reads (17 with access logging, 4 more with an audit trail)
+//! and nothing else.
 
+use crate::aws::cloudtrail::{self, TrailInfo, TrailSettings};
 use crate::aws::dynamodb::{self, TableInfo, TableSettings};
 use crate::aws::iam::{self, RoleInfo};
 use crate::aws::kms::{self, KeyInfo, KeySettings};
@@ -94,6 +96,22 @@ pub struct ObservedBackend {
     pub role: Option<ObservedRole>,
     /// Lock table (`None`: missing or not used).
     pub table: Option<ObservedTable>,
+    /// The audit trail of the spec (`None`: missing or no audit).
+    pub trail: Option<ObservedTrail>,
+    /// The trail `status.trailArn` names, when the spec no longer asks for it (audit removed,
+    /// or another trail name): deleted when it is ours.
+    pub stale_trail: Option<ObservedTrail>,
+}
+
+/// A trail as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTrail {
+    /// GetTrail.
+    pub info: TrailInfo,
+    /// ListTags.
+    pub tags: Tags,
+    /// Logging and selectors, read only when the trail is (or may become) ours.
+    pub settings: Option<TrailSettings>,
 }
 
 /// Reads the AWS side of a backend.
@@ -103,14 +121,42 @@ pub async fn observe(
     key: &DesiredKey,
     owner: &Owner,
     hints: &KeyHints,
+    previous_trail_arn: Option<&str>,
 ) -> Result<ObservedBackend, AwsError> {
-    let (key, bucket, role, table) = tokio::try_join!(
+    let trail_name = valid.audit.as_ref().map(|a| a.trail_name.as_str());
+    // The trail status remembers, unless it is the one the spec names (same name: same ARN).
+    let stale = previous_trail_arn.filter(|arn| trail_name.is_none_or(|n| !arn.ends_with(&format!(":trail/{n}"))));
+    let adopt = valid.adopt_existing;
+    let (key, bucket, role, table, trail, stale_trail) = tokio::try_join!(
         observe_key(aws, key, owner, hints),
         observe_bucket(aws, &valid.bucket, valid.access_logging.is_some(), owner, valid.adopt_existing),
         observe_role(aws, &valid.role.name),
         observe_table(aws, valid.lock_table.as_ref().map(|t| t.name.as_str())),
+        observe_trail(aws, trail_name, owner, adopt),
+        observe_trail(aws, stale, owner, false),
     )?;
-    Ok(ObservedBackend { key, bucket, role, table })
+    Ok(ObservedBackend { key, bucket, role, table, trail, stale_trail })
+}
+
+/// GetTrail and ListTags (2 reads); GetTrailStatus and GetEventSelectors too (2 more) when the
+/// trail is ours or may be adopted.
+async fn observe_trail(
+    aws: &AwsClients,
+    name_or_arn: Option<&str>,
+    owner: &Owner,
+    adopt: bool,
+) -> Result<Option<ObservedTrail>, AwsError> {
+    let Some(name_or_arn) = name_or_arn else { return Ok(None) };
+    let on = |e: AwsError| e.on(format!("CloudTrail trail {name_or_arn}"));
+    let c = &aws.cloudtrail;
+    let Some(info) = cloudtrail::get_trail(c, name_or_arn).await.map_err(on)? else { return Ok(None) };
+    let tags = cloudtrail::get_tags(c, &info.arn).await.map_err(on)?;
+    let settings = if owner.owns(&tags) || (adopt && !tags.contains_key(TAG_OWNER_UID)) {
+        Some(cloudtrail::get_settings(c, &info.config.name).await.map_err(on)?)
+    } else {
+        None
+    };
+    Ok(Some(ObservedTrail { info, tags, settings }))
 }
 
 async fn observe_key(

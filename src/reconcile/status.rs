@@ -65,6 +65,8 @@ pub struct StatusReport {
     /// previous value, so that a spec change completed by a later pass is reported as an
     /// update (see [`super::outcome::Decision::settles_generation`]).
     pub keeps_observed_generation: bool,
+    /// ARN of the audit trail this backend owns.
+    pub trail_arn: Option<String>,
 }
 
 /// The parts whose conditions make up `Ready`.
@@ -75,6 +77,11 @@ pub const PARTS: [ConditionType; 5] = [
     ConditionType::RoleReady,
     ConditionType::BackendConfigPublished,
 ];
+
+/// The parts that exist only when the spec asks for them; when reported, `Ready` needs them
+/// True too (the user asked for them: a backend whose audit trail is missing is not what
+/// was asked for, although its runners may already use it).
+pub const OPTIONAL_PARTS: [ConditionType; 1] = [ConditionType::AuditReady];
 
 /// Builds the next status from `report`, keeping each condition's
 /// `lastTransitionTime` while its status does not change.
@@ -104,10 +111,10 @@ pub fn next_status(
     };
 
     let parts: Vec<(ConditionType, &PartState)> =
-        PARTS.iter().filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
+        PARTS.iter().chain(&OPTIONAL_PARTS).filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
     let not_ready = parts.iter().find(|(_, s)| !s.ready);
     let ready = match not_ready {
-        None if parts.len() == PARTS.len() => {
+        None if PARTS.iter().all(|t| report.parts.contains_key(t)) => {
             PartState::ready(Reason::Converged, "The backend is ready: every part is converged")
         }
         None => PartState::not_ready(Reason::Creating, "Not every part has been checked yet"),
@@ -139,6 +146,7 @@ pub fn next_status(
         config_map_name: report.config_map_name,
         policy: report.policy,
         creation_started_at: report.creation_started_at,
+        trail_arn: report.trail_arn,
     }
 }
 
@@ -160,6 +168,7 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     keep(&mut report.account_id, &p.account_id);
     keep(&mut report.config_map_name, &p.config_map_name);
     keep(&mut report.policy, &p.policy);
+    keep(&mut report.trail_arn, &p.trail_arn);
     report
 }
 

@@ -272,3 +272,33 @@ fn remember_keeps_what_was_known() {
     assert_eq!(got.lock_table_arn, previous.lock_table_arn);
     assert_eq!(remember(StatusReport::default(), None), StatusReport::default());
 }
+
+/// `AuditReady` counts for `Ready` when it is reported (the spec asks for a trail), and is
+/// absent otherwise; a part it waits on does not keep the others from being Ready.
+#[test]
+fn audit_ready_counts_only_when_asked_for() {
+    let mut report = converged();
+    report.parts.insert(ConditionType::AuditReady, PartState::ready(Reason::Converged, "trail ok"));
+    let s = next_status(None, GEN, report, &at(1));
+    assert_eq!(condition(&s, ConditionType::Ready).status, "True");
+    assert_eq!(condition(&s, ConditionType::AuditReady).status, "True");
+
+    let mut report = converged();
+    report.trail_arn = Some("arn:aws:cloudtrail:eu-west-1:123456789012:trail/t".into());
+    report.parts.insert(ConditionType::AuditReady, PartState::not_ready(Reason::DependencyNotReady, "log bucket"));
+    let s = next_status(None, GEN, report, &at(1));
+    let ready = condition(&s, ConditionType::Ready);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "DependencyNotReady"));
+    assert!(ready.message.starts_with("AuditReady: "), "{}", ready.message);
+    assert_eq!(condition(&s, ConditionType::BackendConfigPublished).status, "True");
+    assert_eq!(condition(&s, ConditionType::Stalled).reason, "DependencyNotReady");
+    assert_eq!(s.trail_arn.as_deref(), Some("arn:aws:cloudtrail:eu-west-1:123456789012:trail/t"));
+
+    let s = next_status(None, GEN, converged(), &at(1));
+    assert!(find(&s, ConditionType::AuditReady).is_none());
+    assert_eq!(condition(&s, ConditionType::Ready).status, "True");
+    // An AuditReady alone is not every part.
+    let mut only = StatusReport::default();
+    only.parts.insert(ConditionType::AuditReady, PartState::ready(Reason::Converged, "trail ok"));
+    assert_eq!(condition(&next_status(None, GEN, only, &at(1)), ConditionType::Ready).status, "False");
+}

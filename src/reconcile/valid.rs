@@ -41,6 +41,19 @@ pub struct ValidSpec {
     /// Whether to publish OpenTofu's client-side encryption (`encryption.tf`,
     /// `TF_ENCRYPTION`) for the backend's key, and grant the direct key use it needs.
     pub open_tofu_encryption: bool,
+    /// The audit trail, when the spec asks for one.
+    pub audit: Option<Audit>,
+}
+
+/// Resolved audit trail settings (`spec.audit.cloudTrail`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    /// Trail name.
+    pub trail_name: String,
+    /// Bucket receiving the log files.
+    pub log_bucket: String,
+    /// Prefix of the log files (`None`: none).
+    pub log_prefix: Option<String>,
 }
 
 /// Resolved access logging settings.

@@ -11,7 +11,7 @@ use regex::Regex;
 
 use crate::api::{EncryptionMode, TerraformStateBackendSpec, patterns};
 
-pub use super::valid::{AccessLogging, Encryption, LockTable, Role, ValidSpec};
+pub use super::valid::{AccessLogging, Audit, Encryption, LockTable, Role, ValidSpec};
 
 /// Prefix of the ownership tags; user tags may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "tfstate.dev/";
@@ -80,6 +80,7 @@ static PRINCIPAL_ARN: LazyLock<Regex> = LazyLock::new(|| re(patterns::PRINCIPAL_
 static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_LABEL));
 static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| re(patterns::DNS_SUBDOMAIN));
 static KEY_CHAR: LazyLock<Regex> = LazyLock::new(|| re(patterns::OBJECT_KEY_CHAR));
+static TRAIL: LazyLock<Regex> = LazyLock::new(|| re(patterns::TRAIL_NAME));
 static TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
 
 /// Collects every problem instead of stopping at the first.
@@ -159,6 +160,7 @@ pub fn validate(
     let lock_table = resolve_lock_table(&mut p, spec);
     let role = resolve_role(&mut p, obj, spec);
     check_tags(&mut p, &spec.tags);
+    let audit = resolve_audit(&mut p, obj, spec);
 
     check_open_tofu_encryption(&mut p, spec);
 
@@ -193,7 +195,45 @@ pub fn validate(
         config_map_name,
         render_assume_role: spec.output.assume_role,
         open_tofu_encryption: spec.output.open_tofu_encryption,
+        audit,
     })
+}
+
+/// `spec.audit.cloudTrail`: CloudTrail's naming rules for the trail, S3's for the log bucket
+/// (never the state bucket: the trail would log its own deliveries), the object key rules for
+/// the prefix (it is quoted into the bucket policy statement the user is told to add).
+fn resolve_audit(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Option<Audit> {
+    let ct = &spec.audit.as_ref()?.cloud_trail;
+    let path = "spec.audit.cloudTrail.trailName";
+    let trail_name = ct.trail_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
+    let hint = if ct.trail_name.is_none() {
+        format!(" (the default {trail_name:?}, derived from the object's namespace and name; set {path} explicitly)")
+    } else {
+        String::new()
+    };
+    if p.literal(path, &trail_name) {
+        let fix = "trail names are 3-128 letters, digits, '.', '_' and '-', starting and ending with a letter or digit";
+        if !(3..=128).contains(&trail_name.len()) || !TRAIL.is_match(&trail_name) {
+            p.add(path, format!("{trail_name:?} is not a valid CloudTrail trail name: {fix}{hint}"));
+        } else if trail_name.as_bytes().windows(2).any(|w| w.iter().all(|b| b"._-".contains(b))) {
+            p.add(path, format!("{trail_name:?} has two of '.', '_', '-' in a row, which CloudTrail forbids{hint}"));
+        } else if IPV4.is_match(&trail_name) {
+            p.add(path, format!("{trail_name:?} looks like an IP address, which CloudTrail forbids as a trail name"));
+        }
+    }
+    let bucket_path = "spec.audit.cloudTrail.logBucket";
+    check_bucket_name(p, bucket_path, &ct.log_bucket);
+    if ct.log_bucket == spec.bucket.name {
+        p.add(
+            bucket_path,
+            "must not be the state bucket itself: the trail would record its own log deliveries, and log files \
+             would mix with state; name a separate log bucket",
+        );
+    }
+    if let Some(prefix) = &ct.log_prefix {
+        check_object_key(p, "spec.audit.cloudTrail.logPrefix", prefix, 200);
+    }
+    Some(Audit { trail_name, log_bucket: ct.log_bucket.clone(), log_prefix: ct.log_prefix.clone() })
 }
 
 /// S3's bucket naming rules, beyond what the schema's pattern says.

@@ -411,6 +411,7 @@ fn schema_patterns_compile_in_rust() {
         patterns::DNS_LABEL,
         patterns::DNS_SUBDOMAIN,
         patterns::OBJECT_KEY_CHAR,
+        patterns::TRAIL_NAME,
     ] {
         Regex::new(p).unwrap();
     }
@@ -483,6 +484,17 @@ fn policy_fields() -> Vec<(&'static str, serde_json::Value, &'static str)> {
             json!({"trust": {"awsPrincipals": principals},
                    "permissionsBoundaryArn": "arn:aws:iam::123456789012:policy/boundary{}"}),
             "spec.access.permissionsBoundaryArn",
+        ),
+        (
+            "audit",
+            json!({"cloudTrail": {"logBucket": "acme-logs", "trailName": "tfstate-{}trail"}}),
+            "spec.audit.cloudTrail.trailName",
+        ),
+        ("audit", json!({"cloudTrail": {"logBucket": "acme-l{}ogs"}}), "spec.audit.cloudTrail.logBucket"),
+        (
+            "audit",
+            json!({"cloudTrail": {"logBucket": "acme-logs", "logPrefix": "audit{}/x"}}),
+            "spec.audit.cloudTrail.logPrefix",
         ),
     ]
 }
@@ -689,4 +701,56 @@ fn open_tofu_encryption_needs_a_kms_key() {
     );
     assert!(validate(OBJ, &existing, &defaults()).expect("existing key").open_tofu_encryption);
     assert!(!validate(OBJ, &with("adoptExisting: false"), &defaults()).unwrap().open_tofu_encryption, "off by default");
+}
+
+/// `spec.audit.cloudTrail`: the derived trail name, CloudTrail's naming rules, never the state
+/// bucket as log bucket, the prefix's characters.
+#[test]
+fn audit_trail_rules() {
+    let ok = validate(OBJ, &with("audit: {cloudTrail: {logBucket: acme-audit-logs}}"), &defaults()).unwrap();
+    let audit = ok.audit.expect("audit resolved");
+    assert_eq!(audit.trail_name, "tfstate-team-payments-payments-prod");
+    assert_eq!((audit.log_bucket.as_str(), audit.log_prefix), ("acme-audit-logs", None));
+    assert!(validate(OBJ, &with("{}"), &defaults()).unwrap().audit.is_none());
+    let named =
+        |name: &str| with(&format!("audit: {{cloudTrail: {{logBucket: acme-audit-logs, trailName: '{name}'}}}}"));
+    for good in ["abc", "Payments.Audit_1", "a-b.c_d", &"a".repeat(128)] {
+        assert!(errors(&named(good)).is_empty(), "{good}: {:?}", errors(&named(good)));
+    }
+    let path = "spec.audit.cloudTrail.trailName";
+    assert_rejects(&named("my--name"), path, "in a row");
+    assert_rejects(&named("my-_name"), path, "in a row");
+    assert_rejects(&named("a..b"), path, "in a row");
+    assert_rejects(&named("192.168.5.4"), path, "IP address");
+    assert_rejects(&named("ab"), path, "not a valid CloudTrail trail name");
+    assert_rejects(&named(&"a".repeat(129)), path, "not a valid CloudTrail trail name");
+    assert_rejects(&named("-abc"), path, "not a valid CloudTrail trail name");
+    assert_rejects(&named("abc."), path, "not a valid CloudTrail trail name");
+    assert_rejects(&named("trail*"), path, "wildcard");
+    assert_rejects(&named("trail?"), path, "wildcard");
+    assert_rejects(&named("trail$x"), path, "policy variable");
+    assert_rejects(&named("tr\u{e4}il"), path, "non-ASCII");
+    // A derived name that breaks the rules says to set it explicitly.
+    let long = ObjectRef { namespace: "team-payments", name: &"x".repeat(120) };
+    let errs = match validate(long, &with("audit: {cloudTrail: {logBucket: acme-audit-logs}}"), &defaults()) {
+        Err(ValidationError::InvalidSpec(e)) => e,
+        Ok(_) => vec![],
+    };
+    assert!(
+        errs.iter().any(|e| e.path == path && e.message.contains("set spec.audit.cloudTrail.trailName")),
+        "{errs:?}"
+    );
+
+    let bucket = "spec.audit.cloudTrail.logBucket";
+    assert_rejects(&with("audit: {cloudTrail: {logBucket: acme-tfstate-payments-prod}}"), bucket, "state bucket");
+    assert_rejects(&with("audit: {cloudTrail: {logBucket: 'logs-*'}}"), bucket, "wildcard");
+    assert_rejects(&with("audit: {cloudTrail: {logBucket: 'a..b'}}"), bucket, "adjacent dots");
+    let prefix = "spec.audit.cloudTrail.logPrefix";
+    assert_rejects(&with("audit: {cloudTrail: {logBucket: acme-logs, logPrefix: 'a/*'}}"), prefix, "wildcard");
+    assert_rejects(&with("audit: {cloudTrail: {logBucket: acme-logs, logPrefix: 'a/'}}"), prefix, "start or end");
+    assert_rejects(
+        &with(&format!("audit: {{cloudTrail: {{logBucket: acme-logs, logPrefix: {}}}}}", "a".repeat(201))),
+        prefix,
+        "1-200",
+    );
 }

@@ -35,6 +35,8 @@ pub struct Target<'a> {
     pub aws_principals: &'a [String],
     /// `spec.access.permissionsBoundaryArn`.
     pub permissions_boundary_arn: Option<&'a str>,
+    /// The audit trail's name, when the spec asks for one.
+    pub trail_name: Option<&'a str>,
 }
 
 /// Which rule a [`Violation`] breaks.
@@ -64,6 +66,8 @@ pub enum Rule {
     PermissionsBoundary,
     /// A policy that cannot be evaluated may select the namespace.
     InvalidPolicy,
+    /// `allowedNames.trails` (or its default, `tfstate-{namespace}-*`).
+    TrailName,
 }
 
 /// One way a backend breaks its namespace's policy.
@@ -159,6 +163,13 @@ pub fn check(policy: &EffectivePolicy, target: &Target<'_>) -> Result<(), Vec<Vi
             target.kms_alias,
             &policy.kms_aliases,
             "aliases of created KMS keys",
+        ),
+        (
+            Rule::TrailName,
+            "spec.audit.cloudTrail.trailName",
+            target.trail_name,
+            &policy.trail_names,
+            "audit trail names",
         ),
     ];
     for (rule, path, value, allowed, what) in name_rules {

@@ -105,7 +105,14 @@ pub struct EffectivePolicy {
     pub iam_path: Option<String>,
     /// IAM role the operator assumes for this namespace (hub and spoke).
     pub operator_role_arn: Option<String>,
+    /// Allowed audit trail names (`Any` only without a policy; a policy that omits
+    /// `allowedNames.trails` allows [`DEFAULT_TRAIL_PATTERN`]).
+    pub trail_names: Allowed,
 }
+
+/// The trail names a policy allows when it omits `allowedNames.trails`: those derived from
+/// the namespace (`spec.audit.cloudTrail.trailName`'s default is `tfstate-<namespace>-<name>`).
+pub const DEFAULT_TRAIL_PATTERN: &str = "tfstate-{namespace}-*";
 
 impl EffectivePolicy {
     /// The applied policy's name, or [`BUILT_IN_DEFAULT`].

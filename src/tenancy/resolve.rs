@@ -52,7 +52,8 @@ pub fn resolve(
 
 /// The rules without any policy object: own-namespace service accounts, principals, OIDC
 /// providers and existing keys of the backend's account only, no adoption, no name
-/// restrictions, no boundary, no path, the operator's own credentials.
+/// restrictions (audit trail names included), no boundary, no path, the operator's own
+/// credentials.
 ///
 /// Existing keys of the backend's account are allowed here, unlike under a policy that names
 /// none, so that a single-tenant install without any policy keeps working
@@ -77,6 +78,7 @@ fn built_in_default(namespace: &str) -> EffectivePolicy {
         permissions_boundary_arn: None,
         iam_path: None,
         operator_role_arn: None,
+        trail_names: Allowed::Any,
     }
 }
 
@@ -116,6 +118,11 @@ fn from_policy(name: &str, policy: &TerraformStatePolicy, namespace: &str) -> Ef
         permissions_boundary_arn: substitute(&spec.role.permissions_boundary_arn),
         iam_path: substitute(&spec.role.iam_path),
         operator_role_arn: substitute(&spec.operator_role_arn),
+        // Deny by default: an account-wide, billed resource, new to existing policies.
+        trail_names: Allowed::Only(match &spec.allowed_names.trails {
+            Some(list) => Pattern::all(list, namespace),
+            None => vec![Pattern::new(super::DEFAULT_TRAIL_PATTERN, namespace)],
+        }),
     }
 }
 

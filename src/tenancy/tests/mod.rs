@@ -46,6 +46,7 @@ struct Backend {
     oidc: Option<String>,
     principals: Vec<String>,
     boundary: Option<String>,
+    trail: Option<String>,
 }
 
 impl Backend {
@@ -62,6 +63,7 @@ impl Backend {
             oidc: Some(format!("arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC")),
             principals: vec![format!("arn:aws:iam::{ACCOUNT}:role/ci")],
             boundary: None,
+            trail: None,
         }
     }
 
@@ -79,6 +81,7 @@ impl Backend {
             oidc_provider_arn: self.oidc.as_deref(),
             aws_principals: &self.principals,
             permissions_boundary_arn: self.boundary.as_deref(),
+            trail_name: self.trail.as_deref(),
         }
     }
 }

@@ -33,6 +33,7 @@ fn every_sample_keeps_to_the_built_in_default_in_its_namespace() {
         ("irsa.yaml", "team-payments"),
         ("pod-identity.yaml", "flux-system"), // it trusts flux-system/tf-runner
         ("kms-existing-key.yaml", "platform"),
+        ("audit.yaml", "default"),
     ];
     for (file, namespace) in table {
         assert_eq!(violations(file, namespace, &resolve(&[], namespace, &labels(&[]))), [], "{file} in {namespace}");
@@ -62,6 +63,14 @@ fn derived_default_names_are_judged_too() {
     );
     // minimal.yaml leaves role, alias and table to their defaults, which fit these patterns.
     assert_eq!(violations("minimal.yaml", "default", &p), []);
+    // audit.yaml's derived trail name fits the default of a policy that omits trails; another
+    // namespace's does not make it another's.
+    assert_eq!(violations("audit.yaml", "default", &p), []);
+    let (_, valid) = sample("audit.yaml", "default");
+    assert_eq!(valid.audit.map(|a| a.trail_name).as_deref(), Some("tfstate-default-audited"));
+    let strict =
+        resolve(&[policy("none", "{namespaceSelector: {}, allowedNames: {trails: []}}")], "default", &labels(&[]));
+    assert_eq!(violations("audit.yaml", "default", &strict), [Rule::TrailName]);
     let (_, valid) = sample("minimal.yaml", "default");
     assert_eq!(valid.role.name, "tfstate-default-minimal");
 }
