@@ -23,11 +23,13 @@ pub enum ConditionType {
     Reconciling,
     /// kstatus: the operator cannot make progress without a change (spec, AWS side).
     Stalled,
+    /// The answer to the last `tfstate.dev/force-unlock` annotation (not part of `Ready`).
+    ForceUnlock,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they appear in status.
-    pub const ALL: [ConditionType; 8] = [
+    pub const ALL: [ConditionType; 9] = [
         ConditionType::Ready,
         ConditionType::BucketReady,
         ConditionType::EncryptionKeyReady,
@@ -36,6 +38,7 @@ impl ConditionType {
         ConditionType::BackendConfigPublished,
         ConditionType::Reconciling,
         ConditionType::Stalled,
+        ConditionType::ForceUnlock,
     ];
 
     /// The name written into `status.conditions[].type`.
@@ -49,6 +52,7 @@ impl ConditionType {
             ConditionType::BackendConfigPublished => "BackendConfigPublished",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::ForceUnlock => "ForceUnlock",
         }
     }
 }
@@ -97,6 +101,22 @@ pub enum Reason {
     AwsError,
     /// A Kubernetes call failed; it is retried with back-off.
     KubernetesError,
+    /// `spec.locking.mode` changed straight between `DynamoDB` and `Lockfile`: refused, the
+    /// message explains the `Both` step. No AWS call was made.
+    UnsafeLockMigration,
+    /// A state lock is older than `spec.locking.staleAfter` (Event).
+    StaleLock,
+    /// A lock was removed on request of the force-unlock annotation.
+    ForceUnlocked,
+    /// The force-unlock annotation named another lock ID than the one held: nothing changed.
+    LockIdMismatch,
+    /// The force-unlock annotation came while no lock was held: nothing changed.
+    NoLockHeld,
+    /// The lock changed between the read and the conditional delete: nothing was deleted.
+    LockChanged,
+    /// The force-unlock annotation was not acted on (an unreadable lock, a lock that could
+    /// not be read): the message says why.
+    ForceUnlockRefused,
 }
 
 impl Reason {
@@ -119,6 +139,13 @@ impl Reason {
             Reason::Deleting => "Deleting",
             Reason::AwsError => "AwsError",
             Reason::KubernetesError => "KubernetesError",
+            Reason::UnsafeLockMigration => "UnsafeLockMigration",
+            Reason::StaleLock => "StaleLock",
+            Reason::ForceUnlocked => "ForceUnlocked",
+            Reason::LockIdMismatch => "LockIdMismatch",
+            Reason::NoLockHeld => "NoLockHeld",
+            Reason::LockChanged => "LockChanged",
+            Reason::ForceUnlockRefused => "ForceUnlockRefused",
         }
     }
 
@@ -131,6 +158,7 @@ impl Reason {
                 | Reason::Conflict
                 | Reason::DependencyNotReady
                 | Reason::AccessDenied
+                | Reason::UnsafeLockMigration
         )
     }
 }
@@ -150,7 +178,19 @@ mod tests {
         for t in ConditionType::ALL {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
-        for r in [Reason::Converged, Reason::DriftRepaired, Reason::InvalidSpec, Reason::KubernetesError] {
+        for r in [
+            Reason::Converged,
+            Reason::DriftRepaired,
+            Reason::InvalidSpec,
+            Reason::KubernetesError,
+            Reason::UnsafeLockMigration,
+            Reason::StaleLock,
+            Reason::ForceUnlocked,
+            Reason::LockIdMismatch,
+            Reason::NoLockHeld,
+            Reason::LockChanged,
+            Reason::ForceUnlockRefused,
+        ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
     }

@@ -48,6 +48,8 @@ pub const OIDC_PROVIDER_ARN: &str =
 /// optional path; segments use the characters of IAM names).
 pub const PRINCIPAL_ARN: &str =
     r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(root|(user|role)/([a-zA-Z0-9+=,.@_-]+/)*[a-zA-Z0-9+=,.@_-]+)$";
+/// A duration of hours, minutes and seconds, e.g. `2h`, `1h30m`, `45s`.
+pub const DURATION: &str = r"^([0-9]{1,6}(h|m|s))+$";
 /// RFC 1123 DNS label (Kubernetes namespace names).
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// RFC 1123 DNS subdomain (most Kubernetes object names).

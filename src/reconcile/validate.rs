@@ -157,6 +157,9 @@ pub fn validate(
 
     let encryption = resolve_encryption(&mut p, obj, spec, &region);
     let lock_table = resolve_lock_table(&mut p, spec);
+    let stale_after = super::locks::parse_stale_after(&spec.locking.stale_after)
+        .map_err(|e| p.add("spec.locking.staleAfter", e))
+        .unwrap_or_default();
     let role = resolve_role(&mut p, obj, spec);
     check_tags(&mut p, &spec.tags);
 
@@ -190,6 +193,7 @@ pub fn validate(
         tags: spec.tags.clone(),
         config_map_name,
         render_assume_role: spec.output.assume_role,
+        stale_after,
     })
 }
 
