@@ -109,6 +109,13 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("dynamodb", "TagResource", &["dynamodb:TagResource"]),
     ("dynamodb", "UntagResource", &["dynamodb:UntagResource"]),
     ("dynamodb", "DeleteTable", &["dynamodb:DeleteTable"]),
+    // The default workspace's lock item (read every pass; deleted only on a force-unlock request).
+    ("dynamodb", "GetItem", &["dynamodb:GetItem"]),
+    ("dynamodb", "DeleteItem", &["dynamodb:DeleteItem"]),
+    // S3 objects: Terraform's lock files only, never state. S3 decrypts them with the
+    // backend's key; a delete with If-Match needs s3:GetObject too.
+    ("s3", "GetObject", &["s3:GetObject", "kms:Decrypt"]),
+    ("s3", "DeleteObject", &["s3:DeleteObject", "s3:GetObject"]),
     // IAM: the runners' role and its inline policy.
     ("iam", "GetRole", &["iam:GetRole"]),
     ("iam", "GetRolePolicy", &["iam:GetRolePolicy"]),
@@ -147,6 +154,11 @@ const CREATE_TIME_ACTIONS: [&str; 7] = [
 /// `kms:GrantIsForAWSResource` and `kms:ViaService` instead) and the alias half of the alias
 /// actions (aliases carry no tags; the key half is tag-conditioned).
 const UNTAGGED_WRITES: [&str; 4] = ["kms:CreateGrant", "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"];
+
+/// Key uses without a tag condition: `kms:Decrypt` of lock files, which S3 makes for the
+/// operator (the key may be an existing, untagged key); bounded by `kms:ViaService` to S3
+/// instead, and by `s3:GetObject` on `*.tflock` only.
+const VIA_S3_ONLY: [&str; 1] = ["kms:Decrypt"];
 
 /// The ownership tags: the tag conditions name the first; no untag may remove any.
 const MANAGED_BY_TAG: &str = "tfstate.dev/managed-by";
@@ -241,6 +253,8 @@ enum Kind {
     Role,
     Key,
     Alias,
+    /// An S3 object: Terraform's lock files (`<key>.tflock`) are the only ones allowed.
+    LockObject,
     /// A hub-and-spoke operator role, in another account (`sts:AssumeRole`).
     SpokeRole,
 }
@@ -251,6 +265,7 @@ fn kinds_of(action: &str) -> &'static [Kind] {
     match action {
         a if UNSCOPED_ACTIONS.contains(&a) => &[Kind::Any],
         "kms:CreateAlias" | "kms:UpdateAlias" | "kms:DeleteAlias" => &[Kind::Alias, Kind::Key],
+        "s3:GetObject" | "s3:DeleteObject" => &[Kind::LockObject],
         a if a.starts_with("s3:") => &[Kind::Bucket],
         a if a.starts_with("kms:") => &[Kind::Key],
         a if a.starts_with("dynamodb:") => &[Kind::Table],
@@ -440,6 +455,13 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
             (Kind::Role, vec![format!("arn:{p}:iam::{acct}:role{}payments-prod", v.role_prefix)]),
             (Kind::Key, vec![format!("arn:{p}:kms:{region}:{acct}:key/{key}")]),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/{}payments-prod", v.alias_prefix)]),
+            (
+                Kind::LockObject,
+                vec![
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate.tflock", v.name_prefix),
+                    format!("arn:{p}:s3:::{}payments-prod/env:/dev/team/terraform.tfstate.tflock", v.name_prefix),
+                ],
+            ),
             (Kind::SpokeRole, vec![format!("arn:{p}:iam::111111111111:role/tfstate-operator-spoke-team-a")]),
         ])
     } else {
@@ -468,6 +490,15 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
                 ],
             ),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/other-team-key")]),
+            (
+                Kind::LockObject,
+                vec![
+                    // The state itself, and a state digest-like name: never readable, never deletable.
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate", v.name_prefix),
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate.tflock.bak", v.name_prefix),
+                    format!("arn:{p}:s3:::other-team-state/team/terraform.tfstate.tflock"),
+                ],
+            ),
         ])
     }
 }
@@ -534,6 +565,10 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
                         && s.condition_value("StringLike", "kms:ViaService").is_some()
                 }
                 a if UNTAGGED_WRITES.contains(&a) => s.resources.iter().all(|r| r.contains(":alias/")),
+                a if VIA_S3_ONLY.contains(&a) => {
+                    s.condition_value("StringEquals", "kms:ViaService")
+                        == Some(&format!("s3.{}.amazonaws.com", v.region))
+                }
                 _ => false,
             };
             if !ok {
@@ -794,7 +829,7 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             }
         }
     }
-    for action in UNSCOPED_ACTIONS.iter().chain(&CREATE_TIME_ACTIONS).chain(&UNTAGGED_WRITES) {
+    for action in UNSCOPED_ACTIONS.iter().chain(&CREATE_TIME_ACTIONS).chain(&UNTAGGED_WRITES).chain(&VIA_S3_ONLY) {
         if !doc.contains(&format!("`{action}`")) {
             problems.push(format!("{POLICY_DOC} does not document the exception `{action}`"));
         }
@@ -974,6 +1009,13 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         (Kind::Role, [&sa, &sb, &sc].iter().map(|s| s.role_arn.clone().expect("status.roleArn")).collect()),
         (Kind::Key, vec![sa.kms_key_arn.clone().expect("status.kmsKeyArn"), existing_arn.clone()]),
         (Kind::Alias, vec![format!("arn:aws:kms:{region}:{account}:alias/tfstate-{ns}-alpha")]),
+        // The lock files of the two lock-file backends (the default state key).
+        (
+            Kind::LockObject,
+            [(&bucket_b, "beta"), (&bucket_c, "gamma")]
+                .map(|(b, n)| format!("arn:aws:s3:::{b}/{ns}/{n}/terraform.tfstate.tflock"))
+                .to_vec(),
+        ),
     ]);
 
     // 2. Spec updates: tags changed, added and removed on every resource, a key administrator

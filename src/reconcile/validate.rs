@@ -151,6 +151,14 @@ pub fn validate(
     if state_key.ends_with(".tflock") {
         p.add("spec.stateKey", "must not end with \".tflock\": Terraform uses \"<key>.tflock\" as the lock file");
     }
+    if state_key.ends_with("-md5") {
+        // Its DynamoDB lock item would be named like Terraform's state digest of another key
+        // (`<bucket>/<key>-md5`), which is not a lock and must never be read or broken as one.
+        p.add(
+            "spec.stateKey",
+            "must not end with \"-md5\": Terraform names its state digest items \"<bucket>/<key>-md5\"",
+        );
+    }
     if let Some(prefix) = &spec.workspace_key_prefix {
         check_object_key(&mut p, "spec.workspaceKeyPrefix", prefix, 512);
     }
