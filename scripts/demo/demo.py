@@ -246,6 +246,10 @@ def summarize(g: Ground, obj: dict) -> list[str]:
         stmts = iam.get_role_policy(RoleName=role, PolicyName="tfstate-backend")["PolicyDocument"]["Statement"]
         print(f"  role {role}: inline policy {[x.get('Sid') for x in stmts]}")
         expect(bool(stmts), f"role {role} has an empty inline policy")
+    lock = st.get("lock")
+    print(f"  lock (status.lock, read by the operator from its {st.get('lockMode', '-')} lock): "
+          f"held {(lock or {}).get('held')}{', id ' + lock['id'] if (lock or {}).get('id') else ''}")
+    expect(isinstance(lock, dict) and "held" in lock, "status.lock is missing")
     cm_name = st.get("configMapName") or "-"
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
     expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),
