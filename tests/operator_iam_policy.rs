@@ -112,9 +112,10 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     // The default workspace's lock item (read every pass; deleted only on a force-unlock request).
     ("dynamodb", "GetItem", &["dynamodb:GetItem"]),
     ("dynamodb", "DeleteItem", &["dynamodb:DeleteItem"]),
-    // S3 objects: Terraform's lock files only, never state. S3 decrypts them with the
-    // backend's key; a delete with If-Match needs s3:GetObject too.
-    ("s3", "GetObject", &["s3:GetObject", "kms:Decrypt"]),
+    // S3 objects: Terraform's lock files only, never state. A delete with If-Match needs
+    // s3:GetObject too. (S3's kms:Decrypt of a lock file comes from the key policy of the
+    // keys the operator creates, `AllowOperatorReadLockFiles`, not from this policy.)
+    ("s3", "GetObject", &["s3:GetObject"]),
     ("s3", "DeleteObject", &["s3:DeleteObject", "s3:GetObject"]),
     // IAM: the runners' role and its inline policy.
     ("iam", "GetRole", &["iam:GetRole"]),
@@ -154,11 +155,6 @@ const CREATE_TIME_ACTIONS: [&str; 7] = [
 /// `kms:GrantIsForAWSResource` and `kms:ViaService` instead) and the alias half of the alias
 /// actions (aliases carry no tags; the key half is tag-conditioned).
 const UNTAGGED_WRITES: [&str; 4] = ["kms:CreateGrant", "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"];
-
-/// Key uses without a tag condition: `kms:Decrypt` of lock files, which S3 makes for the
-/// operator (the key may be an existing, untagged key); bounded by `kms:ViaService` to S3
-/// instead, and by `s3:GetObject` on `*.tflock` only.
-const VIA_S3_ONLY: [&str; 1] = ["kms:Decrypt"];
 
 /// The ownership tags: the tag conditions name the first; no untag may remove any.
 const MANAGED_BY_TAG: &str = "tfstate.dev/managed-by";
@@ -565,10 +561,6 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
                         && s.condition_value("StringLike", "kms:ViaService").is_some()
                 }
                 a if UNTAGGED_WRITES.contains(&a) => s.resources.iter().all(|r| r.contains(":alias/")),
-                a if VIA_S3_ONLY.contains(&a) => {
-                    s.condition_value("StringEquals", "kms:ViaService")
-                        == Some(&format!("s3.{}.amazonaws.com", v.region))
-                }
                 _ => false,
             };
             if !ok {
@@ -829,7 +821,7 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             }
         }
     }
-    for action in UNSCOPED_ACTIONS.iter().chain(&CREATE_TIME_ACTIONS).chain(&UNTAGGED_WRITES).chain(&VIA_S3_ONLY) {
+    for action in UNSCOPED_ACTIONS.iter().chain(&CREATE_TIME_ACTIONS).chain(&UNTAGGED_WRITES) {
         if !doc.contains(&format!("`{action}`")) {
             problems.push(format!("{POLICY_DOC} does not document the exception `{action}`"));
         }
