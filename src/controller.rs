@@ -114,10 +114,11 @@ fn forget_backend(ctx: &Context, obj: &TerraformStateBackend) {
         ctx.forget_own_config_map_write(&ns, &name);
     }
     ctx.succeeded(&key_of(obj));
+    ctx.metrics.set_lock(&ns, &obj.name_any(), None);
 }
 
 /// What, in an object, calls for a reconcile: its identity, spec (generation),
-/// finalizers and deletion. Status and the other metadata do not.
+/// finalizers, deletion and the force-unlock annotation. Status and the other metadata do not.
 fn needs_reconcile(obj: &TerraformStateBackend) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -125,6 +126,8 @@ fn needs_reconcile(obj: &TerraformStateBackend) -> Option<u64> {
     obj.metadata.generation.hash(&mut h);
     obj.metadata.finalizers.hash(&mut h);
     obj.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
+    // A force-unlock request is acted on at once.
+    obj.annotations().get(crate::reconcile::locks::FORCE_UNLOCK_ANNOTATION).hash(&mut h);
     Some(h.finish())
 }
 

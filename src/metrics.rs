@@ -51,6 +51,60 @@ pub struct WatchLabels {
     pub watch: String,
 }
 
+/// Labels of `tfstate_lock_age_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The backend's namespace.
+    pub namespace: String,
+    /// The backend's name.
+    pub name: String,
+}
+
+/// `tfstate_lock_age_seconds`: the age of every held state lock, one series per backend
+/// with a lock held (none otherwise), computed at scrape time from the lock's creation time.
+#[derive(Debug, Default)]
+pub struct LockAges {
+    held_since: Mutex<std::collections::BTreeMap<BackendLabels, i64>>,
+}
+
+impl LockAges {
+    /// Records that backend `namespace/name` holds a lock created at `created` (Unix
+    /// seconds), or none (`None`: its series goes).
+    pub fn set(&self, namespace: &str, name: &str, created: Option<i64>) {
+        let key = BackendLabels { namespace: namespace.into(), name: name.into() };
+        let mut map = self.held_since.lock().unwrap_or_else(|e| e.into_inner());
+        match created {
+            Some(t) => map.insert(key, t),
+            None => map.remove(&key),
+        };
+    }
+
+    /// The ages at `now` (Unix seconds), for tests and the encoder.
+    pub fn ages(&self, now: i64) -> Vec<(BackendLabels, i64)> {
+        let map = self.held_since.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, t)| (k.clone(), now.saturating_sub(*t).max(0))).collect()
+    }
+}
+
+impl prometheus_client::collector::Collector for LockAges {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let ages = self.ages(now);
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "lock_age_seconds",
+            "Age of the held Terraform state lock of each backend, in seconds (no series without a lock)",
+            None,
+            gauge.metric_type(),
+        )?;
+        for (labels, age) in &ages {
+            prometheus_client::metrics::gauge::ConstGauge::new(*age).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Every metric of the operator, and the registry that exposes them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -71,6 +125,8 @@ pub struct Metrics {
     pub watch_errors: Family<WatchLabels, Counter>,
     /// 1 while this replica leads (or runs without leader election), 0 on a standby.
     pub leader: Gauge,
+    /// Ages of held state locks (`tfstate_lock_age_seconds`).
+    pub lock_ages: std::sync::Arc<LockAges>,
     readiness: Mutex<HashMap<String, String>>,
 }
 
@@ -107,7 +163,10 @@ impl Metrics {
             "1 while this replica leads (or runs without leader election), 0 on a standby",
             leader.clone(),
         );
+        let lock_ages = std::sync::Arc::new(LockAges::default());
+        registry.register_collector(Box::new(lock_ages.clone()));
         Self {
+            lock_ages,
             registry,
             aws_calls,
             reconciles,
@@ -134,11 +193,49 @@ impl Metrics {
         }
     }
 
+    /// Records the lock of backend `namespace/name` from its `status.lock` (`None`: the
+    /// backend is gone): a series while a lock with a known creation time is held.
+    pub fn set_lock(&self, namespace: &str, name: &str, lock: Option<&crate::api::LockStatus>) {
+        let created = lock
+            .filter(|l| l.held)
+            .and_then(|l| l.created.as_deref())
+            .and_then(|c| c.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map(|t| t.as_second());
+        self.lock_ages.set(namespace, name, created);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_age_series_come_and_go_with_the_lock() {
+        let m = Metrics::new(Family::default());
+        let held = crate::api::LockStatus {
+            held: true,
+            id: Some("x".into()),
+            created: Some("2020-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        m.set_lock("ns", "a", Some(&held));
+        m.set_lock("ns", "b", Some(&crate::api::LockStatus::default()));
+        let text = m.encode();
+        let line = text.lines().find(|l| l.starts_with("tfstate_lock_age_seconds{")).expect("a series");
+        assert!(line.contains(r#"namespace="ns""#) && line.contains(r#"name="a""#), "{line}");
+        let age: i64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a value");
+        assert!(age > 180_000_000, "{age}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("tfstate_lock_age_seconds{")).count(), 1, "{text}");
+        m.set_lock("ns", "a", None);
+        assert!(!m.encode().lines().any(|l| l.starts_with("tfstate_lock_age_seconds{")));
+        assert_eq!(m.lock_ages.ages(0).len(), 0);
     }
 }

@@ -109,6 +109,14 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("dynamodb", "TagResource", &["dynamodb:TagResource"]),
     ("dynamodb", "UntagResource", &["dynamodb:UntagResource"]),
     ("dynamodb", "DeleteTable", &["dynamodb:DeleteTable"]),
+    // The default workspace's lock item (read every pass; deleted only on a force-unlock request).
+    ("dynamodb", "GetItem", &["dynamodb:GetItem"]),
+    ("dynamodb", "DeleteItem", &["dynamodb:DeleteItem"]),
+    // S3 objects: Terraform's lock files only, never state. A delete with If-Match needs
+    // s3:GetObject too. (S3's kms:Decrypt of a lock file comes from the key policy of the
+    // keys the operator creates, `AllowOperatorReadLockFiles`, not from this policy.)
+    ("s3", "GetObject", &["s3:GetObject"]),
+    ("s3", "DeleteObject", &["s3:DeleteObject", "s3:GetObject"]),
     // IAM: the runners' role and its inline policy.
     ("iam", "GetRole", &["iam:GetRole"]),
     ("iam", "GetRolePolicy", &["iam:GetRolePolicy"]),
@@ -266,6 +274,8 @@ enum Kind {
     Role,
     Key,
     Alias,
+    /// An S3 object: Terraform's lock files (`<key>.tflock`) are the only ones allowed.
+    LockObject,
     /// A hub-and-spoke operator role, in another account (`sts:AssumeRole`).
     SpokeRole,
     /// A CloudTrail trail.
@@ -278,6 +288,7 @@ fn kinds_of(action: &str) -> &'static [Kind] {
     match action {
         a if UNSCOPED_ACTIONS.contains(&a) => &[Kind::Any],
         "kms:CreateAlias" | "kms:UpdateAlias" | "kms:DeleteAlias" => &[Kind::Alias, Kind::Key],
+        "s3:GetObject" | "s3:DeleteObject" => &[Kind::LockObject],
         a if a.starts_with("s3:") => &[Kind::Bucket],
         a if a.starts_with("kms:") => &[Kind::Key],
         a if a.starts_with("dynamodb:") => &[Kind::Table],
@@ -486,6 +497,13 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
             (Kind::Role, vec![format!("arn:{p}:iam::{acct}:role{}payments-prod", v.role_prefix)]),
             (Kind::Key, vec![format!("arn:{p}:kms:{region}:{acct}:key/{key}")]),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/{}payments-prod", v.alias_prefix)]),
+            (
+                Kind::LockObject,
+                vec![
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate.tflock", v.name_prefix),
+                    format!("arn:{p}:s3:::{}payments-prod/env:/dev/team/terraform.tfstate.tflock", v.name_prefix),
+                ],
+            ),
             (Kind::SpokeRole, vec![format!("arn:{p}:iam::111111111111:role/tfstate-operator-spoke-team-a")]),
             (Kind::Trail, vec![format!("arn:{p}:cloudtrail:{region}:{acct}:trail/{}payments-prod", v.trail_prefix)]),
         ])
@@ -521,6 +539,15 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
                     format!("arn:{p}:cloudtrail:{region}:{acct}:trail/org-security-trail"),
                     format!("arn:{p}:cloudtrail:{region}:{other}:trail/{}payments-prod", v.trail_prefix),
                     format!("arn:{p}:cloudtrail:ap-south-2:{acct}:trail/{}payments-prod", v.trail_prefix),
+                ],
+            ),
+            (
+                Kind::LockObject,
+                vec![
+                    // The state itself, and a state digest-like name: never readable, never deletable.
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate", v.name_prefix),
+                    format!("arn:{p}:s3:::{}payments-prod/team/terraform.tfstate.tflock.bak", v.name_prefix),
+                    format!("arn:{p}:s3:::other-team-state/team/terraform.tfstate.tflock"),
                 ],
             ),
         ])
@@ -1056,6 +1083,13 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         (Kind::Key, vec![sa.kms_key_arn.clone().expect("status.kmsKeyArn"), existing_arn.clone()]),
         (Kind::Alias, vec![format!("arn:aws:kms:{region}:{account}:alias/tfstate-{ns}-alpha")]),
         (Kind::Trail, vec![sa.trail_arn.clone().expect("status.trailArn")]),
+        // The lock files of the two lock-file backends (the default state key).
+        (
+            Kind::LockObject,
+            [(&bucket_b, "beta"), (&bucket_c, "gamma")]
+                .map(|(b, n)| format!("arn:aws:s3:::{b}/{ns}/{n}/terraform.tfstate.tflock"))
+                .to_vec(),
+        ),
     ]);
 
     // 2. Spec updates: tags changed, added and removed on every resource, a key administrator

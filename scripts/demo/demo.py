@@ -269,6 +269,10 @@ def summarize(g: Ground, obj: dict) -> list[str]:
     audit = ((spec.get("audit") or {}).get("cloudTrail"))
     if audit:
         problems += summarize_trail(g, name, bucket, audit, st.get("trailArn"))
+    lock = st.get("lock")
+    print(f"  lock (status.lock, read by the operator from its {st.get('lockMode', '-')} lock): "
+          f"held {(lock or {}).get('held')}{', id ' + lock['id'] if (lock or {}).get('id') else ''}")
+    expect(isinstance(lock, dict) and "held" in lock, "status.lock is missing")
     cm_name = st.get("configMapName") or "-"
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
     expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),

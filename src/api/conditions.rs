@@ -26,11 +26,13 @@ pub enum ConditionType {
     /// The audit trail (`spec.audit.cloudTrail`) exists, records exactly the state bucket's
     /// object events and is logging. Present only when the spec asks for an audit trail.
     AuditReady,
+    /// The answer to the last `tfstate.dev/force-unlock` annotation (not part of `Ready`).
+    ForceUnlock,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they appear in status.
-    pub const ALL: [ConditionType; 9] = [
+    pub const ALL: [ConditionType; 10] = [
         ConditionType::Ready,
         ConditionType::BucketReady,
         ConditionType::EncryptionKeyReady,
@@ -40,6 +42,7 @@ impl ConditionType {
         ConditionType::AuditReady,
         ConditionType::Reconciling,
         ConditionType::Stalled,
+        ConditionType::ForceUnlock,
     ];
 
     /// The name written into `status.conditions[].type`.
@@ -54,6 +57,7 @@ impl ConditionType {
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
             ConditionType::AuditReady => "AuditReady",
+            ConditionType::ForceUnlock => "ForceUnlock",
         }
     }
 }
@@ -102,6 +106,22 @@ pub enum Reason {
     AwsError,
     /// A Kubernetes call failed; it is retried with back-off.
     KubernetesError,
+    /// `spec.locking.mode` changed straight between `DynamoDB` and `Lockfile`: refused, the
+    /// message explains the `Both` step. No AWS call was made.
+    UnsafeLockMigration,
+    /// A state lock is older than `spec.locking.staleAfter` (Event).
+    StaleLock,
+    /// A lock was removed on request of the force-unlock annotation.
+    ForceUnlocked,
+    /// The force-unlock annotation named another lock ID than the one held: nothing changed.
+    LockIdMismatch,
+    /// The force-unlock annotation came while no lock was held: nothing changed.
+    NoLockHeld,
+    /// The lock changed between the read and the conditional delete: nothing was deleted.
+    LockChanged,
+    /// The force-unlock annotation was not acted on (an unreadable lock, a lock that could
+    /// not be read): the message says why.
+    ForceUnlockRefused,
 }
 
 impl Reason {
@@ -124,6 +144,13 @@ impl Reason {
             Reason::Deleting => "Deleting",
             Reason::AwsError => "AwsError",
             Reason::KubernetesError => "KubernetesError",
+            Reason::UnsafeLockMigration => "UnsafeLockMigration",
+            Reason::StaleLock => "StaleLock",
+            Reason::ForceUnlocked => "ForceUnlocked",
+            Reason::LockIdMismatch => "LockIdMismatch",
+            Reason::NoLockHeld => "NoLockHeld",
+            Reason::LockChanged => "LockChanged",
+            Reason::ForceUnlockRefused => "ForceUnlockRefused",
         }
     }
 
@@ -136,6 +163,7 @@ impl Reason {
                 | Reason::Conflict
                 | Reason::DependencyNotReady
                 | Reason::AccessDenied
+                | Reason::UnsafeLockMigration
         )
     }
 }
@@ -155,7 +183,19 @@ mod tests {
         for t in ConditionType::ALL {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
-        for r in [Reason::Converged, Reason::DriftRepaired, Reason::InvalidSpec, Reason::KubernetesError] {
+        for r in [
+            Reason::Converged,
+            Reason::DriftRepaired,
+            Reason::InvalidSpec,
+            Reason::KubernetesError,
+            Reason::UnsafeLockMigration,
+            Reason::StaleLock,
+            Reason::ForceUnlocked,
+            Reason::LockIdMismatch,
+            Reason::NoLockHeld,
+            Reason::LockChanged,
+            Reason::ForceUnlockRefused,
+        ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
     }

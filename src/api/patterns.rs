@@ -51,6 +51,9 @@ pub const PRINCIPAL_ARN: &str =
 /// CloudTrail trail name characters: letters, digits, `.`, `_`, `-`, starting and ending with
 /// a letter or digit (no two of `._-` in a row, not an IP address: the validate step).
 pub const TRAIL_NAME: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9])?$";
+
+/// A duration of hours, minutes and seconds, e.g. `2h`, `1h30m`, `45s`.
+pub const DURATION: &str = r"^([0-9]{1,6}(h|m|s))+$";
 /// RFC 1123 DNS label (Kubernetes namespace names).
 pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// RFC 1123 DNS subdomain (most Kubernetes object names).

@@ -218,8 +218,10 @@ impl Default for KmsKeyCreateSpec {
     }
 }
 
-/// State locking.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+/// State locking. Changing `mode` between `DynamoDB` and `Lockfile` goes through `Both`
+/// (refused otherwise: runners on the old and the new configuration would not exclude each
+/// other, and Terraform's digest in the table would go stale).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LockingSpec {
     /// `DynamoDB` (default): a lock table; `Lockfile`: S3 conditional writes of
@@ -230,6 +232,23 @@ pub struct LockingSpec {
     /// The DynamoDB lock table, with mode `DynamoDB` or `Both`.
     #[serde(default)]
     pub table: LockTableSpec,
+
+    /// Age after which a held state lock is reported stale: a Warning Event `StaleLock`,
+    /// once per lock ID. A duration of hours, minutes and seconds, e.g. `2h` (default),
+    /// `90m`, `1h30m`, `45s`; at least 1s, at most 8760h.
+    #[serde(default = "default_stale_after")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = patterns::DURATION))]
+    pub stale_after: String,
+}
+
+fn default_stale_after() -> String {
+    "2h".into()
+}
+
+impl Default for LockingSpec {
+    fn default() -> Self {
+        Self { mode: LockMode::default(), table: LockTableSpec::default(), stale_after: default_stale_after() }
+    }
 }
 
 /// How Terraform locks the state.

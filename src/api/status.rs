@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::spec::LockMode;
+
 /// What the operator last observed and did. Conditions follow the kstatus conventions
 /// (`Ready`, `Reconciling`, `Stalled`, each with `observedGeneration`) so that Flux and
 /// Argo CD health checks work without custom scripts.
@@ -59,4 +61,60 @@ pub struct TerraformStateBackendStatus {
     /// ARN of the audit trail (`spec.audit.cloudTrail`) while the backend owns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_arn: Option<String>,
+    /// The state lock of the default workspace, as read by the last pass that got through:
+    /// the DynamoDB item `<bucket>/<stateKey>` and/or the lock file `<stateKey>.tflock`,
+    /// whichever the lock mode uses. Break a lock with the annotation
+    /// `tfstate.dev/force-unlock: <id>` (see the `ForceUnlock` condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockStatus>,
+
+    /// The lock mode of the last published backend configuration: what runners use now.
+    /// A change of `spec.locking.mode` is judged against it (`DynamoDB` and `Lockfile` only
+    /// through `Both`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<LockMode>,
+}
+
+/// Where a lock was found.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LockSource {
+    /// The DynamoDB lock item `<bucket>/<stateKey>`.
+    #[serde(rename = "dynamodb")]
+    DynamoDB,
+    /// The S3 lock file `<stateKey>.tflock`.
+    #[serde(rename = "lockfile")]
+    Lockfile,
+    /// Both, with the same lock ID (lock mode `Both`).
+    #[serde(rename = "both")]
+    Both,
+}
+
+/// A Terraform state lock, as Terraform's lock info describes it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockStatus {
+    /// Whether a lock is held.
+    pub held: bool,
+    /// The lock ID (what `terraform force-unlock` and the annotation take).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Who holds it (`user@host`), as the holder wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// The Terraform operation that took it, e.g. `OperationTypeApply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Since when it is held (RFC 3339), as the holder wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Where it was found: `dynamodb`, `lockfile` or `both`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LockSource>,
+    /// The `StaleLock` Event was published for this lock ID (never twice, restarts included).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale_reported: bool,
+    /// What could not be read or made sense of (an unreadable lock info, a lock file that
+    /// could not be read, a second lock with another ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -2,12 +2,12 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType,
-    SseSpecification, SseStatus, SseType, Tag,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+    ScalarAttributeType, SseSpecification, SseStatus, SseType, Tag,
 };
 
 use super::error::{AwsError, Context, build_error, optional};
-use super::{Tags, tag_diff};
+use super::{ConditionalDelete, Tags, tag_diff};
 
 const DDB: &str = "dynamodb";
 
@@ -191,4 +191,49 @@ fn sdk_tags(tags: &Tags) -> Result<Vec<Tag>, AwsError> {
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| build_error(DDB, "TagResource", e))
+}
+
+/// A Terraform lock item as read: the item exists, with its `Info` attribute (`None` when
+/// it has none, or not as a string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockItem {
+    /// The `Info` attribute: Terraform's lock info JSON.
+    pub info: Option<String>,
+}
+
+/// GetItem of the lock item `lock_id` (`<bucket>/<key>`), strongly consistent, projecting
+/// only `LockID` and `Info` (what Terraform itself reads); `None` when no lock is held.
+pub async fn get_lock(c: &Client, table: &str, lock_id: &str) -> Result<Option<LockItem>, AwsError> {
+    let out = c
+        .get_item()
+        .table_name(table)
+        .key("LockID", AttributeValue::S(lock_id.to_string()))
+        .projection_expression("LockID, Info")
+        .consistent_read(true)
+        .send()
+        .await
+        .ctx(DDB, "GetItem")?;
+    Ok(out
+        .item()
+        .filter(|i| !i.is_empty())
+        .map(|item| LockItem { info: item.get("Info").and_then(|v| v.as_s().ok()).cloned() }))
+}
+
+/// DeleteItem of the lock item `lock_id`, only if its `Info` is still exactly `info` (as
+/// `terraform force-unlock` does): a lock taken by someone else in between is never removed.
+pub async fn delete_lock_if(c: &Client, table: &str, lock_id: &str, info: &str) -> Result<ConditionalDelete, AwsError> {
+    let out = c
+        .delete_item()
+        .table_name(table)
+        .key("LockID", AttributeValue::S(lock_id.to_string()))
+        .condition_expression("Info = :info")
+        .expression_attribute_values(":info", AttributeValue::S(info.to_string()))
+        .send()
+        .await
+        .ctx(DDB, "DeleteItem");
+    match out {
+        Ok(_) => Ok(ConditionalDelete::Deleted),
+        Err(e) if e.code == "ConditionalCheckFailedException" => Ok(ConditionalDelete::Changed),
+        Err(e) => Err(e),
+    }
 }

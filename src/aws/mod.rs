@@ -17,6 +17,15 @@ pub use factory::{
 };
 pub use ratelimit::RateLimits;
 
+/// What a conditional delete did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionalDelete {
+    /// The item or object was exactly as read, and is gone.
+    Deleted,
+    /// It changed (or went) since it was read: nothing was deleted.
+    Changed,
+}
+
 /// AWS resource tags, sorted by key.
 pub type Tags = std::collections::BTreeMap<String, String>;
 

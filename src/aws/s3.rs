@@ -10,8 +10,8 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 
-use super::Tags;
-use super::error::{AwsError, Context, build_error, optional};
+use super::error::{AwsError, AwsErrorKind, Context, build_error, optional};
+use super::{ConditionalDelete, Tags};
 
 const S3: &str = "s3";
 
@@ -422,4 +422,69 @@ pub async fn count_versions(c: &Client, bucket: &str, limit: u64) -> Result<u64,
 /// Deletes the (empty) bucket.
 pub async fn delete_bucket(c: &Client, bucket: &str) -> Result<(), AwsError> {
     optional(c.delete_bucket().bucket(bucket).send().await.ctx(S3, "DeleteBucket")).map(|_| ())
+}
+
+/// The most of a lock file that is read: Terraform's lock info is a few hundred bytes.
+pub const LOCK_FILE_MAX_BYTES: usize = 64 * 1024;
+
+/// A lock file (`<key>.tflock`) as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockObject {
+    /// Its content, at most [`LOCK_FILE_MAX_BYTES`].
+    pub body: Vec<u8>,
+    /// Whether it was longer than that (and cut).
+    pub truncated: bool,
+    /// Its ETag, for the conditional delete.
+    pub etag: String,
+}
+
+/// GetObject of a lock file, reading at most [`LOCK_FILE_MAX_BYTES`]; `None` when there is
+/// none (no lock held). Only ever called for `<key>.tflock`, never for state.
+pub async fn get_lock_object(c: &Client, bucket: &str, key: &str) -> Result<Option<LockObject>, AwsError> {
+    let op = "GetObject";
+    let out = match c.get_object().bucket(bucket).key(key).send().await.ctx(S3, op) {
+        Ok(out) => out,
+        Err(e) if e.code == "NoSuchKey" || e.kind == AwsErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let etag = out.e_tag().unwrap_or_default().to_string();
+    let mut stream = out.body;
+    let mut body = Vec::new();
+    let mut truncated = false;
+    loop {
+        let chunk = stream.try_next().await.map_err(|e| AwsError {
+            service: S3,
+            operation: op,
+            resource: None,
+            code: "TransportError".into(),
+            message: e.to_string(),
+            kind: AwsErrorKind::Transient,
+        })?;
+        let Some(chunk) = chunk else { break };
+        let room = LOCK_FILE_MAX_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(LockObject { body, truncated, etag }))
+}
+
+/// DeleteObject of a lock file with `If-Match: etag`: deleted only if it is still exactly
+/// the object read (never blind). A changed or vanished lock file deletes nothing.
+pub async fn delete_lock_object_if_match(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+) -> Result<ConditionalDelete, AwsError> {
+    match c.delete_object().bucket(bucket).key(key).if_match(etag).send().await.ctx(S3, "DeleteObject") {
+        Ok(_) => Ok(ConditionalDelete::Deleted),
+        Err(e) if e.code == "PreconditionFailed" || e.code == "NoSuchKey" || e.kind == AwsErrorKind::NotFound => {
+            Ok(ConditionalDelete::Changed)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -110,6 +110,20 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
             .actions([OPERATOR_GRANT_ACTION])
             .resources(["*"])
             .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
+        // The operator reads Terraform's lock files (`<key>.tflock`, encrypted by default
+        // encryption) to show and break locks: Decrypt only through S3 in the backend's
+        // region. Its IAM policy allows s3:GetObject on `*.tflock` objects only, so this
+        // never reaches state (with Bucket Keys S3's encryption context is the bucket, so
+        // the object cannot be named here).
+        Statement::new("AllowOperatorReadLockFiles", Effect::Allow)
+            .principal(operator())
+            .actions(["kms:Decrypt"])
+            .resources(["*"])
+            .condition(
+                "StringEquals",
+                "kms:ViaService",
+                [format!("s3.{}.{}", input.region, dns_suffix(input.partition))],
+            ),
     ];
     if !input.admins.is_empty() {
         let mut admins = Statement::new("AllowKeyAdministrators", Effect::Allow)

@@ -63,6 +63,12 @@ fn operator_grants() -> Value {
            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
 }
 
+fn operator_reads_lock_files() -> Value {
+    json!({"Sid": "AllowOperatorReadLockFiles", "Effect": "Allow", "Principal": {"AWS": OPERATOR},
+           "Action": "kms:Decrypt", "Resource": "*",
+           "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}})
+}
+
 fn key_administrators(admins: Value) -> Value {
     json!({"Sid": "AllowKeyAdministrators", "Effect": "Allow", "Principal": {"AWS": admins},
            "Action": [
@@ -121,7 +127,13 @@ fn with_two_admins() -> PolicyDocument {
 fn without_admins() {
     assert_json(
         &key_policy(&input(&[])),
-        vec![root(), operator_administration(), operator_grants(), backend_role_use(eu_west_1())],
+        vec![
+            root(),
+            operator_administration(),
+            operator_grants(),
+            operator_reads_lock_files(),
+            backend_role_use(eu_west_1()),
+        ],
     );
 }
 
@@ -135,6 +147,7 @@ fn with_admins() {
             root(),
             operator_administration(),
             operator_grants(),
+            operator_reads_lock_files(),
             key_administrators(json!(admins)),
             backend_role_use(eu_west_1()),
         ],
@@ -146,6 +159,7 @@ fn with_admins() {
             root(),
             operator_administration(),
             operator_grants(),
+            operator_reads_lock_files(),
             key_administrators(json!(one[0])),
             backend_role_use(eu_west_1()),
         ],

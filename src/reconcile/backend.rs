@@ -19,6 +19,7 @@ use super::desired::{
     resource_tags,
 };
 use super::error::ReconcileError;
+use super::locks::{self, LockTargets, check_locks};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
@@ -64,6 +65,22 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             return Ok(ctx.requeue(&owner.uid, decision.requeue));
         }
     };
+    // Lock-mode migrations go through Both: judged against what runners use now, before
+    // any AWS call.
+    let runners_use =
+        locks::previous_mode(previous.and_then(|s| s.lock_mode), previous.and_then(|s| s.lock_table_arn.as_deref()));
+    if let Err(message) = locks::check_migration(runners_use, valid.lock_mode) {
+        let decision = decide(Outcome::Invalid);
+        let reason = Reason::UnsafeLockMigration;
+        let report = status::remember(refused_report(reason, &message), previous);
+        let status = next_status(previous, generation, report, &now);
+        if status::write(&api, &owner.name, previous, &status).await?
+            && let Some(kind) = decision.event
+        {
+            event(ctx, obj, kind, reason, message).await;
+        }
+        return Ok(ctx.requeue(&owner.uid, decision.requeue));
+    }
     let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
     // Asked once per process: the operator's own account is what "own account" means.
     let account = ctx.identity(&ctx.aws.clients(&valid.region)).await?.account_id;
@@ -88,7 +105,8 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     };
 
     let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
-    let mut run = Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![] };
+    let mut run =
+        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![], lock_events: vec![] };
     // Hub and spoke: the policy's operator role, assumed for this object (AWS then enforces
     // the tenant boundary, and the backend lives in that role's account).
     let assume =
@@ -98,7 +116,7 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         Box::pin(run.converge(&aws)).await
     }
     .await;
-    let Run { mut report, mut events, .. } = run;
+    let Run { mut report, mut events, lock_events, .. } = run;
     if let Err(e) = &result {
         let decision = decide(Outcome::Failed(e.reason(), e.class()));
         report = status::remember(report, previous);
@@ -114,12 +132,17 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     let status = next_status(previous, generation, report, &now);
     let ready = status.conditions.iter().find(|c| c.type_ == C::Ready.as_str()).map(|c| c.status.as_str());
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), ready);
+    ctx.metrics.set_lock(&owner.namespace, &owner.name, status.lock.as_ref());
     let wrote = status::write(&api, &owner.name, previous, &status).await?;
-    // Events only for what changed: a no-op resync is silent.
-    if wrote {
-        futures::future::join_all(events.into_iter().map(|(kind, reason, note)| event(ctx, obj, kind, reason, note)))
-            .await;
+    // Events only for what changed: a no-op resync is silent. Lock Events answer a request
+    // or are remembered in status.lock (StaleLock): published once each, after the status.
+    if !wrote {
+        events.clear();
     }
+    futures::future::join_all(
+        events.into_iter().chain(lock_events).map(|(kind, reason, note)| event(ctx, obj, kind, reason, note)),
+    )
+    .await;
     // A failure goes to the controller's error policy, which backs off by its class.
     result?;
     let has = |t: C| status.conditions.iter().any(|c| c.type_ == t.as_str());
@@ -153,6 +176,8 @@ struct Run<'a> {
     valid: &'a ValidSpec,
     report: StatusReport,
     events: Vec<(EventType, Reason, String)>,
+    /// Events of the lock part (published even when the status did not change).
+    lock_events: Vec<(EventType, Reason, String)>,
 }
 
 impl Run<'_> {
@@ -387,7 +412,22 @@ impl Run<'_> {
             self.block(C::BackendConfigPublished, Reason::Creating, "waiting for the other parts".into());
             return Err(e.into());
         }
-        self.publish(&res.backend).await
+        self.publish(&res.backend).await?;
+        // The lock, where the lock mode keeps it and only in what is ours.
+        let targets = LockTargets {
+            table: res.table.as_ref().filter(|_| table_owned && observed.table.is_some()).map(|t| t.name.as_str()),
+            lockfile_bucket: (valid.lock_mode.uses_lockfile() && bucket_owned).then_some(valid.bucket.as_str()),
+            bucket: &valid.bucket,
+            state_key: &valid.state_key,
+        };
+        if targets.table.is_some() || targets.lockfile_bucket.is_some() {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let pass = check_locks(aws, self.api, self.obj, &targets, valid.stale_after, now).await?;
+            self.report.lock = Some(pass.status);
+            self.report.force_unlock = pass.force_unlock;
+            self.lock_events.extend(pass.events);
+        }
+        Ok(())
     }
 
     async fn publish(&mut self, backend: &crate::render::BackendSettings) -> Result<(), ReconcileError> {
@@ -418,6 +458,8 @@ impl Run<'_> {
                     self.ctx.record_own_config_map_write(&self.owner.namespace, name, version);
                 }
                 let tofu = if backend.open_tofu_encryption.is_some() { ", encryption.tf, TF_ENCRYPTION" } else { "" };
+                // Runners now get this lock mode: later mode changes are judged against it.
+                self.report.lock_mode = Some(self.valid.lock_mode);
                 let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend{tofu} and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())

@@ -206,6 +206,7 @@ fn managed_key() {
             "EnableRootAccountAdministration",
             "AllowOperatorAdministration",
             "AllowOperatorGrantsForAwsResources",
+            "AllowOperatorReadLockFiles",
             "AllowBackendRoleUse"
         ]
     );

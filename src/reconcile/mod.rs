@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cleanup;
 pub mod desired;
 pub mod error;
+pub mod locks;
 pub mod observe;
 pub mod outcome;
 pub mod plan;

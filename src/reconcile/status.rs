@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::api::{ConditionType, Reason, TerraformStateBackend, TerraformStateBackendStatus};
+use crate::api::{ConditionType, LockMode, LockStatus, Reason, TerraformStateBackend, TerraformStateBackendStatus};
 
 /// Field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "tfstate-operator";
@@ -67,6 +67,13 @@ pub struct StatusReport {
     pub keeps_observed_generation: bool,
     /// ARN of the audit trail this backend owns.
     pub trail_arn: Option<String>,
+    /// `status.lock`, when this pass read it.
+    pub lock: Option<LockStatus>,
+    /// The lock mode of the configuration published by this pass.
+    pub lock_mode: Option<LockMode>,
+    /// The answer to a force-unlock request made in this pass (`ForceUnlock` condition);
+    /// `None` keeps the previous answer as it was.
+    pub force_unlock: Option<PartState>,
 }
 
 /// The parts whose conditions make up `Ready`.
@@ -132,6 +139,12 @@ pub fn next_status(
     if let Some((t, s)) = parts.iter().find(|(_, s)| !s.ready && s.reason.is_permanent()) {
         push(ConditionType::Stalled, &PartState::ready(s.reason, format!("{t}: {}", s.message)));
     }
+    // The last force-unlock answer stays, as written, until the next request.
+    match &report.force_unlock {
+        Some(s) => push(ConditionType::ForceUnlock, s),
+        None => conditions
+            .extend(prev_conditions.iter().filter(|c| c.type_ == ConditionType::ForceUnlock.as_str()).cloned()),
+    }
 
     let observed_generation =
         if report.keeps_observed_generation { previous.and_then(|s| s.observed_generation) } else { Some(generation) };
@@ -147,6 +160,9 @@ pub fn next_status(
         policy: report.policy,
         creation_started_at: report.creation_started_at,
         trail_arn: report.trail_arn,
+        // A pass that did not get to the lock (or to publishing) keeps what was known.
+        lock: report.lock.or_else(|| previous.and_then(|p| p.lock.clone())),
+        lock_mode: report.lock_mode.or(previous.and_then(|p| p.lock_mode)),
     }
 }
 
@@ -169,6 +185,12 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     keep(&mut report.config_map_name, &p.config_map_name);
     keep(&mut report.policy, &p.policy);
     keep(&mut report.trail_arn, &p.trail_arn);
+    if report.lock.is_none() {
+        report.lock.clone_from(&p.lock);
+    }
+    if report.lock_mode.is_none() {
+        report.lock_mode = p.lock_mode;
+    }
     report
 }
 

@@ -38,6 +38,8 @@ pub struct ValidSpec {
     pub config_map_name: String,
     /// Whether to render `assume_role` into the backend configuration.
     pub render_assume_role: bool,
+    /// Age after which a held lock is reported stale (`spec.locking.staleAfter`).
+    pub stale_after: std::time::Duration,
     /// Whether to publish OpenTofu's client-side encryption (`encryption.tf`,
     /// `TF_ENCRYPTION`) for the backend's key, and grant the direct key use it needs.
     pub open_tofu_encryption: bool,

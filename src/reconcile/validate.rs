@@ -152,12 +152,23 @@ pub fn validate(
     if state_key.ends_with(".tflock") {
         p.add("spec.stateKey", "must not end with \".tflock\": Terraform uses \"<key>.tflock\" as the lock file");
     }
+    if state_key.ends_with("-md5") {
+        // Its DynamoDB lock item would be named like Terraform's state digest of another key
+        // (`<bucket>/<key>-md5`), which is not a lock and must never be read or broken as one.
+        p.add(
+            "spec.stateKey",
+            "must not end with \"-md5\": Terraform names its state digest items \"<bucket>/<key>-md5\"",
+        );
+    }
     if let Some(prefix) = &spec.workspace_key_prefix {
         check_object_key(&mut p, "spec.workspaceKeyPrefix", prefix, 512);
     }
 
     let encryption = resolve_encryption(&mut p, obj, spec, &region);
     let lock_table = resolve_lock_table(&mut p, spec);
+    let stale_after = super::locks::parse_stale_after(&spec.locking.stale_after)
+        .map_err(|e| p.add("spec.locking.staleAfter", e))
+        .unwrap_or_default();
     let role = resolve_role(&mut p, obj, spec);
     check_tags(&mut p, &spec.tags);
     let audit = resolve_audit(&mut p, obj, spec);
@@ -196,6 +207,7 @@ pub fn validate(
         render_assume_role: spec.output.assume_role,
         open_tofu_encryption: spec.output.open_tofu_encryption,
         audit,
+        stale_after,
     })
 }
 

@@ -247,6 +247,25 @@ fn lock_table_name_with_lockfile_mode_rejected() {
 }
 
 #[test]
+fn state_key_never_names_a_digest_item() {
+    assert_rejects(&with("stateKey: team/terraform.tfstate-md5"), "spec.stateKey", "-md5");
+}
+
+#[test]
+fn stale_after_defaults_to_two_hours_and_is_checked() {
+    assert_eq!(validate(OBJ, &spec(MINIMAL), &defaults()).unwrap().stale_after, std::time::Duration::from_secs(7200));
+    assert_eq!(
+        validate(OBJ, &with("locking: {staleAfter: 1h30m}"), &defaults()).unwrap().stale_after,
+        std::time::Duration::from_secs(5400)
+    );
+    // What the schema's pattern would refuse is refused here too, and what it lets through
+    // but is out of range.
+    for bad in ["2d", "1.5h", "0s", "99999h", "2h*", "1h\\u0000"] {
+        assert_rejects(&with(&format!("locking: {{staleAfter: \"{bad}\"}}")), "spec.locking.staleAfter", "");
+    }
+}
+
+#[test]
 fn lock_table_name_chars() {
     assert_rejects(&with("locking: {table: {name: 'my lock'}}"), "spec.locking.table.name", "DynamoDB table name");
 }

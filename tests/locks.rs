@@ -1,0 +1,480 @@
+//! Locks you can see and safely break, on the real test ground: locks taken the way
+//! Terraform takes them (PutItem of the lock info with `attribute_not_exists(LockID)`, and a
+//! `<key>.tflock` object written with `If-None-Match: *`), seen in `status.lock` and the lock
+//! age metric, `StaleLock` published once per lock ID (restarts included), broken by the
+//! `tfstate.dev/force-unlock` annotation (a wrong ID first: nothing changes, the condition and
+//! an Event say why), conditional deletes that fail safe when the lock changed in between, and
+//! lock-mode migrations (straight DynamoDB -> Lockfile refused without an AWS call; through
+//! Both they work, and the runner role's grants follow each step).
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::operator::{Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket};
+use common::operator::{wait_for, wait_ready};
+use common::{Ground, install_crd, test_namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use tfstate_operator::api::{LockMode, LockSource, TerraformStateBackend};
+use tfstate_operator::aws::calls::{difference, totals};
+use tfstate_operator::aws::{AwsClients, ConditionalDelete, dynamodb, iam, s3};
+use tfstate_operator::reconcile::desired::INLINE_POLICY_NAME;
+
+const RESYNC: Duration = Duration::from_secs(2);
+const ANNOTATION: &str = "tfstate.dev/force-unlock";
+
+struct Fixture {
+    client: Client,
+    ns: String,
+    api: Api<TerraformStateBackend>,
+    aws: AwsClients,
+    op: Operator,
+    bucket: String,
+    ground: Ground,
+}
+
+impl Fixture {
+    fn state_key(&self) -> String {
+        format!("{}/tf/terraform.tfstate", self.ns)
+    }
+
+    fn lock_id(&self) -> String {
+        format!("{}/{}", self.bucket, self.state_key())
+    }
+
+    fn table(&self) -> String {
+        format!("{}-lock", self.bucket)
+    }
+}
+
+/// Backend `tf` with `locking` (JSON) in a namespace of its own, Ready, under an operator
+/// that resyncs every [`RESYNC`].
+async fn fixture(prefix: &str, locking: Value) -> Fixture {
+    let ground = Ground::load();
+    let client = ground.kube().await;
+    install_crd(&client).await;
+    let ns = test_namespace(&client, prefix).await;
+    let op = start_operator(&ground, &ns, RESYNC).await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket(prefix);
+    let obj = json!({"apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
+        "metadata": {"name": "tf"},
+        "spec": {"bucket": {"name": bucket}, "locking": locking,
+            "access": {"trust": {"awsPrincipals": ["arn:aws:iam::123456789012:root"]}}}});
+    create_backend(&api, &serde_yaml_ng::to_string(&obj).expect("yaml")).await;
+    wait_ready(&api, "tf").await;
+    Fixture { aws: inspector(&ground).await, client, ns, api, op, bucket, ground }
+}
+
+/// Terraform's lock info (statemgr.LockInfo as the S3 backend marshals it).
+fn lock_info(id: &str, who: &str, created: &str, path: &str) -> String {
+    json!({"ID": id, "Operation": "OperationTypeApply", "Info": "", "Who": who, "Version": "1.9.8",
+        "Created": created, "Path": path})
+    .to_string()
+}
+
+fn ago(secs: i64) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second() - secs).expect("time").to_string()
+}
+
+/// Takes the DynamoDB lock as Terraform does; panics if it is held.
+async fn take_dynamodb_lock(aws: &AwsClients, table: &str, lock_id: &str, info: &str) {
+    aws.dynamodb
+        .put_item()
+        .table_name(table)
+        .item("LockID", AttributeValue::S(lock_id.into()))
+        .item("Info", AttributeValue::S(info.into()))
+        .condition_expression("attribute_not_exists(LockID)")
+        .send()
+        .await
+        .expect("PutItem of the lock (attribute_not_exists)");
+}
+
+/// Takes the lock file as Terraform does (no encryption headers: default encryption); its ETag.
+async fn take_lock_file(aws: &AwsClients, bucket: &str, key: &str, info: &str) -> String {
+    let out = aws
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .if_none_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from(info.as_bytes().to_vec()))
+        .send()
+        .await
+        .expect("PutObject of the lock file (If-None-Match: *)");
+    out.e_tag().expect("ETag").to_string()
+}
+
+async fn lock_item(aws: &AwsClients, table: &str, lock_id: &str) -> Option<String> {
+    dynamodb::get_lock(&aws.dynamodb, table, lock_id).await.expect("GetItem").map(|i| i.info.unwrap_or_default())
+}
+
+async fn lock_file(aws: &AwsClients, bucket: &str, key: &str) -> Option<(String, String)> {
+    s3::get_lock_object(&aws.s3, bucket, key)
+        .await
+        .expect("GetObject")
+        .map(|o| (String::from_utf8_lossy(&o.body).into_owned(), o.etag))
+}
+
+/// Events of `tf` with `reason`: their notes.
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
+    let list = Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await.expect("Events").items;
+    list.into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("tf"))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            assert!(e.series.is_none(), "{reason} Events are never folded into a series: {e:?}");
+            e.note.unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn wait_event(client: &Client, ns: &str, reason: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = events(client, ns, reason).await;
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {reason} Event within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `op` made `n` more passes over the backend (one GetBucketTagging each).
+async fn passes(op: &Operator, n: u64) {
+    let count = || {
+        op.ctx
+            .aws
+            .calls()
+            .snapshot()
+            .iter()
+            .filter(|(k, _)| k.operation == "GetBucketTagging")
+            .map(|(_, v)| *v)
+            .sum::<u64>()
+    };
+    let start = count();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while count() < start + n {
+        assert!(tokio::time::Instant::now() < deadline, "fewer than {n} passes within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn annotate(api: &Api<TerraformStateBackend>, value: &str) {
+    let patch = json!({"metadata": {"annotations": {ANNOTATION: value}}});
+    api.patch("tf", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+}
+
+fn lock_age_series(op: &Operator, ns: &str) -> Option<i64> {
+    op.ctx
+        .metrics
+        .encode()
+        .lines()
+        .find(|l| {
+            l.starts_with("tfstate_lock_age_seconds{")
+                && l.contains(&format!("namespace=\"{ns}\""))
+                && l.contains("name=\"tf\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Both lock sources: the lock is seen in status and the metric, StaleLock is published once
+/// (and not again by a restarted operator), a wrong ID changes nothing and says why, the right
+/// ID removes the lock in both places and the annotation, and Terraform's digest item is left.
+#[tokio::test]
+async fn a_stale_lock_is_seen_reported_once_and_broken_by_its_id_only() {
+    let mut fx = fixture("locks-both", json!({"mode": "Both", "staleAfter": "5s"})).await;
+    let ready = fx.api.get("tf").await.expect("get");
+    let lock = ready.status.as_ref().and_then(|s| s.lock.clone()).expect("status.lock once Ready");
+    assert!(!lock.held, "{lock:?}");
+    assert_eq!(ready.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Both));
+
+    // Terraform's digest item (not a lock) and a lock in both places, 60 s old, same ID.
+    let (table, lock_id, key) = (fx.table(), fx.lock_id(), format!("{}.tflock", fx.state_key()));
+    let digest = format!("{lock_id}-md5");
+    fx.aws
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("LockID", AttributeValue::S(digest.clone()))
+        .item("Digest", AttributeValue::S("0123456789abcdef0123456789abcdef".into()))
+        .send()
+        .await
+        .expect("PutItem digest");
+    let id = format!("a1b2c3d4-{}", common::random_suffix());
+    let info = lock_info(&id, "runner@tf-job-1", &ago(60), &lock_id);
+    take_dynamodb_lock(&fx.aws, &table, &lock_id, &info).await;
+    let etag = take_lock_file(&fx.aws, &fx.bucket, &key, &info).await;
+
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "showing the lock", |o| {
+        o.status.as_ref().and_then(|s| s.lock.as_ref()).is_some_and(|l| l.held && l.id.as_deref() == Some(&id))
+    })
+    .await;
+    let lock = obj.status.and_then(|s| s.lock).expect("lock");
+    assert_eq!(lock.who.as_deref(), Some("runner@tf-job-1"));
+    assert_eq!(lock.operation.as_deref(), Some("OperationTypeApply"));
+    assert_eq!(lock.source, Some(LockSource::Both));
+    assert!(lock.created.is_some() && lock.message.is_none(), "{lock:?}");
+    let age = lock_age_series(&fx.op, &fx.ns).expect("a lock age series while the lock is held");
+    assert!((55..3600).contains(&age), "lock age {age}");
+
+    // Stale (older than 5 s): one Event, remembered in status; not again, nor after a restart.
+    let notes = wait_event(&fx.client, &fx.ns, "StaleLock").await;
+    assert!(notes[0].contains(&id) && notes[0].contains("force-unlock"), "{notes:?}");
+    wait_for(&fx.api, "tf", Duration::from_secs(30), "remembering StaleLock", |o| {
+        o.status.as_ref().and_then(|s| s.lock.as_ref()).is_some_and(|l| l.stale_reported)
+    })
+    .await;
+    passes(&fx.op, 3).await;
+    assert_eq!(events(&fx.client, &fx.ns, "StaleLock").await.len(), 1, "StaleLock twice for one lock");
+    fx.op = start_operator(&fx.ground, &fx.ns, RESYNC).await;
+    passes(&fx.op, 3).await;
+    assert_eq!(
+        events(&fx.client, &fx.ns, "StaleLock").await.len(),
+        1,
+        "a restarted operator published StaleLock again"
+    );
+
+    // A wrong ID: nothing changes in AWS; the annotation goes; condition and Event say why.
+    let before = kube_resource_version(&fx.api).await;
+    annotate(&fx.api, "not-the-lock-id").await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "answering the wrong ID", |o| {
+        !o.annotations().contains_key(ANNOTATION)
+            && condition(o, "ForceUnlock").is_some_and(|(_, r, _)| r == "LockIdMismatch")
+    })
+    .await;
+    let (status, _, message) = condition(&obj, "ForceUnlock").expect("ForceUnlock");
+    assert_eq!(status, "False");
+    assert!(
+        message.contains(&id) && message.contains("not-the-lock-id") && message.contains("nothing changed"),
+        "{message}"
+    );
+    assert!(condition(&obj, "Ready").is_some_and(|(s, _, _)| s == "True"), "a refused force-unlock is not a failure");
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(info.as_str()), "the lock item changed");
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &key).await.map(|f| f.1), Some(etag.clone()), "the lock file changed");
+    assert!(events(&fx.client, &fx.ns, "LockIdMismatch").await[0].contains(&id));
+    assert_ne!(before, kube_resource_version(&fx.api).await);
+
+    // Odd characters: still only a mismatch, safely quoted.
+    annotate(&fx.api, "x\"}]; DROP TABLE; ../../other-bucket/key *").await;
+    wait_for(&fx.api, "tf", Duration::from_secs(60), "answering the odd ID", |o| {
+        !o.annotations().contains_key(ANNOTATION)
+            && condition(o, "ForceUnlock").is_some_and(|(_, _, m)| m.contains("DROP TABLE"))
+    })
+    .await;
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(info.as_str()));
+
+    // The right ID: gone in both places, annotation removed, Event, metric series gone.
+    annotate(&fx.api, &id).await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "force-unlocked", |o| {
+        !o.annotations().contains_key(ANNOTATION)
+            && condition(o, "ForceUnlock").is_some_and(|(_, r, _)| r == "ForceUnlocked")
+            && o.status.as_ref().and_then(|s| s.lock.as_ref()).is_some_and(|l| !l.held)
+    })
+    .await;
+    let (status, _, message) = condition(&obj, "ForceUnlock").expect("ForceUnlock");
+    assert_eq!(status, "True");
+    assert!(message.contains(&id) && message.contains("runner@tf-job-1"), "{message}");
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await, None, "the lock item is still there");
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &key).await, None, "the lock file is still there");
+    assert!(lock_item(&fx.aws, &table, &digest).await.is_some(), "Terraform's digest item was touched");
+    let notes = wait_event(&fx.client, &fx.ns, "ForceUnlocked").await;
+    assert!(notes[0].contains(&id), "{notes:?}");
+    assert_eq!(lock_age_series(&fx.op, &fx.ns), None, "the lock age series outlived the lock");
+    // A new lock can be taken the way Terraform does (the lock file's delete marker is no object).
+    take_dynamodb_lock(&fx.aws, &table, &lock_id, &info).await;
+    take_lock_file(&fx.aws, &fx.bucket, &key, &info).await;
+}
+
+async fn kube_resource_version(api: &Api<TerraformStateBackend>) -> String {
+    api.get("tf").await.expect("get").resource_version().unwrap_or_default()
+}
+
+/// The conditional deletes of the force-unlock, against the emulator: a lock replaced by
+/// another holder between the read and the delete is not deleted (DynamoDB's condition on the
+/// exact Info, S3's If-Match on the ETag read); the lock as read is.
+#[tokio::test]
+async fn a_lock_replaced_between_read_and_delete_is_not_deleted() {
+    let fx = fixture("locks-race", json!({"mode": "Both"})).await;
+    let (table, lock_id, key) = (fx.table(), fx.lock_id(), format!("{}.tflock", fx.state_key()));
+    let first = lock_info("first-holder-id", "runner@one", &ago(10), &lock_id);
+    take_dynamodb_lock(&fx.aws, &table, &lock_id, &first).await;
+    take_lock_file(&fx.aws, &fx.bucket, &key, &first).await;
+    let read_item = dynamodb::get_lock(&fx.aws.dynamodb, &table, &lock_id).await.expect("GetItem").expect("held");
+    let read_file = s3::get_lock_object(&fx.aws.s3, &fx.bucket, &key).await.expect("GetObject").expect("held");
+    assert_eq!(read_item.info.as_deref(), Some(first.as_str()));
+
+    // The holder releases; another takes the lock.
+    let second = lock_info("second-holder-id", "runner@two", &ago(0), &lock_id);
+    fx.aws
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .send()
+        .await
+        .expect("unlock");
+    take_dynamodb_lock(&fx.aws, &table, &lock_id, &second).await;
+    fx.aws.s3.delete_object().bucket(&fx.bucket).key(&key).send().await.expect("unlock file");
+    let second_etag = take_lock_file(&fx.aws, &fx.bucket, &key, &second).await;
+    assert_ne!(second_etag, read_file.etag);
+
+    let guard = read_item.info.as_deref().expect("info");
+    assert_eq!(
+        dynamodb::delete_lock_if(&fx.aws.dynamodb, &table, &lock_id, guard).await.expect("DeleteItem"),
+        ConditionalDelete::Changed
+    );
+    assert_eq!(
+        s3::delete_lock_object_if_match(&fx.aws.s3, &fx.bucket, &key, &read_file.etag).await.expect("DeleteObject"),
+        ConditionalDelete::Changed
+    );
+    assert_eq!(
+        lock_item(&fx.aws, &table, &lock_id).await.as_deref(),
+        Some(second.as_str()),
+        "another's lock was deleted"
+    );
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &key).await.map(|f| f.1), Some(second_etag.clone()));
+
+    // Through the operator: the first holder's ID matches nothing now.
+    annotate(&fx.api, "first-holder-id").await;
+    wait_for(&fx.api, "tf", Duration::from_secs(60), "refusing the released lock's ID", |o| {
+        !o.annotations().contains_key(ANNOTATION)
+            && condition(o, "ForceUnlock")
+                .is_some_and(|(_, r, m)| r == "LockIdMismatch" && m.contains("second-holder-id"))
+    })
+    .await;
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(second.as_str()));
+
+    // The lock as it is now is deleted.
+    assert_eq!(
+        dynamodb::delete_lock_if(&fx.aws.dynamodb, &table, &lock_id, &second).await.expect("DeleteItem"),
+        ConditionalDelete::Deleted
+    );
+    assert_eq!(
+        s3::delete_lock_object_if_match(&fx.aws.s3, &fx.bucket, &key, &second_etag).await.expect("DeleteObject"),
+        ConditionalDelete::Deleted
+    );
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await, None);
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &key).await, None);
+}
+
+/// The call counters once they stood still for a second.
+async fn still_calls(op: &Operator) -> std::collections::BTreeMap<tfstate_operator::aws::calls::CallKey, u64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last = op.ctx.aws.calls().snapshot();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = op.ctx.aws.calls().snapshot();
+        if now == last {
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the AWS call counters never stood still");
+        last = now;
+    }
+}
+
+/// The runner role's inline policy, decoded: its statement Sids.
+async fn grant_sids(aws: &AwsClients, ns: &str) -> Vec<String> {
+    let role = format!("tfstate-{ns}-tf");
+    let doc =
+        iam::get_inline_policy(&aws.iam, &role, INLINE_POLICY_NAME).await.expect("GetRolePolicy").expect("policy");
+    let doc = percent_encoding::percent_decode_str(&doc).decode_utf8_lossy().into_owned();
+    let doc: Value = serde_json::from_str(&doc).expect("policy JSON");
+    let mut sids: Vec<String> = doc["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(String::from))
+        .collect();
+    sids.sort();
+    sids
+}
+
+async fn published(fx: &Fixture) -> std::collections::BTreeMap<String, String> {
+    Api::<ConfigMap>::namespaced(fx.client.clone(), &fx.ns)
+        .get("tf-backend")
+        .await
+        .expect("ConfigMap")
+        .data
+        .expect("data")
+}
+
+/// DynamoDB -> Lockfile is refused with no AWS call and a message naming the Both step;
+/// DynamoDB -> Both -> Lockfile works and the role's grants follow; Lockfile -> DynamoDB is
+/// refused likewise.
+#[tokio::test]
+async fn lock_mode_migrates_only_through_both() {
+    let fx = fixture("locks-migrate", json!({"mode": "DynamoDB"})).await;
+    let has = |sids: &[String], sid: &str| sids.iter().any(|s| s == sid);
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "{sids:?}");
+    wait_for(&fx.api, "tf", Duration::from_secs(30), "recording the lock mode", |o| {
+        o.status.as_ref().and_then(|s| s.lock_mode) == Some(LockMode::DynamoDB)
+    })
+    .await;
+
+    // Straight to Lockfile: refused before any AWS call, and no pass follows until the spec
+    // changes (a pass still in flight when the spec changed may finish its reads).
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile"}})).await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "refusing DynamoDB -> Lockfile", |o| {
+        condition(o, "Ready").is_some_and(|(_, r, _)| r == "UnsafeLockMigration")
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "Ready").expect("Ready");
+    assert!(
+        message.contains("Both") && message.contains("-md5") && message.contains("Nothing was changed"),
+        "{message}"
+    );
+    assert!(condition(&obj, "Stalled").is_some(), "a refused migration is stalled until the spec changes");
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::DynamoDB));
+    let quiet = still_calls(&fx.op).await;
+    tokio::time::sleep(RESYNC * 3).await;
+    let calls = difference(&quiet, &fx.op.ctx.aws.calls().snapshot());
+    assert_eq!(totals(&calls).reads + totals(&calls).writes, 0, "a refused migration called AWS: {calls:#?}");
+    let data = published(&fx).await;
+    assert!(data.contains_key("dynamodb_table"), "the published configuration changed: {data:?}");
+    assert_ne!(data.get("use_lockfile").map(String::as_str), Some("true"), "the published configuration changed");
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "grants changed: {sids:?}");
+
+    // Through Both: each step converges, is published, recorded, and granted.
+    for (mode, table, lockfile) in [("Both", true, true), ("Lockfile", false, true)] {
+        patch_spec(&fx.api, "tf", json!({"locking": {"mode": mode}})).await;
+        let obj = wait_ready(&fx.api, "tf").await;
+        let expected: LockMode = serde_json::from_value(json!(mode)).expect("mode");
+        assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(expected));
+        let sids = grant_sids(&fx.aws, &fx.ns).await;
+        assert_eq!(has(&sids, "UseLockTable"), table, "{mode}: {sids:?}");
+        assert_eq!(has(&sids, "ManageLockFiles"), lockfile, "{mode}: {sids:?}");
+        let data = published(&fx).await;
+        assert_eq!(data.contains_key("dynamodb_table"), table, "{mode}: {data:?}");
+        assert_eq!(data.get("use_lockfile").map(String::as_str) == Some("true"), lockfile, "{mode}: {data:?}");
+    }
+    // The lock file is read in Lockfile mode: a lock taken there shows.
+    let key = format!("{}.tflock", fx.state_key());
+    take_lock_file(&fx.aws, &fx.bucket, &key, &lock_info("lf-id", "runner@lf", &ago(1), &fx.lock_id())).await;
+    wait_for(&fx.api, "tf", Duration::from_secs(60), "showing the lock file", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.lock.as_ref())
+            .is_some_and(|l| l.held && l.id.as_deref() == Some("lf-id") && l.source == Some(LockSource::Lockfile))
+    })
+    .await;
+
+    // And straight back to DynamoDB: refused the same way.
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "DynamoDB"}})).await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "refusing Lockfile -> DynamoDB", |o| {
+        condition(o, "Ready").is_some_and(|(_, r, _)| r == "UnsafeLockMigration")
+    })
+    .await;
+    assert!(condition(&obj, "Ready").is_some_and(|(_, _, m)| m.contains("Both")));
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+}
