@@ -88,6 +88,24 @@ const USE_ACTIONS: [&str; 4] = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataK
 /// `AllowOperatorGrantsForAwsResources`, `AllowKeyAdministrators` (only with admins) and
 /// `AllowBackendRoleUse`.
 pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
+    let mut statements = administration(input);
+    // Only through the backend's two services in its region. (IAM policies may still grant
+    // more through the root statement's delegation: that is the runner policy's business.)
+    let suffix = dns_suffix(input.partition);
+    let via = [format!("s3.{}.{suffix}", input.region), format!("dynamodb.{}.{suffix}", input.region)];
+    statements.push(
+        Statement::new("AllowBackendRoleUse", Effect::Allow)
+            .principal(Principal::aws([input.role_arn]))
+            .actions(USE_ACTIONS)
+            .resources(["*"])
+            .condition("StringEquals", "kms:ViaService", via),
+    );
+    PolicyDocument::new(statements)
+}
+
+/// The statements every key the operator creates starts with: account root, operator,
+/// operator grants for AWS resources, extra administrators. `input.role_arn` is not used.
+pub(crate) fn administration(input: &KeyPolicyInput<'_>) -> Vec<Statement> {
     let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
     let operator = || Principal::aws([input.operator_arn]);
     let mut statements = vec![
@@ -117,18 +135,7 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
         }
         statements.push(admins);
     }
-    // Only through the backend's two services in its region. (IAM policies may still grant
-    // more through the root statement's delegation: that is the runner policy's business.)
-    let suffix = dns_suffix(input.partition);
-    let via = [format!("s3.{}.{suffix}", input.region), format!("dynamodb.{}.{suffix}", input.region)];
-    statements.push(
-        Statement::new("AllowBackendRoleUse", Effect::Allow)
-            .principal(Principal::aws([input.role_arn]))
-            .actions(USE_ACTIONS)
-            .resources(["*"])
-            .condition("StringEquals", "kms:ViaService", via),
-    );
-    PolicyDocument::new(statements)
+    statements
 }
 
 /// The DNS suffix of service endpoints in `partition` (what `kms:ViaService` names).

@@ -38,6 +38,23 @@ pub struct ValidSpec {
     pub config_map_name: String,
     /// Whether to render `assume_role` into the backend configuration.
     pub render_assume_role: bool,
+    /// The cross-region replica, when `spec.replication` is set.
+    pub replication: Option<Replication>,
+}
+
+/// Resolved replication settings (`spec.replication`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replication {
+    /// Region of the replica bucket and key (never the backend's).
+    pub region: String,
+    /// Replica bucket name.
+    pub bucket: String,
+    /// The replica's key: `CreateKey` (in the replica region) or `ExistingKey`; never `Aes256`.
+    pub encryption: Encryption,
+    /// Name of the replication role (`<runner role>-replication`, shortened to IAM's 64).
+    pub role_name: String,
+    /// S3 Replication Time Control (and its metrics).
+    pub replication_time_control: bool,
 }
 
 /// Resolved access logging settings.
