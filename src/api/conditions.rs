@@ -21,13 +21,16 @@ pub enum ConditionType {
     BackendConfigPublished,
     /// kstatus: the operator is working towards the desired state.
     Reconciling,
+    /// Only with `spec.replication`: the replica bucket, its key, the replication role and
+    /// the state bucket's replication configuration are converged.
+    ReplicationReady,
     /// kstatus: the operator cannot make progress without a change (spec, AWS side).
     Stalled,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they appear in status.
-    pub const ALL: [ConditionType; 8] = [
+    pub const ALL: [ConditionType; 9] = [
         ConditionType::Ready,
         ConditionType::BucketReady,
         ConditionType::EncryptionKeyReady,
@@ -36,6 +39,7 @@ impl ConditionType {
         ConditionType::BackendConfigPublished,
         ConditionType::Reconciling,
         ConditionType::Stalled,
+        ConditionType::ReplicationReady,
     ];
 
     /// The name written into `status.conditions[].type`.
@@ -49,6 +53,7 @@ impl ConditionType {
             ConditionType::BackendConfigPublished => "BackendConfigPublished",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::ReplicationReady => "ReplicationReady",
         }
     }
 }

@@ -13,6 +13,11 @@ use aws_sdk_s3::types::{
 use super::Tags;
 use super::error::{AwsError, Context, build_error, optional};
 
+mod replication;
+pub use replication::{
+    RTC_MINUTES, ReplicationRuleSettings, ReplicationSettings, delete_replication, get_replication, put_replication,
+};
+
 const S3: &str = "s3";
 
 /// Default encryption of a bucket.

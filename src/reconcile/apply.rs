@@ -8,7 +8,7 @@ use crate::policy::PolicyDocument;
 
 use super::desired::{DesiredBucket, DesiredKey, DesiredRole, DesiredTable, INLINE_POLICY_NAME, TAG_OWNER_UID};
 use super::observe::{ObservedKey, ObservedRole, ObservedTable};
-use super::plan::{BucketChange, KeyChange, RoleChange, TableChange};
+use super::plan::{BucketChange, KeyChange, ReplicationChange, RoleChange, TableChange};
 
 /// Applies role changes (not the inline policy, which needs the key: see
 /// [`apply_inline_policy`]).
@@ -238,4 +238,22 @@ pub async fn apply_table(
         }
     }
     Ok(false)
+}
+
+/// Applies the state bucket's replication configuration changes.
+pub async fn apply_replication(
+    aws: &AwsClients,
+    bucket: &str,
+    desired: Option<&s3::ReplicationSettings>,
+    changes: &[ReplicationChange],
+) -> Result<(), AwsError> {
+    let on = |e: AwsError| e.on(format!("replication configuration of S3 bucket {bucket}"));
+    for change in changes {
+        match (change, desired) {
+            (ReplicationChange::PutConfiguration, Some(d)) => s3::put_replication(&aws.s3, bucket, d).await.map_err(on)?,
+            (ReplicationChange::PutConfiguration, None) => {}
+            (ReplicationChange::DeleteConfiguration, _) => s3::delete_replication(&aws.s3, bucket).await.map_err(on)?,
+        }
+    }
+    Ok(())
 }

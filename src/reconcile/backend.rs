@@ -26,6 +26,8 @@ use super::publish::{Published, publish};
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
+mod replica;
+
 /// Reasons that report a change made by this pass.
 const CHANGE_REASONS: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
 
@@ -86,11 +88,12 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     };
 
     let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
-    let mut run = Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![] };
     // Hub and spoke: the policy's operator role, assumed for this object (AWS then enforces
     // the tenant boundary, and the backend lives in that role's account).
     let assume =
         policy.operator_role_arn.as_deref().map(|arn| AssumeAs::for_object(arn, &owner.namespace, &owner.name));
+    let mut run =
+        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![], assume: assume.clone() };
     let result = async {
         let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
         Box::pin(run.converge(&aws)).await
@@ -105,7 +108,8 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             events.push((kind, decision.reason, e.to_string()));
         }
         // Parts not reached before the failure show the failure.
-        for t in status::PARTS {
+        let optional = valid.replication.is_some().then_some(C::ReplicationReady);
+        for t in status::PARTS.into_iter().chain(optional) {
             report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
         }
     }
@@ -151,6 +155,8 @@ struct Run<'a> {
     valid: &'a ValidSpec,
     report: StatusReport,
     events: Vec<(EventType, Reason, String)>,
+    /// The policy's operator role, assumed for this object (hub and spoke), in every region.
+    assume: Option<AssumeAs>,
 }
 
 impl Run<'_> {
@@ -197,6 +203,9 @@ impl Run<'_> {
                 self.block(t, Reason::DependencyNotReady, "waiting for the KMS key (see EncryptionKeyReady)".into());
             }
             self.block(C::BackendConfigPublished, Reason::DependencyNotReady, "waiting for the KMS key".into());
+            if valid.replication.is_some() {
+                self.block(C::ReplicationReady, Reason::DependencyNotReady, "waiting for the KMS key".into());
+            }
             return Ok(());
         }
         self.converge_resources(aws, &id, key_arn.as_deref(), &observed, &tags, role_ok).await
@@ -372,14 +381,33 @@ impl Run<'_> {
             }
             Ok(()) => {}
         }
+        // The replica after the state bucket (replication needs it versioned) and on its own:
+        // a failing replica never holds back the runners' configuration.
+        let replica = match self.converge_replica(aws, id, key_arn, bucket_owned, tags).await {
+            Ok(replica) => Ok(replica),
+            Err(ReconcileError::Aws(e)) => {
+                self.fail(C::ReplicationReady, &e);
+                Err(ReconcileError::Aws(e))
+            }
+            Err(e) => Err(e),
+        };
         if let Some(e) = first_error {
             self.block(C::BackendConfigPublished, Reason::Creating, "waiting for the other parts".into());
             return Err(e.into());
         }
-        self.publish(&res.backend).await
+        let dr = match &replica {
+            Ok(Some(dr)) => Some(dr.clone()),
+            _ => self.remembered_replica(),
+        };
+        self.publish(&res.backend, dr.as_ref()).await?;
+        replica.map(|_| ())
     }
 
-    async fn publish(&mut self, backend: &crate::render::BackendSettings) -> Result<(), ReconcileError> {
+    async fn publish(
+        &mut self,
+        backend: &crate::render::BackendSettings,
+        replica: Option<&crate::render::ReplicaSettings>,
+    ) -> Result<(), ReconcileError> {
         let waiting: Vec<C> = [C::BucketReady, C::EncryptionKeyReady, C::LockTableReady, C::RoleReady]
             .into_iter()
             .filter(|t| !self.report.parts.get(t).is_some_and(|p| p.ready))
@@ -393,7 +421,10 @@ impl Run<'_> {
             self.report.parts.insert(C::BackendConfigPublished, PartState::not_ready(reason, msg));
             return Ok(());
         }
-        let data = render(backend)?.into_configmap_data();
+        let mut data = render(backend)?.into_configmap_data();
+        if let Some(replica) = replica {
+            data.extend(crate::render::render_replica(backend, replica)?);
+        }
         let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
         let name = &self.valid.config_map_name;
         match publish(&cms, self.obj, name, &data).await {

@@ -58,6 +58,8 @@ pub struct StatusReport {
     pub policy: Option<String>,
     /// Crash-safety marker for key and bucket creation.
     pub creation_started_at: Option<String>,
+    /// The replica's bucket ARN, region, key ARN and replication role ARN.
+    pub replica: Option<ReplicaReport>,
     /// Work is still under way (requeued soon): kstatus `Reconciling`.
     pub reconciling: Option<String>,
     /// This pass neither converged nor gave a final answer for the object's generation (it
@@ -66,6 +68,22 @@ pub struct StatusReport {
     /// update (see [`super::outcome::Decision::settles_generation`]).
     pub keeps_observed_generation: bool,
 }
+
+/// What status says of the replica (`spec.replication`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Replica bucket ARN.
+    pub bucket_arn: Option<String>,
+    /// Replica region.
+    pub region: Option<String>,
+    /// Replica key ARN.
+    pub kms_key_arn: Option<String>,
+    /// Replication role ARN.
+    pub role_arn: Option<String>,
+}
+
+/// Parts reported only when the spec asks for them; when reported, `Ready` needs them too.
+pub const OPTIONAL_PARTS: [ConditionType; 1] = [ConditionType::ReplicationReady];
 
 /// The parts whose conditions make up `Ready`.
 pub const PARTS: [ConditionType; 5] = [
@@ -104,10 +122,11 @@ pub fn next_status(
     };
 
     let parts: Vec<(ConditionType, &PartState)> =
-        PARTS.iter().filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
+        PARTS.iter().chain(&OPTIONAL_PARTS).filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
     let not_ready = parts.iter().find(|(_, s)| !s.ready);
+    let required = parts.iter().filter(|(t, _)| PARTS.contains(t)).count();
     let ready = match not_ready {
-        None if parts.len() == PARTS.len() => {
+        None if required == PARTS.len() => {
             PartState::ready(Reason::Converged, "The backend is ready: every part is converged")
         }
         None => PartState::not_ready(Reason::Creating, "Not every part has been checked yet"),
@@ -139,6 +158,10 @@ pub fn next_status(
         config_map_name: report.config_map_name,
         policy: report.policy,
         creation_started_at: report.creation_started_at,
+        replica_bucket_arn: report.replica.as_ref().and_then(|r| r.bucket_arn.clone()),
+        replica_region: report.replica.as_ref().and_then(|r| r.region.clone()),
+        replica_kms_key_arn: report.replica.as_ref().and_then(|r| r.kms_key_arn.clone()),
+        replication_role_arn: report.replica.and_then(|r| r.role_arn),
     }
 }
 
@@ -160,6 +183,14 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     keep(&mut report.account_id, &p.account_id);
     keep(&mut report.config_map_name, &p.config_map_name);
     keep(&mut report.policy, &p.policy);
+    if report.replica.is_none() && p.replica_bucket_arn.is_some() {
+        report.replica = Some(ReplicaReport {
+            bucket_arn: p.replica_bucket_arn.clone(),
+            region: p.replica_region.clone(),
+            kms_key_arn: p.replica_kms_key_arn.clone(),
+            role_arn: p.replication_role_arn.clone(),
+        });
+    }
     report
 }
 

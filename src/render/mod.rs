@@ -14,6 +14,7 @@
 //! Pure code: no I/O, clock or environment.
 
 mod arguments;
+mod dr;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,10 @@ use hcl::format::{Format, Formatter};
 use hcl::{Attribute, Block, Body, Expression};
 
 use self::arguments::{Argument, arguments};
+pub use self::dr::{
+    BACKEND_DR_TFBACKEND_KEY, REPLICA_BUCKET_KEY, REPLICA_KMS_KEY_ID_KEY, REPLICA_REGION_KEY, ReplicaSettings,
+    render_replica,
+};
 pub use self::settings::{BackendSettings, Endpoints};
 
 /// ConfigMap key of the complete backend block.

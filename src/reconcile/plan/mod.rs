@@ -4,11 +4,13 @@
 
 mod bucket;
 mod key;
+mod replication;
 mod role;
 mod table;
 
 pub use bucket::{BucketChange, plan_bucket};
 pub use key::{KeyChange, plan_key};
+pub use replication::{ReplicationChange, plan_replication};
 pub use role::{RoleChange, plan_inline_policy, plan_role};
 pub use table::{TableChange, plan_table};
 
