@@ -77,6 +77,11 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("s3", "PutBucketPolicy", &["s3:PutBucketPolicy"]),
     ("s3", "PutBucketLogging", &["s3:PutBucketLogging"]),
     ("s3", "DeleteBucket", &["s3:DeleteBucket"]),
+    // S3: the state bucket's replication configuration (spec.replication). PutBucketReplication
+    // passes the replication role to S3.
+    ("s3", "GetBucketReplication", &["s3:GetReplicationConfiguration"]),
+    ("s3", "PutBucketReplication", &["s3:PutReplicationConfiguration", "iam:PassRole"]),
+    ("s3", "DeleteBucketReplication", &["s3:PutReplicationConfiguration"]),
     // KMS: the backend's key.
     ("kms", "DescribeKey", &["kms:DescribeKey"]),
     ("kms", "GetKeyPolicy", &["kms:GetKeyPolicy"]),
@@ -160,6 +165,9 @@ const BOUNDARY_BOUND: [&str; 3] = ["iam:CreateRole", "iam:PutRolePermissionsBoun
 
 const POLICY_JSON: &str = "docs/operator-iam-policy.json";
 const POLICY_DOC: &str = "docs/operator-iam-policy.md";
+/// The second managed policy, for clusters whose backends use `spec.replication` (the first
+/// one is at its size limit).
+const REPLICATION_POLICY_JSON: &str = "docs/operator-iam-policy-replication.json";
 /// What precedes the boundary variant's JSON block in the documentation.
 const BOUNDARY_MARKER: &str = "<!-- boundary-variant: statements replacing those of the same Sid -->";
 /// The files through which every AWS call goes (`.ctx(service, operation)`).
@@ -334,9 +342,24 @@ fn boundary_block(doc: &str) -> String {
     body.split_once("\n```").expect("the ```json block is closed").0.to_string()
 }
 
-/// The rendered policy document; with `boundary`, the variant's statements replace those of
-/// the same Sid.
+/// Both rendered policy documents as one (what the operator's role holds with replication);
+/// with `boundary`, the variant's statements replace those of the same Sid.
 fn policy_document(values: &Values<'_>, boundary: bool) -> Value {
+    let mut doc = main_policy_document(values, boundary);
+    let extra = replication_policy_document(values);
+    let list = doc["Statement"].as_array_mut().expect("Statement is a list");
+    list.extend(extra["Statement"].as_array().expect("Statement is a list").iter().cloned());
+    doc
+}
+
+/// The rendered replication add-on.
+fn replication_policy_document(values: &Values<'_>) -> Value {
+    serde_json::from_str(&render(&read(REPLICATION_POLICY_JSON), values))
+        .unwrap_or_else(|e| panic!("{REPLICATION_POLICY_JSON} is not valid JSON: {e}"))
+}
+
+/// The rendered main policy document.
+fn main_policy_document(values: &Values<'_>, boundary: bool) -> Value {
     let mut doc: Value = serde_json::from_str(&render(&read(POLICY_JSON), values))
         .unwrap_or_else(|e| panic!("{POLICY_JSON} is not valid JSON: {e}"));
     if boundary {
@@ -570,11 +593,9 @@ fn source_operations() -> BTreeSet<(String, String)> {
     let konst = regex::Regex::new(r#"const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"([^"]*)"\s*;"#).expect("regex");
     // Calls whose errors are mapped by hand (credentials of an assumed role): from_sdk("sts", "Op", ..).
     let mapped = regex::Regex::new(r#"from_sdk\(\s*"([a-z0-9]+)"\s*,\s*"([A-Za-z]+)""#).expect("regex");
-    let mut files: Vec<_> = std::fs::read_dir(repo_root().join(CALL_SITES))
-        .expect("read src/aws")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    // Recursively: a service module may have children (src/aws/s3/replication.rs).
+    let mut files = Vec::new();
+    rust_files(&repo_root().join(CALL_SITES), &mut files);
     files.push(repo_root().join(IDENTITY_CALL_SITE));
     let mut found = BTreeSet::new();
     for file in files {
@@ -700,7 +721,11 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
     // The template: known placeholders only, every one documented.
     let (template, doc) = (read(POLICY_JSON), read(POLICY_DOC));
     let known: BTreeSet<String> = TEST_VALUES.pairs().iter().map(|(p, _)| p.to_string()).collect();
-    let used: BTreeSet<String> = placeholders(&template).union(&placeholders(&boundary_block(&doc))).cloned().collect();
+    let used: BTreeSet<String> = placeholders(&template)
+        .union(&placeholders(&boundary_block(&doc)))
+        .cloned()
+        .chain(placeholders(&read(REPLICATION_POLICY_JSON)))
+        .collect();
     for p in used.difference(&known) {
         problems.push(format!("{POLICY_JSON} uses the placeholder {p}, which this test does not render"));
     }
@@ -761,20 +786,33 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             }
         }
     }
-    if statements.iter().chain(&variant).any(|s| s.allow && s.grants("iam:PassRole")) {
-        problems.push("iam:PassRole must not be granted: the operator never passes a role to a service".into());
+    // The operator passes only its replication roles, and only to S3 (PutBucketReplication).
+    for s in statements.iter().chain(&variant).filter(|s| s.allow && s.grants("iam:PassRole")) {
+        if s.condition_value("StringEquals", "iam:PassedToService") != Some("s3.amazonaws.com") {
+            problems.push(format!(
+                "{}: iam:PassRole must be limited to S3 (StringEquals iam:PassedToService s3.amazonaws.com)",
+                s.sid
+            ));
+        }
     }
 
     // Size: a managed policy, even with long values.
     for values in [TEST_VALUES, LONG_VALUES] {
         for boundary in [false, true] {
-            let size = policy_document(&values, boundary).to_string().len();
+            let size = main_policy_document(&values, boundary).to_string().len();
             if size > MANAGED_POLICY_LIMIT {
                 problems.push(format!(
                     "rendered with {values:?} (boundary variant: {boundary}) the policy has {size} characters, more than \
                      the {MANAGED_POLICY_LIMIT} of a managed policy"
                 ));
             }
+        }
+    }
+
+    for values in [TEST_VALUES, LONG_VALUES] {
+        let size = replication_policy_document(&values).to_string().len();
+        if size > MANAGED_POLICY_LIMIT {
+            problems.push(format!("{REPLICATION_POLICY_JSON} rendered with {values:?} has {size} characters"));
         }
     }
 

@@ -9,7 +9,8 @@ use aws_sdk_s3::types::{
 };
 
 use super::super::error::{AwsError, Context, build_error, optional};
-use super::S3;
+
+const S3: &str = "s3";
 
 /// Replication Time Control's (and its metrics') threshold: S3 supports 15 minutes only.
 pub const RTC_MINUTES: i32 = 15;
