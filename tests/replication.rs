@@ -16,8 +16,7 @@ mod common;
 use std::time::Duration;
 
 use common::operator::{
-    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for,
-    wait_reason,
+    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for, wait_reason,
 };
 use common::{Ground, install_crd, test_namespace};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -103,10 +102,7 @@ async fn replica_is_built_read_only_quiet_and_repaired() {
     assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.uid().as_ref());
     let b = s3::get_settings(&secondary.s3, &replica, false).await.unwrap();
     assert!(b.versioning_enabled);
-    assert_eq!(
-        b.encryption,
-        Some(s3::DefaultEncryption::Kms { key_id: Some(replica_key.clone()), bucket_key: true })
-    );
+    assert_eq!(b.encryption, Some(s3::DefaultEncryption::Kms { key_id: Some(replica_key.clone()), bucket_key: true }));
     assert_eq!(b.public_access_block, Some(s3::PublicAccessBlock::ALL));
     assert_eq!(b.object_ownership.as_deref(), Some("BucketOwnerEnforced"));
     let bucket_policy = PolicyDocument::parse(b.policy.as_deref().unwrap()).unwrap();
@@ -306,7 +302,11 @@ async fn replica_abuse_is_refused() {
 
     // Wildcards never reach a policy: the schema refuses them at the API server.
     for bad in ["repl-*", "repl-?"] {
-        let yaml = backend_yaml("wild", &unique_bucket("replw"), &format!("  replication: {{region: {REPLICA_REGION}, bucketName: '{bad}'}}\n"));
+        let yaml = backend_yaml(
+            "wild",
+            &unique_bucket("replw"),
+            &format!("  replication: {{region: {REPLICA_REGION}, bucketName: '{bad}'}}\n"),
+        );
         let obj: TerraformStateBackend = serde_yaml_ng::from_str(&yaml).unwrap();
         assert!(api_b.create(&Default::default(), &obj).await.is_err(), "{bad} was accepted");
     }

@@ -218,4 +218,23 @@ mod tests {
         let home = resolve(&[], "team-a", &BTreeMap::new());
         assert!(admit(valid(base()), &home, ACCOUNT, Some("111111111111")).is_err());
     }
+
+    /// The replica's bucket name and existing key are judged by the policy like the
+    /// primary's, each violation naming the replica's field.
+    #[test]
+    fn replica_names_and_keys_follow_the_policy() {
+        let p = policy(serde_json::json!({"namespaceSelector": {},
+            "allowedNames": {"buckets": ["acme-tfstate-{namespace}*"]}}));
+        let mut spec = base();
+        spec["replication"] = serde_json::json!({"region": "eu-central-1"});
+        assert!(admit(valid(spec.clone()), &p, ACCOUNT, None).is_ok(), "the default replica name matches");
+        spec["replication"]["bucketName"] = "someone-elses-bucket".into();
+        let err = admit(valid(spec.clone()), &p, ACCOUNT, None).expect_err("refused");
+        assert!(err.to_string().contains("spec.replication.bucketName"), "{err}");
+        spec["replication"] = serde_json::json!({"region": "eu-central-1",
+            "kmsKey": {"existingKeyArn": "arn:aws:kms:eu-central-1:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab"}});
+        let home = resolve(&[], "team-a", &BTreeMap::new());
+        let err = admit(valid(spec), &home, ACCOUNT, None).expect_err("another account's key");
+        assert!(err.to_string().contains("spec.replication.kmsKey.existingKeyArn"), "{err}");
+    }
 }

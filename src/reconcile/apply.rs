@@ -250,7 +250,9 @@ pub async fn apply_replication(
     let on = |e: AwsError| e.on(format!("replication configuration of S3 bucket {bucket}"));
     for change in changes {
         match (change, desired) {
-            (ReplicationChange::PutConfiguration, Some(d)) => s3::put_replication(&aws.s3, bucket, d).await.map_err(on)?,
+            (ReplicationChange::PutConfiguration, Some(d)) => {
+                s3::put_replication(&aws.s3, bucket, d).await.map_err(on)?
+            }
             (ReplicationChange::PutConfiguration, None) => {}
             (ReplicationChange::DeleteConfiguration, _) => s3::delete_replication(&aws.s3, bucket).await.map_err(on)?,
         }

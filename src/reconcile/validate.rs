@@ -514,7 +514,13 @@ fn resolve_replication(
     if p.literal(path, &r.region) && !REGION.is_match(&r.region) {
         p.add(path, format!("{:?} is not an AWS region name; use one like \"eu-central-1\"", r.region));
     } else if r.region == region {
-        p.add(path, format!("{:?} is the backend's own region: a replica for disaster recovery must be in another region", r.region));
+        p.add(
+            path,
+            format!(
+                "{:?} is the backend's own region: a replica for disaster recovery must be in another region",
+                r.region
+            ),
+        );
     }
     if spec.encryption.mode != EncryptionMode::Kms {
         p.add(
@@ -546,7 +552,10 @@ fn resolve_replication(
             if !p.literal(path, arn) {
                 // Reported.
             } else if !KMS_KEY_ARN.is_match(arn) {
-                p.add(path, format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"));
+                p.add(
+                    path,
+                    format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
+                );
             } else if arn.split(':').nth(3) != Some(r.region.as_str()) {
                 p.add(path, format!("the key is in region {:?} but the replica is in {:?}; S3 needs a key in the replica bucket's region", arn.split(':').nth(3).unwrap_or_default(), r.region));
             }

@@ -87,9 +87,7 @@ mod tests {
         let data = render_replica(&primary(), &replica()).expect("renders");
         let file = &data[BACKEND_DR_TFBACKEND_KEY];
         let parsed: hcl::Body = hcl::from_str(file).expect("valid HCL");
-        let attr = |name: &str| {
-            parsed.attributes().find(|a| a.key() == name).map(|a| a.expr().clone())
-        };
+        let attr = |name: &str| parsed.attributes().find(|a| a.key() == name).map(|a| a.expr().clone());
         assert_eq!(attr("bucket"), Some("acme-tfstate-replica".into()));
         assert_eq!(attr("region"), Some("eu-central-1".into()));
         assert_eq!(attr("key"), Some("team-a/app/terraform.tfstate".into()));

@@ -66,7 +66,10 @@ fn rule_from_sdk(r: &ReplicationRule) -> ReplicationRuleSettings {
         id: r.id().unwrap_or_default().to_string(),
         priority: r.priority(),
         enabled: r.status() == &ReplicationRuleStatus::Enabled,
-        filter_prefix: r.filter().filter(|f| f.tag().is_none() && f.and().is_none()).map(|f| f.prefix().unwrap_or_default().to_string()),
+        filter_prefix: r
+            .filter()
+            .filter(|f| f.tag().is_none() && f.and().is_none())
+            .map(|f| f.prefix().unwrap_or_default().to_string()),
         delete_markers: r
             .delete_marker_replication()
             .is_some_and(|m| m.status() == Some(&DeleteMarkerReplicationStatus::Enabled)),
@@ -101,15 +104,28 @@ pub async fn put_replication(c: &Client, bucket: &str, settings: &ReplicationSet
         }
         if r.replication_time {
             dest = dest.replication_time(
-                ReplicationTime::builder().status(ReplicationTimeStatus::Enabled).time(minutes()).build().map_err(err)?,
+                ReplicationTime::builder()
+                    .status(ReplicationTimeStatus::Enabled)
+                    .time(minutes())
+                    .build()
+                    .map_err(err)?,
             );
         }
         if r.metrics {
-            dest = dest
-                .metrics(Metrics::builder().status(MetricsStatus::Enabled).event_threshold(minutes()).build().map_err(err)?);
+            dest = dest.metrics(
+                Metrics::builder().status(MetricsStatus::Enabled).event_threshold(minutes()).build().map_err(err)?,
+            );
         }
-        let marker = if r.delete_markers { DeleteMarkerReplicationStatus::Enabled } else { DeleteMarkerReplicationStatus::Disabled };
-        let sse = if r.sse_kms_objects { SseKmsEncryptedObjectsStatus::Enabled } else { SseKmsEncryptedObjectsStatus::Disabled };
+        let marker = if r.delete_markers {
+            DeleteMarkerReplicationStatus::Enabled
+        } else {
+            DeleteMarkerReplicationStatus::Disabled
+        };
+        let sse = if r.sse_kms_objects {
+            SseKmsEncryptedObjectsStatus::Enabled
+        } else {
+            SseKmsEncryptedObjectsStatus::Disabled
+        };
         let mut rule = ReplicationRule::builder()
             .id(&r.id)
             .set_priority(r.priority)
@@ -126,11 +142,8 @@ pub async fn put_replication(c: &Client, bucket: &str, settings: &ReplicationSet
         }
         rules.push(rule.build().map_err(err)?);
     }
-    let conf = ReplicationConfiguration::builder()
-        .role(&settings.role_arn)
-        .set_rules(Some(rules))
-        .build()
-        .map_err(err)?;
+    let conf =
+        ReplicationConfiguration::builder().role(&settings.role_arn).set_rules(Some(rules)).build().map_err(err)?;
     c.put_bucket_replication().bucket(bucket).replication_configuration(conf).send().await.ctx(S3, op)?;
     Ok(())
 }

@@ -9,9 +9,7 @@ use crate::aws::{AwsClients, Tags, iam, s3};
 use crate::reconcile::apply::{
     BucketApplied, apply_bucket, apply_inline_policy, apply_key, apply_replication, apply_role,
 };
-use crate::reconcile::desired::{
-    DesiredKey, INLINE_POLICY_NAME, Identity, desired_replica, desired_replica_resources,
-};
+use crate::reconcile::desired::{DesiredKey, INLINE_POLICY_NAME, Identity, desired_replica, desired_replica_resources};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::observe::{KeyHints, ObservedBucket, observe_bucket, observe_key, observe_role};
 use crate::reconcile::plan::{
@@ -159,7 +157,8 @@ impl Run<'_> {
         };
         if !bucket_owned {
             // Not ours in this pass (or not reached): look again next time.
-            self.report.replica = crate::reconcile::status::remember(Default::default(), self.obj.status.as_ref()).replica;
+            self.report.replica =
+                crate::reconcile::status::remember(Default::default(), self.obj.status.as_ref()).replica;
             return Ok(());
         }
         {
