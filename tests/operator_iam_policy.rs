@@ -77,6 +77,11 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("s3", "PutBucketPolicy", &["s3:PutBucketPolicy"]),
     ("s3", "PutBucketLogging", &["s3:PutBucketLogging"]),
     ("s3", "DeleteBucket", &["s3:DeleteBucket"]),
+    // S3: the state bucket's replication configuration (spec.replication). PutBucketReplication
+    // passes the replication role to S3.
+    ("s3", "GetBucketReplication", &["s3:GetReplicationConfiguration"]),
+    ("s3", "PutBucketReplication", &["s3:PutReplicationConfiguration", "iam:PassRole"]),
+    ("s3", "DeleteBucketReplication", &["s3:PutReplicationConfiguration"]),
     // KMS: the backend's key.
     ("kms", "DescribeKey", &["kms:DescribeKey"]),
     ("kms", "GetKeyPolicy", &["kms:GetKeyPolicy"]),
@@ -184,6 +189,9 @@ const POLICY_JSON: &str = "docs/operator-iam-policy.json";
 /// characters of a managed policy): the operator's policy is the union of both.
 const AUDIT_POLICY_JSON: &str = "docs/operator-iam-policy-audit.json";
 const POLICY_DOC: &str = "docs/operator-iam-policy.md";
+/// The second managed policy, for clusters whose backends use `spec.replication` (the first
+/// one is at its size limit).
+const REPLICATION_POLICY_JSON: &str = "docs/operator-iam-policy-replication.json";
 /// What precedes the boundary variant's JSON block in the documentation.
 const BOUNDARY_MARKER: &str = "<!-- boundary-variant: statements replacing those of the same Sid -->";
 /// The files through which every AWS call goes (`.ctx(service, operation)`).
@@ -393,7 +401,25 @@ fn audit_policy_document(values: &Values<'_>) -> Value {
 
 /// The rendered policy document; with `boundary`, the variant's statements replace those of
 /// the same Sid.
+
+/// The main and the replication documents as one (what the operator's role holds with replication);
+/// with `boundary`, the variant's statements replace those of the same Sid.
 fn policy_document(values: &Values<'_>, boundary: bool) -> Value {
+    let mut doc = main_policy_document(values, boundary);
+    let extra = replication_policy_document(values);
+    let list = doc["Statement"].as_array_mut().expect("Statement is a list");
+    list.extend(extra["Statement"].as_array().expect("Statement is a list").iter().cloned());
+    doc
+}
+
+/// The rendered replication add-on.
+fn replication_policy_document(values: &Values<'_>) -> Value {
+    serde_json::from_str(&render(&read(REPLICATION_POLICY_JSON), values))
+        .unwrap_or_else(|e| panic!("{REPLICATION_POLICY_JSON} is not valid JSON: {e}"))
+}
+
+/// The rendered main policy document.
+fn main_policy_document(values: &Values<'_>, boundary: bool) -> Value {
     let mut doc: Value = serde_json::from_str(&render(&read(POLICY_JSON), values))
         .unwrap_or_else(|e| panic!("{POLICY_JSON} is not valid JSON: {e}"));
     if boundary {
@@ -645,11 +671,9 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
 /// Every (service, operation) of a `.ctx(SERVICE, OPERATION)` in the call sites, where SERVICE is
 /// a string literal or a `const` of the file and OPERATION a literal or a `let` binding to one.
 fn source_operations() -> BTreeSet<(String, String)> {
-    let mut files: Vec<_> = std::fs::read_dir(repo_root().join(CALL_SITES))
-        .expect("read src/aws")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    // Recursively: a service module may have children (src/aws/s3/replication.rs).
+    let mut files = Vec::new();
+    rust_files(&repo_root().join(CALL_SITES), &mut files);
     files.push(repo_root().join(IDENTITY_CALL_SITE));
     operations_in(files)
 }
@@ -803,6 +827,7 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
         .union(&placeholders(&boundary_block(&doc)))
         .cloned()
         .chain(placeholders(&read(AUDIT_POLICY_JSON)))
+        .chain(placeholders(&read(REPLICATION_POLICY_JSON)))
         .collect();
     for p in used.difference(&known) {
         problems.push(format!("{POLICY_JSON} uses the placeholder {p}, which this test does not render"));
@@ -864,14 +889,20 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
             }
         }
     }
-    if statements.iter().chain(&variant).any(|s| s.allow && s.grants("iam:PassRole")) {
-        problems.push("iam:PassRole must not be granted: the operator never passes a role to a service".into());
+    // The operator passes only its replication roles, and only to S3 (PutBucketReplication).
+    for s in statements.iter().chain(&variant).filter(|s| s.allow && s.grants("iam:PassRole")) {
+        if s.condition_value("StringEquals", "iam:PassedToService") != Some("s3.amazonaws.com") {
+            problems.push(format!(
+                "{}: iam:PassRole must be limited to S3 (StringEquals iam:PassedToService s3.amazonaws.com)",
+                s.sid
+            ));
+        }
     }
 
     // Size: each document a managed policy, even with long values.
     for values in [TEST_VALUES, LONG_VALUES] {
         for boundary in [false, true] {
-            let size = policy_document(&values, boundary).to_string().len();
+            let size = main_policy_document(&values, boundary).to_string().len();
             if size > MANAGED_POLICY_LIMIT {
                 problems.push(format!(
                     "rendered with {values:?} (boundary variant: {boundary}) the policy has {size} characters, more than \
@@ -882,6 +913,13 @@ fn every_aws_call_in_the_source_is_mapped_and_allowed() {
         let size = audit_policy_document(&values).to_string().len();
         if size > MANAGED_POLICY_LIMIT {
             problems.push(format!("{AUDIT_POLICY_JSON} rendered with {values:?} has {size} characters"));
+        }
+    }
+
+    for values in [TEST_VALUES, LONG_VALUES] {
+        let size = replication_policy_document(&values).to_string().len();
+        if size > MANAGED_POLICY_LIMIT {
+            problems.push(format!("{REPLICATION_POLICY_JSON} rendered with {values:?} has {size} characters"));
         }
     }
 

@@ -48,9 +48,9 @@ class Ground:
         return self.kube("PATCH", f"{path}?fieldManager=tfstate-demo&force=true", json.dumps(obj).encode(),
                          "application/apply-patch+yaml")
 
-    def aws(self, service: str):
+    def aws(self, service: str, region: str | None = None):
         return boto3.client(service, endpoint_url=self.env["AWS_ENDPOINT_URL"], verify=self.env["AWS_CA_BUNDLE"],
-                            region_name=self.env["AWS_REGION"], aws_access_key_id="test", aws_secret_access_key="test",
+                            region_name=region or self.env["AWS_REGION"], aws_access_key_id="test", aws_secret_access_key="test",
                             config=botocore.config.Config(s3={"addressing_style": "path"}))
 
 
@@ -273,6 +273,8 @@ def summarize(g: Ground, obj: dict) -> list[str]:
     print(f"  lock (status.lock, read by the operator from its {st.get('lockMode', '-')} lock): "
           f"held {(lock or {}).get('held')}{', id ' + lock['id'] if (lock or {}).get('id') else ''}")
     expect(isinstance(lock, dict) and "held" in lock, "status.lock is missing")
+    if spec.get("replication"):
+        problems += summarize_replica(g, obj, expect)
     cm_name = st.get("configMapName") or "-"
     cm = g.kube("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/{cm_name}") if cm_name != "-" else None
     expect('backend "s3"' in ((cm or {}).get("data") or {}).get("backend.tf", ""),
@@ -323,6 +325,47 @@ def summarize_trail(g: Ground, name: str, bucket: str, audit: dict, arn) -> list
     expect(not selectors.get("EventSelectors"), "has basic event selectors (management events)")
     expect(len(advanced) == 1 and fields == want, f"records {fields}, not only the state bucket's objects")
     return problems
+
+
+def summarize_replica(g: Ground, obj: dict, expect) -> list[str]:
+    """The replica of `spec.replication`, read back in both regions without the operator."""
+    spec, st = obj["spec"], obj.get("status") or {}
+    r = spec["replication"]
+    region, bucket = r["region"], r.get("bucketName") or spec["bucket"]["name"] + "-replica"
+    s3r, kmsr, iam, s3 = g.aws("s3", region), g.aws("kms", region), g.aws("iam"), g.aws("s3")
+    versioning = s3r.get_bucket_versioning(Bucket=bucket).get("Status")
+    rule = s3r.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    key = rule["ApplyServerSideEncryptionByDefault"].get("KMSMasterKeyID")
+    pab = s3r.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    ownership = s3r.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
+    sids = [x.get("Sid") for x in json.loads(s3r.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]]
+    key_meta = kmsr.describe_key(KeyId=key)["KeyMetadata"] if key else {}
+    rotation = kmsr.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] if key else None
+    conf = s3.get_bucket_replication(Bucket=spec["bucket"]["name"])["ReplicationConfiguration"]
+    rep = conf["Rules"][0]
+    role = conf["Role"].split("/")[-1]
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    print(f"  replica {bucket} ({region}): versioning {versioning}, key {(key or '-').split('/')[-1]} "
+          f"(region {key_meta.get('Arn', '::::').split(':')[3]}, rotation {rotation}), bucket key "
+          f"{rule.get('BucketKeyEnabled', False)}, public access blocked {all(pab.values())}, {ownership}, policy {sids}")
+    print(f"  replication of {spec['bucket']['name']}: role {role} (trusted by {trust}), rule {rep.get('ID')} "
+          f"{rep.get('Status')}, KMS objects {rep.get('SourceSelectionCriteria', {}).get('SseKmsEncryptedObjects', {}).get('Status')}, "
+          f"delete markers {rep.get('DeleteMarkerReplication', {}).get('Status')}, "
+          f"RTC {rep['Destination'].get('ReplicationTime', {}).get('Status', 'off')}")
+    expect(versioning == "Enabled", f"replica {bucket} versioning is {versioning}")
+    expect(key is not None and key == st.get("replicaKmsKeyArn"), f"replica {bucket} is not encrypted with status.replicaKmsKeyArn")
+    expect(key_meta.get("Arn", "").split(":")[3:4] == [region], f"replica key {key} is not in {region}")
+    expect(rotation is True, f"replica key {key} has rotation off")
+    expect(rule.get("BucketKeyEnabled") is True, f"replica {bucket} has no Bucket Key")
+    expect(len(pab) == 4 and all(pab.values()), f"replica {bucket} public access block is {pab}")
+    expect(ownership == "BucketOwnerEnforced", f"replica {bucket} object ownership is {ownership}")
+    expect("DenyWritesButReplication" in sids, f"replica {bucket} policy does not refuse writes")
+    expect(conf["Role"] == st.get("replicationRoleArn"), "the replication configuration names another role")
+    expect(trust == {"Service": "s3.amazonaws.com"}, f"replication role {role} is trusted by {trust}")
+    expect(rep["Destination"].get("EncryptionConfiguration", {}).get("ReplicaKmsKeyID") == key,
+           "the replication rule does not name the replica key")
+    expect(rep.get("DeleteMarkerReplication", {}).get("Status") == "Disabled", "delete markers are replicated")
+    return []
 
 
 def main() -> int:

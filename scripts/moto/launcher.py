@@ -391,6 +391,40 @@ def apply_patches() -> str:
     create_bucket.__doc__ = "S3Backend.create_bucket, applying CreateBucketConfiguration.Tags (launcher.py)."
     S3Response._bucket_response_put = bucket_response_put
     S3Backend.create_bucket = create_bucket
+
+    # 6. GetBucketReplication: moto 5.2.5 stores the whole configuration PutBucketReplication
+    #    sent, but answers with a fixed `Filter` (`Prefix ""`), a fixed `DeleteMarkerReplication`
+    #    (Disabled) and no `SourceSelectionCriteria` at all, so no client can verify what S3 would
+    #    return (a replication of KMS-encrypted objects that silently stopped would look the
+    #    same). Answer with the stored rule's elements, as S3 does.
+    _require(callable(getattr(S3Response, "get_bucket_replication", None)), "S3Response.get_bucket_replication")
+    _require(hasattr(s3_exceptions, "ReplicationConfigurationNotFoundError"),
+             "moto.s3.exceptions.ReplicationConfigurationNotFoundError")
+    replication_source = inspect.getsource(S3Response.get_bucket_replication)
+    _require("self.serialized(" in replication_source and "ActionResult(" in replication_source,
+             "S3Response.get_bucket_replication answering through self.serialized(ActionResult(...))")
+    action_result = S3Response.get_bucket_replication.__globals__["ActionResult"]
+
+    def get_bucket_replication(self: Any) -> Any:
+        self.data["Action"] = "GetBucketReplication"
+        replication = self.backend.get_bucket_replication(self.bucket_name)
+        if not replication:
+            raise s3_exceptions.ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+        rules = []
+        for rule in replication["Rule"]:
+            out = {k: rule[k] for k in ("ID", "Priority", "Status", "Destination") if k in rule}
+            for k in ("Filter", "DeleteMarkerReplication", "SourceSelectionCriteria", "ExistingObjectReplication"):
+                if k in rule:
+                    out[k] = rule[k]
+            if "Prefix" in rule and "Filter" not in rule:  # the V1 schema
+                out["Prefix"] = rule["Prefix"]
+            rules.append(out)
+        return self.serialized(
+            action_result({"ReplicationConfiguration": {"Role": replication["Role"], "Rules": rules}})
+        )
+
+    get_bucket_replication.__doc__ = "GetBucketReplication answering the stored rules (launcher.py)."
+    S3Response.get_bucket_replication = get_bucket_replication
     return moto.__version__
 
 

@@ -21,6 +21,9 @@ pub enum ConditionType {
     BackendConfigPublished,
     /// kstatus: the operator is working towards the desired state.
     Reconciling,
+    /// Only with `spec.replication`: the replica bucket, its key, the replication role and
+    /// the state bucket's replication configuration are converged.
+    ReplicationReady,
     /// kstatus: the operator cannot make progress without a change (spec, AWS side).
     Stalled,
     /// The audit trail (`spec.audit.cloudTrail`) exists, records exactly the state bucket's
@@ -32,7 +35,7 @@ pub enum ConditionType {
 
 impl ConditionType {
     /// Every condition type, in the order they appear in status.
-    pub const ALL: [ConditionType; 10] = [
+    pub const ALL: [ConditionType; 11] = [
         ConditionType::Ready,
         ConditionType::BucketReady,
         ConditionType::EncryptionKeyReady,
@@ -43,6 +46,7 @@ impl ConditionType {
         ConditionType::Reconciling,
         ConditionType::Stalled,
         ConditionType::ForceUnlock,
+        ConditionType::ReplicationReady,
     ];
 
     /// The name written into `status.conditions[].type`.
@@ -58,6 +62,7 @@ impl ConditionType {
             ConditionType::Stalled => "Stalled",
             ConditionType::AuditReady => "AuditReady",
             ConditionType::ForceUnlock => "ForceUnlock",
+            ConditionType::ReplicationReady => "ReplicationReady",
         }
     }
 }

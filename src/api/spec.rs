@@ -99,6 +99,42 @@ pub struct TerraformStateBackendSpec {
     /// operator created for it (never the log files already delivered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditSpec>,
+
+    /// Optional read-only replica of the state bucket in another region, for disaster
+    /// recovery: S3 replication copies every new state version into a replica bucket
+    /// (encrypted with a KMS key of the replica's region) that refuses every write but the
+    /// replication role's. The lock table is never replicated. Removing this field removes
+    /// the replication configuration and the replication role; the replica bucket and its
+    /// key (which hold and encrypt copies of the state) are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationSpec>,
+}
+
+/// Cross-region replication of the state bucket (`spec.replication`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    /// AWS region of the replica bucket and its key, e.g. `eu-central-1`. Must differ from
+    /// the backend's region.
+    #[schemars(regex(pattern = patterns::REGION))]
+    pub region: String,
+
+    /// Name of the replica bucket (the S3 naming rules and the namespace's policy apply,
+    /// as for `bucket.name`). Defaults to `<bucket.name>-replica`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 63), regex(pattern = patterns::BUCKET_NAME))]
+    pub bucket_name: Option<String>,
+
+    /// The KMS key of the replica, in the replica's region: exactly one of `create` or
+    /// `existingKeyArn`. When omitted, a key is created with alias
+    /// `<primary alias>-replica` (or `alias/tfstate-<namespace>-<name>-replica`) and rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<KmsKeySpec>,
+
+    /// S3 Replication Time Control: replicate 99.99% of objects within 15 minutes, with
+    /// replication metrics (charged by AWS per GB). Off by default.
+    #[serde(default)]
+    pub replication_time_control: bool,
 }
 
 /// The state bucket.

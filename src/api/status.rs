@@ -58,6 +58,22 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_started_at: Option<String>,
 
+    /// ARN of the replica bucket (`spec.replication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_bucket_arn: Option<String>,
+
+    /// Region of the replica bucket and its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_region: Option<String>,
+
+    /// ARN of the KMS key that encrypts the replica (created or existing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_kms_key_arn: Option<String>,
+
+    /// ARN of the IAM role S3 assumes to replicate the state bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_role_arn: Option<String>,
+
     /// ARN of the audit trail (`spec.audit.cloudTrail`) while the backend owns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_arn: Option<String>,

@@ -68,6 +68,7 @@ const NOT_FOUND: &[&str] = &[
     "NoSuchPublicAccessBlockConfiguration",
     "OwnershipControlsNotFoundError",
     "NoSuchLifecycleConfiguration",
+    "ReplicationConfigurationNotFoundError",
     "NotFound",
     "TrailNotFoundException",
 ];

@@ -13,6 +13,11 @@ use aws_sdk_s3::types::{
 use super::error::{AwsError, AwsErrorKind, Context, build_error, optional};
 use super::{ConditionalDelete, Tags};
 
+mod replication;
+pub use replication::{
+    RTC_MINUTES, ReplicationRuleSettings, ReplicationSettings, delete_replication, get_replication, put_replication,
+};
+
 const S3: &str = "s3";
 
 /// Default encryption of a bucket.

@@ -92,31 +92,15 @@ const USE_ACTIONS: [&str; 4] = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataK
 /// `AllowBackendRoleUse` and `AllowBackendRoleOpenTofuEncryption` (only with OpenTofu's
 /// client-side encryption).
 pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
-    let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
-    let operator = || Principal::aws([input.operator_arn]);
-    let mut statements = vec![
-        // Without this statement a key whose other principals are deleted can only be
-        // recovered through AWS Support; with it, the account's IAM policies stay in charge.
-        Statement::new("EnableRootAccountAdministration", Effect::Allow)
-            .principal(Principal::aws([root]))
-            .actions(["kms:*"])
-            .resources(["*"]),
-        Statement::new("AllowOperatorAdministration", Effect::Allow)
-            .principal(operator())
-            .actions(OPERATOR_ACTIONS)
-            .resources(["*"]),
-        Statement::new("AllowOperatorGrantsForAwsResources", Effect::Allow)
-            .principal(operator())
-            .actions([OPERATOR_GRANT_ACTION])
-            .resources(["*"])
-            .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
-        // The operator reads Terraform's lock files (`<key>.tflock`, encrypted by default
-        // encryption) to show and break locks: Decrypt only through S3 in the backend's
-        // region. Its IAM policy allows s3:GetObject on `*.tflock` objects only, so this
-        // never reaches state (with Bucket Keys S3's encryption context is the bucket, so
-        // the object cannot be named here).
+    let mut statements = administration(input);
+    // The operator reads Terraform's lock files (`<key>.tflock`, encrypted by default
+    // encryption) to show and break locks: Decrypt only through S3 in the backend's
+    // region. Its IAM policy allows s3:GetObject on `*.tflock` objects only, so this
+    // never reaches state (with Bucket Keys S3's encryption context is the bucket, so
+    // the object cannot be named here).
+    statements.push(
         Statement::new("AllowOperatorReadLockFiles", Effect::Allow)
-            .principal(operator())
+            .principal(Principal::aws([input.operator_arn]))
             .actions(["kms:Decrypt"])
             .resources(["*"])
             .condition(
@@ -124,17 +108,7 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
                 "kms:ViaService",
                 [format!("s3.{}.{}", input.region, dns_suffix(input.partition))],
             ),
-    ];
-    if !input.admins.is_empty() {
-        let mut admins = Statement::new("AllowKeyAdministrators", Effect::Allow)
-            .principal(Principal::aws(input.admins.iter().map(String::as_str)))
-            .actions(ADMIN_ACTIONS)
-            .resources(["*"]);
-        if let Some(org) = input.principal_org_id {
-            admins = admins.condition("StringEquals", "aws:PrincipalOrgID", [org]);
-        }
-        statements.push(admins);
-    }
+    );
     // Only through the backend's two services in its region. (IAM policies may still grant
     // more through the root statement's delegation: that is the runner policy's business.)
     let suffix = dns_suffix(input.partition);
@@ -158,6 +132,41 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
         );
     }
     PolicyDocument::new(statements)
+}
+
+/// The statements every key the operator creates starts with: account root, operator,
+/// operator grants for AWS resources, extra administrators. `input.role_arn` is not used.
+pub(crate) fn administration(input: &KeyPolicyInput<'_>) -> Vec<Statement> {
+    let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
+    let operator = || Principal::aws([input.operator_arn]);
+    let mut statements = vec![
+        // Without this statement a key whose other principals are deleted can only be
+        // recovered through AWS Support; with it, the account's IAM policies stay in charge.
+        Statement::new("EnableRootAccountAdministration", Effect::Allow)
+            .principal(Principal::aws([root]))
+            .actions(["kms:*"])
+            .resources(["*"]),
+        Statement::new("AllowOperatorAdministration", Effect::Allow)
+            .principal(operator())
+            .actions(OPERATOR_ACTIONS)
+            .resources(["*"]),
+        Statement::new("AllowOperatorGrantsForAwsResources", Effect::Allow)
+            .principal(operator())
+            .actions([OPERATOR_GRANT_ACTION])
+            .resources(["*"])
+            .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
+    ];
+    if !input.admins.is_empty() {
+        let mut admins = Statement::new("AllowKeyAdministrators", Effect::Allow)
+            .principal(Principal::aws(input.admins.iter().map(String::as_str)))
+            .actions(ADMIN_ACTIONS)
+            .resources(["*"]);
+        if let Some(org) = input.principal_org_id {
+            admins = admins.condition("StringEquals", "aws:PrincipalOrgID", [org]);
+        }
+        statements.push(admins);
+    }
+    statements
 }
 
 /// The DNS suffix of service endpoints in `partition` (what `kms:ViaService` names).

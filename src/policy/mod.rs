@@ -11,12 +11,14 @@
 //! - [`bucket_policy`]: TLS only, uploads must use the backend's encryption;
 //! - [`key_policy`]: account root, operator and extra administrators, backend role use;
 //! - [`trust_policy`]: IRSA, EKS Pod Identity and IAM principals;
-//! - [`runner_policy`]: the role's inline policy, Terraform's documented minimum.
+//! - [`runner_policy`]: the role's inline policy, Terraform's documented minimum;
+//! - the replica's ([`replication_role_policy`] and friends): see `replication.rs`.
 
 mod bucket;
 mod document;
 mod key;
 mod normalize;
+mod replication;
 mod runner;
 mod trust;
 mod wire;
@@ -30,5 +32,9 @@ pub use document::{
     VERSION_2012_10_17,
 };
 pub use key::{KeyPolicyInput, key_policy, principal_arn_for_policy};
+pub use replication::{
+    REPLICA_CONFIG_WRITES, REPLICA_OBJECT_WRITES, ReplicationPolicyInput, S3_SERVICE, replica_bucket_policy,
+    replica_key_policy, replication_role_policy, replication_trust_policy,
+};
 pub use runner::{RunnerPolicyInput, runner_policy};
 pub use trust::{TrustPolicyInput, trust_policy};

@@ -3,7 +3,7 @@
 //! anything reaches AWS, and imposes what every runner role of that namespace gets (IAM
 //! path, permissions boundary). A violation is reported, never worked around.
 
-use crate::tenancy::{EffectivePolicy, Target, Violation, check};
+use crate::tenancy::{EffectivePolicy, Rule, Target, Violation, check};
 
 use super::validate::{Encryption, ValidSpec};
 
@@ -41,6 +41,49 @@ pub fn target_of<'a>(valid: &'a ValidSpec, operator_account_id: &'a str) -> Targ
     }
 }
 
+/// The replica's names and key judged by the same rules as the primary's (bucket names,
+/// role names, aliases, existing keys, key admins), each violation naming the replica's field.
+fn replica_violations(valid: &ValidSpec, policy: &EffectivePolicy, operator_account_id: &str) -> Vec<Violation> {
+    let Some(r) = &valid.replication else { return Vec::new() };
+    let (kms_alias, kms_key_admins, existing_key_arn) = match &r.encryption {
+        Encryption::CreateKey { alias, admins, .. } => (Some(alias.as_str()), admins.as_slice(), None),
+        Encryption::ExistingKey { arn } => (None, &[][..], Some(arn.as_str())),
+        Encryption::Aes256 => (None, &[][..], None),
+    };
+    let target = Target {
+        bucket: &r.bucket,
+        lock_table: None,
+        role_name: &r.role_name,
+        kms_alias,
+        kms_key_admins,
+        existing_key_arn,
+        adopt_existing: false,
+        service_accounts: &[],
+        oidc_provider_arn: None,
+        aws_principals: &[],
+        permissions_boundary_arn: None,
+        ..target_of(valid, operator_account_id)
+    };
+    let Err(found) = check(policy, &target) else { return Vec::new() };
+    found
+        .into_iter()
+        .filter_map(|mut v| {
+            v.path = match v.rule {
+                Rule::BucketName => "spec.replication.bucketName",
+                // Derived from the runner role's name, which the same rule judges.
+                Rule::RoleName => "spec.replication (its role, named after spec.access.roleName)",
+                Rule::KmsAlias => "spec.replication.kmsKey.create.alias",
+                Rule::ExistingKey => "spec.replication.kmsKey.existingKeyArn",
+                Rule::KeyAdminAccount => "spec.replication.kmsKey.create.admins",
+                // Reported once, by the primary's check.
+                _ => return None,
+            }
+            .to_string();
+            Some(v)
+        })
+        .collect()
+}
+
 /// Admits `valid` under `policy`: every rule checked, then the policy's IAM path,
 /// permissions boundary and organisation condition given to the runner role (and key). `previous_account` is the account
 /// the backend was built in (`status.accountId`): a policy that now places it in another
@@ -56,6 +99,7 @@ pub fn admit(
         Ok(()) => Vec::new(),
         Err(v) => v,
     };
+    violations.extend(replica_violations(&valid, policy, operator_account_id));
     let account = policy.backend_account_id(operator_account_id);
     if let Some(before) = previous_account.filter(|before| *before != account) {
         violations.push(Violation {
@@ -174,5 +218,24 @@ mod tests {
         assert!(err.to_string().contains("status.accountId") && err.to_string().contains("111111111111"), "{err}");
         let home = resolve(&[], "team-a", &BTreeMap::new());
         assert!(admit(valid(base()), &home, ACCOUNT, Some("111111111111")).is_err());
+    }
+
+    /// The replica's bucket name and existing key are judged by the policy like the
+    /// primary's, each violation naming the replica's field.
+    #[test]
+    fn replica_names_and_keys_follow_the_policy() {
+        let p = policy(serde_json::json!({"namespaceSelector": {},
+            "allowedNames": {"buckets": ["acme-tfstate-{namespace}*"]}}));
+        let mut spec = base();
+        spec["replication"] = serde_json::json!({"region": "eu-central-1"});
+        assert!(admit(valid(spec.clone()), &p, ACCOUNT, None).is_ok(), "the default replica name matches");
+        spec["replication"]["bucketName"] = "someone-elses-bucket".into();
+        let err = admit(valid(spec.clone()), &p, ACCOUNT, None).expect_err("refused");
+        assert!(err.to_string().contains("spec.replication.bucketName"), "{err}");
+        spec["replication"] = serde_json::json!({"region": "eu-central-1",
+            "kmsKey": {"existingKeyArn": "arn:aws:kms:eu-central-1:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab"}});
+        let home = resolve(&[], "team-a", &BTreeMap::new());
+        let err = admit(valid(spec), &home, ACCOUNT, None).expect_err("another account's key");
+        assert!(err.to_string().contains("spec.replication.kmsKey.existingKeyArn"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use super::desired::{
     DesiredBucket, DesiredKey, DesiredRole, DesiredTable, DesiredTrail, INLINE_POLICY_NAME, TAG_OWNER_UID,
 };
 use super::observe::{ObservedKey, ObservedRole, ObservedTable, ObservedTrail};
-use super::plan::{BucketChange, KeyChange, RoleChange, TableChange, TrailChange};
+use super::plan::{BucketChange, KeyChange, ReplicationChange, RoleChange, TableChange, TrailChange};
 
 /// Applies role changes (not the inline policy, which needs the key: see
 /// [`apply_inline_policy`]).
@@ -275,4 +275,24 @@ pub async fn apply_trail(
 pub async fn delete_stale_trail(aws: &AwsClients, trail: &ObservedTrail) -> Result<(), AwsError> {
     let name = &trail.info.config.name;
     cloudtrail::delete_trail(&aws.cloudtrail, name).await.map_err(|e| e.on(format!("CloudTrail trail {name}")))
+}
+
+/// Applies the state bucket's replication configuration changes.
+pub async fn apply_replication(
+    aws: &AwsClients,
+    bucket: &str,
+    desired: Option<&s3::ReplicationSettings>,
+    changes: &[ReplicationChange],
+) -> Result<(), AwsError> {
+    let on = |e: AwsError| e.on(format!("replication configuration of S3 bucket {bucket}"));
+    for change in changes {
+        match (change, desired) {
+            (ReplicationChange::PutConfiguration, Some(d)) => {
+                s3::put_replication(&aws.s3, bucket, d).await.map_err(on)?
+            }
+            (ReplicationChange::PutConfiguration, None) => {}
+            (ReplicationChange::DeleteConfiguration, _) => s3::delete_replication(&aws.s3, bucket).await.map_err(on)?,
+        }
+    }
+    Ok(())
 }

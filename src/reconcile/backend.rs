@@ -28,6 +28,7 @@ use super::status::{self, PartState, StatusReport, invalid_spec_report, next_sta
 use super::validate::{ObjectRef, ValidSpec, validate};
 
 mod audit;
+mod replica;
 
 /// Reasons that report a change made by this pass.
 const CHANGE_REASONS: [Reason; 3] = [Reason::Created, Reason::Updated, Reason::DriftRepaired];
@@ -105,12 +106,21 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     };
 
     let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
-    let mut run =
-        Run { ctx, obj, api: &api, owner: &owner, valid: &valid, report, events: vec![], lock_events: vec![] };
     // Hub and spoke: the policy's operator role, assumed for this object (AWS then enforces
     // the tenant boundary, and the backend lives in that role's account).
     let assume =
         policy.operator_role_arn.as_deref().map(|arn| AssumeAs::for_object(arn, &owner.namespace, &owner.name));
+    let mut run = Run {
+        ctx,
+        obj,
+        api: &api,
+        owner: &owner,
+        valid: &valid,
+        report,
+        events: vec![],
+        lock_events: vec![],
+        assume: assume.clone(),
+    };
     let result = async {
         let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
         Box::pin(run.converge(&aws)).await
@@ -125,7 +135,9 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             events.push((kind, decision.reason, e.to_string()));
         }
         // Parts not reached before the failure show the failure.
-        for t in status::PARTS.into_iter().chain(valid.audit.as_ref().map(|_| C::AuditReady)) {
+        let optional =
+            [valid.audit.as_ref().map(|_| C::AuditReady), valid.replication.as_ref().map(|_| C::ReplicationReady)];
+        for t in status::PARTS.into_iter().chain(optional.into_iter().flatten()) {
             report.parts.entry(t).or_insert_with(|| PartState::not_ready(e.reason(), e.to_string()));
         }
     }
@@ -178,6 +190,8 @@ struct Run<'a> {
     events: Vec<(EventType, Reason, String)>,
     /// Events of the lock part (published even when the status did not change).
     lock_events: Vec<(EventType, Reason, String)>,
+    /// The policy's operator role, assumed for this object (hub and spoke), in every region.
+    assume: Option<AssumeAs>,
 }
 
 impl Run<'_> {
@@ -229,6 +243,9 @@ impl Run<'_> {
                 self.block(C::AuditReady, Reason::DependencyNotReady, "waiting for the state bucket".into());
             }
             self.report.trail_arn = previous.and_then(|s| s.trail_arn.clone());
+            if valid.replication.is_some() {
+                self.block(C::ReplicationReady, Reason::DependencyNotReady, "waiting for the KMS key".into());
+            }
             return Ok(());
         }
         self.converge_resources(aws, &id, key_arn.as_deref(), &observed, &tags, role_ok).await
@@ -408,11 +425,25 @@ impl Run<'_> {
         if let Some(e) = self.converge_audit(aws, id, observed, tags, bucket_owned).await {
             first_error.get_or_insert(e);
         }
+        // The replica after the state bucket (replication needs it versioned) and on its own:
+        // a failing replica never holds back the runners' configuration.
+        let replica = match self.converge_replica(aws, id, key_arn, bucket_owned, tags).await {
+            Ok(replica) => Ok(replica),
+            Err(ReconcileError::Aws(e)) => {
+                self.fail(C::ReplicationReady, &e);
+                Err(ReconcileError::Aws(e))
+            }
+            Err(e) => Err(e),
+        };
         if let Some(e) = first_error {
             self.block(C::BackendConfigPublished, Reason::Creating, "waiting for the other parts".into());
             return Err(e.into());
         }
-        self.publish(&res.backend).await?;
+        let dr = match &replica {
+            Ok(Some(dr)) => Some(dr.clone()),
+            _ => self.remembered_replica(),
+        };
+        self.publish(&res.backend, dr.as_ref()).await?;
         // The lock, where the lock mode keeps it and only in what is ours.
         let targets = LockTargets {
             table: res.table.as_ref().filter(|_| table_owned && observed.table.is_some()).map(|t| t.name.as_str()),
@@ -427,10 +458,14 @@ impl Run<'_> {
             self.report.force_unlock = pass.force_unlock;
             self.lock_events.extend(pass.events);
         }
-        Ok(())
+        replica.map(|_| ())
     }
 
-    async fn publish(&mut self, backend: &crate::render::BackendSettings) -> Result<(), ReconcileError> {
+    async fn publish(
+        &mut self,
+        backend: &crate::render::BackendSettings,
+        replica: Option<&crate::render::ReplicaSettings>,
+    ) -> Result<(), ReconcileError> {
         let waiting: Vec<C> = [C::BucketReady, C::EncryptionKeyReady, C::LockTableReady, C::RoleReady]
             .into_iter()
             .filter(|t| !self.report.parts.get(t).is_some_and(|p| p.ready))
@@ -444,7 +479,10 @@ impl Run<'_> {
             self.report.parts.insert(C::BackendConfigPublished, PartState::not_ready(reason, msg));
             return Ok(());
         }
-        let data = render(backend)?.into_configmap_data();
+        let mut data = render(backend)?.into_configmap_data();
+        if let Some(replica) = replica {
+            data.extend(crate::render::render_replica(backend, replica)?);
+        }
         let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
         let name = &self.valid.config_map_name;
         match publish(&cms, self.obj, name, &data).await {

@@ -133,13 +133,32 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     let finding = inspect_bucket(&aws, &valid.bucket, &owner).await?;
     let verdict = judge_bucket(&valid.bucket, &finding);
     tracing::info!(bucket = %valid.bucket, ?finding, "deletion: the state bucket");
-    match verdict {
-        BucketVerdict::Blocked(message) => return Err(block_deletion(ctx, obj, &owner, message).await),
-        BucketVerdict::DeleteIt => s3::delete_bucket(&aws.s3, &valid.bucket).await?,
-        BucketVerdict::NothingToDelete => {}
+    // The replica under the same rules, judged before anything is deleted.
+    let replica = match &valid.replication {
+        Some(r) => {
+            let replica_aws = ctx.aws.clients_as(&r.region, assume.as_ref()).await?;
+            let finding = inspect_bucket(&replica_aws, &r.bucket, &owner).await?;
+            tracing::info!(bucket = %r.bucket, ?finding, "deletion: the replica bucket");
+            Some((replica_aws, judge_bucket(&r.bucket, &finding)))
+        }
+        None => None,
+    };
+    for verdict in std::iter::once(&verdict).chain(replica.iter().map(|(_, v)| v)) {
+        if let BucketVerdict::Blocked(message) = verdict {
+            return Err(block_deletion(ctx, obj, &owner, message.clone()).await);
+        }
     }
-    // The bucket is gone: nothing left for the table, the role or the key to protect.
+    if verdict == BucketVerdict::DeleteIt {
+        s3::delete_bucket(&aws.s3, &valid.bucket).await?;
+    }
+    if let (Some(r), Some((replica_aws, BucketVerdict::DeleteIt))) = (&valid.replication, &replica) {
+        s3::delete_bucket(&replica_aws.s3, &r.bucket).await?;
+    }
+    // The buckets are gone: nothing left for the table, the roles or the keys to protect.
     delete_owned(ctx, &aws, &valid, &owner, obj).await?;
+    if let (Some(r), Some((replica_aws, _))) = (&valid.replication, &replica) {
+        delete_owned_replica(&aws, replica_aws, r, &owner, obj).await?;
+    }
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), None);
     event(
         ctx,
@@ -243,6 +262,41 @@ async fn delete_owned(
             if key.state != "PendingDeletion" {
                 kms::schedule_deletion(&aws.kms, &key.key_id, deletion_window_days).await?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the replication role and schedules the replica key's deletion, of those that
+/// carry our tags. Only called once both buckets are gone.
+async fn delete_owned_replica(
+    aws: &AwsClients,
+    replica_aws: &AwsClients,
+    r: &crate::reconcile::validate::Replication,
+    owner: &Owner,
+    obj: &TerraformStateBackend,
+) -> Result<(), ReconcileError> {
+    if let Some(role) = iam::get_role(&aws.iam, &r.role_name).await?
+        && owner.owns(&role.tags)
+    {
+        iam::delete_role(&aws.iam, &r.role_name, INLINE_POLICY_NAME).await?;
+    }
+    let crate::reconcile::validate::Encryption::CreateKey { alias, deletion_window_days, .. } = &r.encryption else {
+        return Ok(());
+    };
+    let key = match kms::describe_key(&replica_aws.kms, alias).await? {
+        Some(k) => Some(k),
+        None => match obj.status.as_ref().and_then(|s| s.replica_kms_key_arn.clone()) {
+            Some(arn) => kms::describe_key(&replica_aws.kms, &arn).await?,
+            None => None,
+        },
+    };
+    if let Some(key) = key
+        && owner.owns(&kms::get_tags(&replica_aws.kms, &key.key_id).await?)
+    {
+        kms::delete_alias(&replica_aws.kms, alias).await?;
+        if key.state != "PendingDeletion" {
+            kms::schedule_deletion(&replica_aws.kms, &key.key_id, *deletion_window_days).await?;
         }
     }
     Ok(())

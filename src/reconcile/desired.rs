@@ -4,9 +4,11 @@
 use crate::aws::Tags;
 use crate::aws::cloudtrail::{EventSelector, FieldSelector, TrailConfig};
 use crate::aws::s3::{Lifecycle, Logging, PublicAccessBlock};
+use crate::aws::s3::{ReplicationRuleSettings, ReplicationSettings};
 use crate::policy::{
-    BucketPolicyEncryption, BucketPolicyInput, KeyPolicyInput, PolicyDocument, RunnerPolicyInput, TrustPolicyInput,
-    bucket_policy, key_policy, runner_policy, trust_policy,
+    BucketPolicyEncryption, BucketPolicyInput, KeyPolicyInput, PolicyDocument, ReplicationPolicyInput,
+    RunnerPolicyInput, TrustPolicyInput, bucket_policy, key_policy, replica_bucket_policy, replica_key_policy,
+    replication_role_policy, replication_trust_policy, runner_policy, trust_policy,
 };
 use crate::render::{BackendSettings, Endpoints, OpenTofuEncryption};
 
@@ -387,6 +389,130 @@ pub fn log_bucket_statements(partition: &str, account_id: &str, trail: &DesiredT
             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail.arn}}
         }
     ])
+}
+
+/// ID of the operator's replication rule.
+pub const REPLICATION_RULE_ID: &str = "tfstate-operator";
+
+/// The replica's parts that do not depend on the replica key: role and key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredReplica {
+    /// Replica region.
+    pub region: String,
+    /// The replication role (trusted by S3 for this source bucket only), without its
+    /// inline policy.
+    pub role: DesiredRole,
+    /// The replica's key (`Managed` in the replica region, or `Existing`).
+    pub key: DesiredKey,
+}
+
+/// The replica's parts once the replica key's ARN is known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredReplicaResources {
+    /// The replica bucket: hardened like the state bucket, read-only.
+    pub bucket: DesiredBucket,
+    /// The replication role's inline policy.
+    pub role_policy: PolicyDocument,
+    /// The state bucket's replication configuration.
+    pub config: ReplicationSettings,
+}
+
+/// The replica's role and key (`None` without `spec.replication`).
+pub fn desired_replica(valid: &ValidSpec, id: &Identity, owner: &Owner) -> Option<DesiredReplica> {
+    let r = valid.replication.as_ref()?;
+    let p = &id.partition;
+    let role_arn = format!("arn:{p}:iam::{}:role{}{}", id.account_id, valid.role.path, r.role_name);
+    let key = match &r.encryption {
+        Encryption::CreateKey { alias, deletion_window_days, admins } => DesiredKey::Managed {
+            alias: alias.clone(),
+            deletion_window_days: *deletion_window_days,
+            description: format!(
+                "Replica of the Terraform state of {}/{} (managed by tfstate-operator)",
+                owner.namespace, owner.name
+            ),
+            policy: replica_key_policy(
+                &KeyPolicyInput {
+                    partition: p,
+                    account_id: &id.account_id,
+                    region: &r.region,
+                    operator_arn: &id.operator_arn,
+                    role_arn: &role_arn,
+                    admins,
+                    principal_org_id: valid.role.principal_org_id.as_deref(),
+                    open_tofu_encryption: false,
+                },
+                &r.bucket,
+            ),
+        },
+        Encryption::ExistingKey { arn } => DesiredKey::Existing { arn: arn.clone() },
+        // Refused by validate (replication needs KMS).
+        Encryption::Aes256 => DesiredKey::None,
+    };
+    let role = DesiredRole {
+        name: r.role_name.clone(),
+        arn: role_arn,
+        description: format!(
+            "S3 replication of the Terraform state bucket of {}/{} (managed by tfstate-operator)",
+            owner.namespace, owner.name
+        ),
+        trust: replication_trust_policy(p, &id.account_id, &valid.bucket),
+        max_session_duration: 3600,
+        boundary: valid.role.permissions_boundary_arn.clone(),
+        path: valid.role.path.clone(),
+    };
+    Some(DesiredReplica { region: r.region.clone(), role, key })
+}
+
+/// The replica bucket, the replication role's policy and the replication configuration,
+/// given the state bucket's key and the replica's key.
+pub fn desired_replica_resources(
+    valid: &ValidSpec,
+    id: &Identity,
+    replica: &DesiredReplica,
+    source_key_arn: &str,
+    replica_key_arn: &str,
+) -> Option<DesiredReplicaResources> {
+    let r = valid.replication.as_ref()?;
+    let p = &id.partition;
+    let primary = desired_resources(valid, id, Some(source_key_arn), None).bucket;
+    let bucket = DesiredBucket {
+        name: r.bucket.clone(),
+        kms_key_arn: Some(replica_key_arn.to_string()),
+        public_access_block: PublicAccessBlock::ALL,
+        // The replica keeps versions as long as the state bucket does.
+        lifecycle: primary.lifecycle,
+        policy: replica_bucket_policy(p, &r.bucket, &replica.role.arn, &id.operator_arn),
+        logging: None,
+    };
+    let role_policy = replication_role_policy(&ReplicationPolicyInput {
+        partition: p,
+        account_id: &id.account_id,
+        source_bucket: &valid.bucket,
+        source_region: &valid.region,
+        source_key_arn,
+        replica_bucket: &r.bucket,
+        replica_region: &r.region,
+        replica_key_arn: Some(replica_key_arn),
+    });
+    let config = ReplicationSettings {
+        role_arn: replica.role.arn.clone(),
+        rules: vec![ReplicationRuleSettings {
+            id: REPLICATION_RULE_ID.into(),
+            priority: Some(1),
+            enabled: true,
+            // The whole bucket: every state and workspace state (lock files too, as plain
+            // objects; the lock table is DynamoDB and never replicated).
+            filter_prefix: Some(String::new()),
+            // Not replicated: see README ("Why delete markers are not replicated").
+            delete_markers: false,
+            sse_kms_objects: true,
+            destination_bucket_arn: format!("arn:{p}:s3:::{}", r.bucket),
+            replica_kms_key_id: Some(replica_key_arn.to_string()),
+            replication_time: r.replication_time_control,
+            metrics: r.replication_time_control,
+        }],
+    };
+    Some(DesiredReplicaResources { bucket, role_policy, config })
 }
 
 #[cfg(test)]

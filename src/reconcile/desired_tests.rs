@@ -525,3 +525,43 @@ fn the_log_bucket_statements_name_the_principal_the_trail_and_the_arns() {
     let s = log_bucket_statements("aws", ACCOUNT, &no_prefix);
     assert_eq!(s[1]["Resource"], "arn:aws:s3:::acme-audit-logs/AWSLogs/123456789012/*");
 }
+
+const REPLICA_KEY: &str = "arn:aws:kms:eu-central-1:123456789012:key/2222abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The replica: role trusted by S3 for this bucket, key in the replica's region, a read-only
+/// bucket hardened like the state bucket, and the V2 replication rule.
+#[test]
+fn replica_is_derived_from_the_spec() {
+    let v = valid("replication: {region: eu-central-1, replicationTimeControl: true}");
+    let d = desired_replica(&v, &id(), &owner()).expect("replica");
+    assert_eq!(d.region, "eu-central-1");
+    assert_eq!(d.role.arn, "arn:aws:iam::123456789012:role/tfstate-team-payments-payments-prod-replication");
+    assert_eq!(d.role.trust, replication_trust_policy("aws", ACCOUNT, "acme-tfstate-payments-prod"));
+    let DesiredKey::Managed { alias, policy, .. } = &d.key else { panic!("a managed key: {:?}", d.key) };
+    assert_eq!(alias, "alias/tfstate-team-payments-payments-prod-replica");
+    assert!(sids(policy).contains(&"AllowReplicationRoleUse"));
+    let res = desired_replica_resources(&v, &id(), &d, KEY, REPLICA_KEY).expect("resources");
+    let primary = desired_resources(&v, &id(), Some(KEY), None).bucket;
+    assert_eq!(res.bucket.name, "acme-tfstate-payments-prod-replica");
+    assert_eq!(res.bucket.kms_key_arn.as_deref(), Some(REPLICA_KEY));
+    assert_eq!(res.bucket.public_access_block, primary.public_access_block);
+    assert_eq!(res.bucket.lifecycle, primary.lifecycle);
+    assert_eq!(sids(&res.bucket.policy)[1], "DenyWritesButReplication");
+    let rule = &res.config.rules[0];
+    assert_eq!(res.config.role_arn, d.role.arn);
+    assert_eq!((rule.priority, rule.filter_prefix.as_deref()), (Some(1), Some("")));
+    assert!(rule.enabled && rule.sse_kms_objects && !rule.delete_markers);
+    assert!(rule.replication_time && rule.metrics);
+    assert_eq!(rule.destination_bucket_arn, "arn:aws:s3:::acme-tfstate-payments-prod-replica");
+    assert_eq!(rule.replica_kms_key_id.as_deref(), Some(REPLICA_KEY));
+    assert!(desired_replica(&valid(""), &id(), &owner()).is_none());
+}
+
+/// Without Replication Time Control, neither it nor its metrics are asked for.
+#[test]
+fn replica_without_rtc() {
+    let v = valid("replication: {region: eu-central-1}");
+    let d = desired_replica(&v, &id(), &owner()).unwrap();
+    let rule = &desired_replica_resources(&v, &id(), &d, KEY, REPLICA_KEY).unwrap().config.rules[0];
+    assert!(!rule.replication_time && !rule.metrics);
+}

@@ -159,7 +159,7 @@ async fn observe_trail(
     Ok(Some(ObservedTrail { info, tags, settings }))
 }
 
-async fn observe_key(
+pub(crate) async fn observe_key(
     aws: &AwsClients,
     key: &DesiredKey,
     owner: &Owner,
@@ -214,7 +214,7 @@ async fn observe_key_inner(
     }
 }
 
-async fn observe_bucket(
+pub(crate) async fn observe_bucket(
     aws: &AwsClients,
     name: &str,
     with_logging: bool,
@@ -250,7 +250,7 @@ async fn observe_bucket(
     Ok(ObservedBucket::Exists { tags, settings })
 }
 
-async fn observe_role(aws: &AwsClients, name: &str) -> Result<Option<ObservedRole>, AwsError> {
+pub(crate) async fn observe_role(aws: &AwsClients, name: &str) -> Result<Option<ObservedRole>, AwsError> {
     let (info, inline_policy) =
         tokio::try_join!(iam::get_role(&aws.iam, name), iam::get_inline_policy(&aws.iam, name, INLINE_POLICY_NAME))
             .map_err(|e| e.on(format!("IAM role {name}")))?;

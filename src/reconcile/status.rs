@@ -58,6 +58,8 @@ pub struct StatusReport {
     pub policy: Option<String>,
     /// Crash-safety marker for key and bucket creation.
     pub creation_started_at: Option<String>,
+    /// The replica's bucket ARN, region, key ARN and replication role ARN.
+    pub replica: Option<ReplicaReport>,
     /// Work is still under way (requeued soon): kstatus `Reconciling`.
     pub reconciling: Option<String>,
     /// This pass neither converged nor gave a final answer for the object's generation (it
@@ -76,6 +78,19 @@ pub struct StatusReport {
     pub force_unlock: Option<PartState>,
 }
 
+/// What status says of the replica (`spec.replication`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Replica bucket ARN.
+    pub bucket_arn: Option<String>,
+    /// Replica region.
+    pub region: Option<String>,
+    /// Replica key ARN.
+    pub kms_key_arn: Option<String>,
+    /// Replication role ARN.
+    pub role_arn: Option<String>,
+}
+
 /// The parts whose conditions make up `Ready`.
 pub const PARTS: [ConditionType; 5] = [
     ConditionType::BucketReady,
@@ -88,7 +103,7 @@ pub const PARTS: [ConditionType; 5] = [
 /// The parts that exist only when the spec asks for them; when reported, `Ready` needs them
 /// True too (the user asked for them: a backend whose audit trail is missing is not what
 /// was asked for, although its runners may already use it).
-pub const OPTIONAL_PARTS: [ConditionType; 1] = [ConditionType::AuditReady];
+pub const OPTIONAL_PARTS: [ConditionType; 2] = [ConditionType::AuditReady, ConditionType::ReplicationReady];
 
 /// Builds the next status from `report`, keeping each condition's
 /// `lastTransitionTime` while its status does not change.
@@ -120,8 +135,9 @@ pub fn next_status(
     let parts: Vec<(ConditionType, &PartState)> =
         PARTS.iter().chain(&OPTIONAL_PARTS).filter_map(|t| report.parts.get(t).map(|s| (*t, s))).collect();
     let not_ready = parts.iter().find(|(_, s)| !s.ready);
+    let required = parts.iter().filter(|(t, _)| PARTS.contains(t)).count();
     let ready = match not_ready {
-        None if PARTS.iter().all(|t| report.parts.contains_key(t)) => {
+        None if required == PARTS.len() => {
             PartState::ready(Reason::Converged, "The backend is ready: every part is converged")
         }
         None => PartState::not_ready(Reason::Creating, "Not every part has been checked yet"),
@@ -163,6 +179,10 @@ pub fn next_status(
         // A pass that did not get to the lock (or to publishing) keeps what was known.
         lock: report.lock.or_else(|| previous.and_then(|p| p.lock.clone())),
         lock_mode: report.lock_mode.or(previous.and_then(|p| p.lock_mode)),
+        replica_bucket_arn: report.replica.as_ref().and_then(|r| r.bucket_arn.clone()),
+        replica_region: report.replica.as_ref().and_then(|r| r.region.clone()),
+        replica_kms_key_arn: report.replica.as_ref().and_then(|r| r.kms_key_arn.clone()),
+        replication_role_arn: report.replica.and_then(|r| r.role_arn),
     }
 }
 
@@ -190,6 +210,14 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     }
     if report.lock_mode.is_none() {
         report.lock_mode = p.lock_mode;
+    }
+    if report.replica.is_none() && p.replica_bucket_arn.is_some() {
+        report.replica = Some(ReplicaReport {
+            bucket_arn: p.replica_bucket_arn.clone(),
+            region: p.replica_region.clone(),
+            kms_key_arn: p.replica_kms_key_arn.clone(),
+            role_arn: p.replication_role_arn.clone(),
+        });
     }
     report
 }

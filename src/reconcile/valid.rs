@@ -45,6 +45,8 @@ pub struct ValidSpec {
     pub open_tofu_encryption: bool,
     /// The audit trail, when the spec asks for one.
     pub audit: Option<Audit>,
+    /// The cross-region replica, when `spec.replication` is set.
+    pub replication: Option<Replication>,
 }
 
 /// Resolved audit trail settings (`spec.audit.cloudTrail`).
@@ -56,6 +58,21 @@ pub struct Audit {
     pub log_bucket: String,
     /// Prefix of the log files (`None`: none).
     pub log_prefix: Option<String>,
+}
+
+/// Resolved replication settings (`spec.replication`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replication {
+    /// Region of the replica bucket and key (never the backend's).
+    pub region: String,
+    /// Replica bucket name.
+    pub bucket: String,
+    /// The replica's key: `CreateKey` (in the replica region) or `ExistingKey`; never `Aes256`.
+    pub encryption: Encryption,
+    /// Name of the replication role (`<runner role>-replication`, shortened to IAM's 64).
+    pub role_name: String,
+    /// S3 Replication Time Control (and its metrics).
+    pub replication_time_control: bool,
 }
 
 /// Resolved access logging settings.

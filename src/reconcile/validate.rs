@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::api::{EncryptionMode, TerraformStateBackendSpec, patterns};
+use crate::api::{EncryptionMode, KmsKeySpec, TerraformStateBackendSpec, patterns};
 
-pub use super::valid::{AccessLogging, Audit, Encryption, LockTable, Role, ValidSpec};
+pub use super::valid::{AccessLogging, Audit, Encryption, LockTable, Replication, Role, ValidSpec};
 
 /// Prefix of the ownership tags; user tags may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "tfstate.dev/";
@@ -186,6 +186,8 @@ pub fn validate(
         "a DNS subdomain name (lowercase letters, digits, '-' and '.')",
     );
 
+    let replication = resolve_replication(&mut p, obj, spec, &region, &encryption, &role.name);
+
     if !p.0.is_empty() {
         return Err(ValidationError::InvalidSpec(p.0));
     }
@@ -208,6 +210,7 @@ pub fn validate(
         open_tofu_encryption: spec.output.open_tofu_encryption,
         audit,
         stale_after,
+        replication,
     })
 }
 
@@ -559,6 +562,122 @@ fn check_tags(p: &mut Problems, tags: &BTreeMap<String, String>) {
             p.add(&path, "tag values may hold letters, digits, spaces and _ . : / = + - @ only");
         }
     }
+}
+
+/// Suffix of the derived replica bucket name, replica key alias and replication role name.
+pub const REPLICA_SUFFIX: &str = "-replica";
+/// Suffix of the derived replication role name.
+pub const REPLICATION_ROLE_SUFFIX: &str = "-replication";
+
+fn resolve_replication(
+    p: &mut Problems,
+    obj: ObjectRef<'_>,
+    spec: &TerraformStateBackendSpec,
+    region: &str,
+    primary: &Encryption,
+    runner_role: &str,
+) -> Option<Replication> {
+    let r = spec.replication.as_ref()?;
+    let path = "spec.replication.region";
+    if p.literal(path, &r.region) && !REGION.is_match(&r.region) {
+        p.add(path, format!("{:?} is not an AWS region name; use one like \"eu-central-1\"", r.region));
+    } else if r.region == region {
+        p.add(
+            path,
+            format!(
+                "{:?} is the backend's own region: a replica for disaster recovery must be in another region",
+                r.region
+            ),
+        );
+    }
+    if spec.encryption.mode != EncryptionMode::Kms {
+        p.add(
+            "spec.replication",
+            "replication needs spec.encryption.mode KMS: the replication role is granted the state bucket's key, and the replica is encrypted with a key of its own",
+        );
+    }
+    let bucket = r.bucket_name.clone().unwrap_or_else(|| format!("{}{REPLICA_SUFFIX}", spec.bucket.name));
+    let path = "spec.replication.bucketName";
+    if r.bucket_name.is_none() && bucket.len() > 63 {
+        p.add(path, format!("the default {bucket:?} (the bucket name and {REPLICA_SUFFIX:?}) is longer than 63 characters; set {path} explicitly"));
+    } else {
+        check_bucket_name(p, path, &bucket);
+    }
+    if bucket == spec.bucket.name {
+        p.add(path, "must not be the state bucket itself; name a bucket of its own in the replica's region");
+    }
+    if spec.bucket.access_logging.as_ref().is_some_and(|l| l.target_bucket == bucket) {
+        p.add(path, "must not be the access logging target bucket");
+    }
+    let key_path = "spec.replication.kmsKey";
+    let encryption = match &r.kms_key {
+        Some(k) if k.create.is_some() == k.existing_key_arn.is_some() => {
+            p.add(key_path, "set exactly one of create or existingKeyArn (or omit kmsKey to create a key)");
+            Encryption::Aes256
+        }
+        Some(KmsKeySpec { existing_key_arn: Some(arn), .. }) => {
+            let path = "spec.replication.kmsKey.existingKeyArn";
+            if !p.literal(path, arn) {
+                // Reported.
+            } else if !KMS_KEY_ARN.is_match(arn) {
+                p.add(
+                    path,
+                    format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
+                );
+            } else if arn.split(':').nth(3) != Some(r.region.as_str()) {
+                p.add(path, format!("the key is in region {:?} but the replica is in {:?}; S3 needs a key in the replica bucket's region", arn.split(':').nth(3).unwrap_or_default(), r.region));
+            }
+            if let Encryption::ExistingKey { arn: primary } = primary
+                && primary == arn
+            {
+                p.add(path, "must not be the state bucket's key");
+            }
+            Encryption::ExistingKey { arn: arn.clone() }
+        }
+        k => {
+            let create = k.as_ref().and_then(|k| k.create.clone()).unwrap_or_default();
+            let path = "spec.replication.kmsKey.create.alias";
+            let derived = match primary {
+                Encryption::CreateKey { alias, .. } => format!("{alias}{REPLICA_SUFFIX}"),
+                _ => format!("alias/tfstate-{}-{}{REPLICA_SUFFIX}", obj.namespace, obj.name),
+            };
+            let alias = create.alias.clone().unwrap_or(derived);
+            if p.literal(path, &alias) {
+                check_derived(
+                    p,
+                    path,
+                    create.alias.is_none(),
+                    &alias,
+                    256,
+                    KMS_ALIAS.is_match(&alias),
+                    "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
+                );
+            }
+            if alias.starts_with("alias/aws/") {
+                p.add(path, "aliases under alias/aws/ are reserved for AWS managed keys; choose another alias");
+            }
+            if !(7..=30).contains(&create.deletion_window_days) {
+                p.add("spec.replication.kmsKey.create.deletionWindowDays", "must be between 7 and 30 days");
+            }
+            check_principals(p, "spec.replication.kmsKey.create.admins", &create.admins);
+            Encryption::CreateKey {
+                alias,
+                deletion_window_days: create.deletion_window_days,
+                admins: sorted_unique(&create.admins),
+            }
+        }
+    };
+    // IAM role names are at most 64 characters: a long runner role name is cut, keeping
+    // the suffix that says what the role is for.
+    let keep = 64 - REPLICATION_ROLE_SUFFIX.len();
+    let role_name = format!("{}{REPLICATION_ROLE_SUFFIX}", runner_role.chars().take(keep).collect::<String>());
+    Some(Replication {
+        region: r.region.clone(),
+        bucket,
+        encryption,
+        role_name,
+        replication_time_control: r.replication_time_control,
+    })
 }
 
 fn sorted_unique(items: &[String]) -> Vec<String> {

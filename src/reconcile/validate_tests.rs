@@ -773,3 +773,84 @@ fn audit_trail_rules() {
         "1-200",
     );
 }
+
+/// `spec.replication`: defaults derived from the primary, in another region.
+#[test]
+fn replication_resolves_its_defaults() {
+    let v = validate(OBJ, &with("replication: {region: eu-central-1}"), &defaults()).unwrap();
+    let r = v.replication.expect("replication");
+    assert_eq!(r.region, "eu-central-1");
+    assert_eq!(r.bucket, "acme-tfstate-payments-prod-replica");
+    assert_eq!(r.role_name, "tfstate-team-payments-payments-prod-replication");
+    assert!(!r.replication_time_control);
+    assert_eq!(
+        r.encryption,
+        Encryption::CreateKey {
+            alias: "alias/tfstate-team-payments-payments-prod-replica".into(),
+            deletion_window_days: 30,
+            admins: vec![]
+        }
+    );
+    assert!(validate(OBJ, &spec(MINIMAL), &defaults()).unwrap().replication.is_none());
+}
+
+/// The replica must be in another region, with KMS, named like a bucket, and its existing
+/// key in the replica's region.
+#[test]
+fn replication_refuses_what_cannot_be_a_replica() {
+    assert_rejects(&with("replication: {region: eu-west-1}"), "spec.replication.region", "own region");
+    assert_rejects(&with("replication: {region: moon-1}"), "spec.replication.region", "not an AWS region");
+    assert_rejects(
+        &with("{encryption: {mode: AES256}, replication: {region: eu-central-1}}"),
+        "spec.replication",
+        "mode KMS",
+    );
+    assert_rejects(
+        &with("replication: {region: eu-central-1, bucketName: acme-tfstate-payments-prod}"),
+        "spec.replication.bucketName",
+        "state bucket itself",
+    );
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    assert_rejects(
+        &with(&format!("replication: {{region: eu-central-1, kmsKey: {{existingKeyArn: '{key}'}}}}")),
+        "spec.replication.kmsKey.existingKeyArn",
+        "replica is in",
+    );
+    assert_rejects(&with("replication: {region: eu-central-1, kmsKey: {}}"), "spec.replication.kmsKey", "exactly one");
+    let long = "a".repeat(60);
+    assert_rejects(
+        &with(&format!("{{bucket: {{name: {long}}}, replication: {{region: eu-central-1}}}}")),
+        "spec.replication.bucketName",
+        "longer than 63",
+    );
+}
+
+/// Abuse: wildcards, policy variables, control and non-ASCII characters never reach a policy
+/// through the replica's fields.
+#[test]
+fn replication_refuses_non_literal_values() {
+    for bad in ["acme-*", "acme-?", "acme-${aws:username}", "acme-\u{7}", "acme-é"] {
+        let r = |v: serde_json::Value| with_value("replication", v);
+        let s = r(serde_json::json!({"region": "eu-central-1", "bucketName": bad}));
+        assert_rejects(&s, "spec.replication.bucketName", "");
+        assert_rejects(&r(serde_json::json!({"region": bad})), "spec.replication.region", "");
+        let arn = format!("arn:aws:kms:eu-central-1:123456789012:key/{bad}");
+        let s = r(serde_json::json!({"region": "eu-central-1", "kmsKey": {"existingKeyArn": arn}}));
+        assert_rejects(&s, "spec.replication.kmsKey.existingKeyArn", "");
+        let alias = format!("alias/{bad}");
+        let s = r(serde_json::json!({"region": "eu-central-1", "kmsKey": {"create": {"alias": alias}}}));
+        assert_rejects(&s, "spec.replication.kmsKey.create.alias", "");
+    }
+}
+
+/// A long runner role name still gives an IAM-sized replication role name.
+#[test]
+fn replication_role_name_fits_iam() {
+    let name = "r".repeat(64);
+    let s = with(&format!(
+        "{{access: {{roleName: {name}, trust: {{awsPrincipals: [arn:aws:iam::123456789012:role/ci]}}}}, replication: {{region: eu-central-1}}}}"
+    ));
+    let r = validate(OBJ, &s, &defaults()).unwrap().replication.unwrap();
+    assert_eq!(r.role_name.len(), 64);
+    assert!(r.role_name.ends_with("-replication"));
+}

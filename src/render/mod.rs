@@ -15,6 +15,7 @@
 //! Pure code: no I/O, clock or environment.
 
 mod arguments;
+mod dr;
 pub mod encryption;
 mod settings;
 #[cfg(test)]
@@ -26,6 +27,10 @@ use hcl::format::{Format, Formatter};
 use hcl::{Attribute, Block, Body, Expression};
 
 use self::arguments::{Argument, arguments};
+pub use self::dr::{
+    BACKEND_DR_TFBACKEND_KEY, REPLICA_BUCKET_KEY, REPLICA_KMS_KEY_ID_KEY, REPLICA_REGION_KEY, ReplicaSettings,
+    render_replica,
+};
 pub use self::encryption::{
     ENCRYPTION_TF_KEY, OpenTofuEncryption, RenderedEncryption, TF_ENCRYPTION_KEY, render_encryption,
 };

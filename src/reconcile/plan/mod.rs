@@ -4,12 +4,14 @@
 
 mod bucket;
 mod key;
+mod replication;
 mod role;
 mod table;
 mod trail;
 
 pub use bucket::{BucketChange, plan_bucket};
 pub use key::{KeyChange, plan_key};
+pub use replication::{ReplicationChange, plan_replication};
 pub use role::{RoleChange, plan_inline_policy, plan_role};
 pub use table::{TableChange, plan_table};
 pub use trail::{TrailChange, plan_stale_trail, plan_trail, selectors_match};

@@ -475,3 +475,51 @@ fn untagged_resources_need_adopt_existing() {
     let o = ObservedBucket::Exists { tags: Tags::new(), settings: Some(drifted) };
     assert_eq!(plan_b(&b, &o, true), Ok(vec![BucketChange::PutTags, BucketChange::EnableVersioning]));
 }
+
+mod replication {
+    use crate::aws::s3::{ReplicationRuleSettings, ReplicationSettings};
+    use crate::reconcile::plan::{ReplicationChange, plan_replication};
+
+    fn config() -> ReplicationSettings {
+        ReplicationSettings {
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            rules: vec![ReplicationRuleSettings {
+                id: "tfstate-operator".into(),
+                priority: Some(1),
+                enabled: true,
+                filter_prefix: Some(String::new()),
+                delete_markers: false,
+                sse_kms_objects: true,
+                destination_bucket_arn: "arn:aws:s3:::replica".into(),
+                replica_kms_key_id: Some("arn:aws:kms:eu-central-1:123456789012:key/k".into()),
+                replication_time: false,
+                metrics: false,
+            }],
+        }
+    }
+
+    /// Converged plans nothing; every difference (KMS objects deselected, delete markers
+    /// turned on, another role, an extra rule) is put back; a removed spec deletes it.
+    #[test]
+    fn replication_configuration_plan() {
+        assert!(plan_replication(Some(&config()), Some(&config())).is_empty());
+        assert!(plan_replication(None, None).is_empty());
+        assert_eq!(plan_replication(Some(&config()), None), [ReplicationChange::PutConfiguration]);
+        assert_eq!(plan_replication(None, Some(&config())), [ReplicationChange::DeleteConfiguration]);
+        let drifts: [fn(&mut ReplicationSettings); 4] = [
+            |c| c.rules[0].sse_kms_objects = false,
+            |c| c.rules[0].delete_markers = true,
+            |c| c.role_arn = "arn:aws:iam::123456789012:role/other".into(),
+            |c| {
+                let mut extra = c.rules[0].clone();
+                extra.id = "zz-extra".into();
+                c.rules.push(extra);
+            },
+        ];
+        for drift in drifts {
+            let mut observed = config();
+            drift(&mut observed);
+            assert_eq!(plan_replication(Some(&config()), Some(&observed)), [ReplicationChange::PutConfiguration]);
+        }
+    }
+}
