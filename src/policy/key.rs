@@ -92,23 +92,7 @@ const USE_ACTIONS: [&str; 4] = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataK
 /// `AllowBackendRoleUse` and `AllowBackendRoleOpenTofuEncryption` (only with OpenTofu's
 /// client-side encryption).
 pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
-    let mut statements = administration(input);
-    // The operator reads Terraform's lock files (`<key>.tflock`, encrypted by default
-    // encryption) to show and break locks: Decrypt only through S3 in the backend's
-    // region. Its IAM policy allows s3:GetObject on `*.tflock` objects only, so this
-    // never reaches state (with Bucket Keys S3's encryption context is the bucket, so
-    // the object cannot be named here).
-    statements.push(
-        Statement::new("AllowOperatorReadLockFiles", Effect::Allow)
-            .principal(Principal::aws([input.operator_arn]))
-            .actions(["kms:Decrypt"])
-            .resources(["*"])
-            .condition(
-                "StringEquals",
-                "kms:ViaService",
-                [format!("s3.{}.{}", input.region, dns_suffix(input.partition))],
-            ),
-    );
+    let mut statements = administration(input, true);
     // Only through the backend's two services in its region. (IAM policies may still grant
     // more through the root statement's delegation: that is the runner policy's business.)
     let suffix = dns_suffix(input.partition);
@@ -135,8 +119,10 @@ pub fn key_policy(input: &KeyPolicyInput<'_>) -> PolicyDocument {
 }
 
 /// The statements every key the operator creates starts with: account root, operator,
-/// operator grants for AWS resources, extra administrators. `input.role_arn` is not used.
-pub(crate) fn administration(input: &KeyPolicyInput<'_>) -> Vec<Statement> {
+/// operator grants for AWS resources, with `lock_files` the operator's Decrypt of lock files
+/// (the state key's only: a replica's lock files are never read), extra administrators.
+/// `input.role_arn` is not used.
+pub(crate) fn administration(input: &KeyPolicyInput<'_>, lock_files: bool) -> Vec<Statement> {
     let root = format!("arn:{}:iam::{}:root", input.partition, input.account_id);
     let operator = || Principal::aws([input.operator_arn]);
     let mut statements = vec![
@@ -156,6 +142,24 @@ pub(crate) fn administration(input: &KeyPolicyInput<'_>) -> Vec<Statement> {
             .resources(["*"])
             .condition("Bool", "kms:GrantIsForAWSResource", ["true"]),
     ];
+    if lock_files {
+        // The operator reads Terraform's lock files (`<key>.tflock`, encrypted by default
+        // encryption) to show and break locks: Decrypt only through S3 in the backend's
+        // region. Its IAM policy allows s3:GetObject on `*.tflock` objects only, so this
+        // never reaches state (with Bucket Keys S3's encryption context is the bucket, so
+        // the object cannot be named here).
+        statements.push(
+            Statement::new("AllowOperatorReadLockFiles", Effect::Allow)
+                .principal(Principal::aws([input.operator_arn]))
+                .actions(["kms:Decrypt"])
+                .resources(["*"])
+                .condition(
+                    "StringEquals",
+                    "kms:ViaService",
+                    [format!("s3.{}.{}", input.region, dns_suffix(input.partition))],
+                ),
+        );
+    }
     if !input.admins.is_empty() {
         let mut admins = Statement::new("AllowKeyAdministrators", Effect::Allow)
             .principal(Principal::aws(input.admins.iter().map(String::as_str)))

@@ -347,7 +347,13 @@ fn backend_role_open_tofu() -> Value {
 /// kms:ViaService), for exactly OpenTofu's two calls; without it, that statement is absent.
 #[test]
 fn open_tofu_encryption_lets_the_role_use_the_key_directly() {
-    let plain = vec![root(), operator_administration(), operator_grants(), backend_role_use(eu_west_1())];
+    let plain = vec![
+        root(),
+        operator_administration(),
+        operator_grants(),
+        operator_reads_lock_files(),
+        backend_role_use(eu_west_1()),
+    ];
     assert_json(&key_policy(&input(&[])), plain.clone());
     let doc = key_policy(&KeyPolicyInput { open_tofu_encryption: true, ..input(&[]) });
     let mut expected = plain;

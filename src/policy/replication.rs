@@ -189,7 +189,7 @@ pub fn replica_bucket_policy(
 /// role (`input.role_arn`), through S3 in the replica's region, for the replica bucket's
 /// encryption context only.
 pub fn replica_key_policy(input: &KeyPolicyInput<'_>, replica_bucket: &str) -> PolicyDocument {
-    let mut statements = administration(input);
+    let mut statements = administration(input, false);
     statements.push(
         Statement::new("AllowReplicationRoleUse", Effect::Allow)
             .principal(Principal::aws([input.role_arn]))
