@@ -399,9 +399,6 @@ fn audit_policy_document(values: &Values<'_>) -> Value {
     doc
 }
 
-/// The rendered policy document; with `boundary`, the variant's statements replace those of
-/// the same Sid.
-
 /// The main and the replication documents as one (what the operator's role holds with replication);
 /// with `boundary`, the variant's statements replace those of the same Sid.
 fn policy_document(values: &Values<'_>, boundary: bool) -> Value {
