@@ -57,7 +57,17 @@ async fn samples_are_accepted_and_read_back_with_defaults() {
 
     let samples = read_samples();
     let names: Vec<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
-    for required in ["minimal", "kms-existing-key", "lockfile", "both-locks", "irsa", "pod-identity", "audit"] {
+    for required in [
+        "minimal",
+        "kms-existing-key",
+        "lockfile",
+        "both-locks",
+        "irsa",
+        "pod-identity",
+        "audit",
+        "replication",
+        "opentofu-encryption",
+    ] {
         assert!(names.contains(&format!("{required}.yaml").as_str()), "samples/{required}.yaml is missing");
     }
     for (file, sample) in &samples {
@@ -78,7 +88,7 @@ async fn samples_are_accepted_and_read_back_with_defaults() {
     assert_eq!(minimal["encryption"], json!({"mode": "KMS"}));
     assert_eq!(
         minimal["locking"],
-        json!({"mode": "DynamoDB", "table": {"pointInTimeRecovery": true, "deletionProtection": true}})
+        json!({"mode": "DynamoDB", "staleAfter": "2h", "table": {"pointInTimeRecovery": true, "deletionProtection": true}})
     );
     assert_eq!(minimal["access"]["maxSessionDurationSeconds"], 3600);
     assert_eq!(minimal["deletionPolicy"], "Retain");
