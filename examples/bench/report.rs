@@ -12,7 +12,8 @@ use crate::operator::Scrape;
 
 /// Targets of the issue.
 const MAX_RATIO: f64 = 1.5;
-const MAX_READS_PER_RESYNC: f64 = 17.0;
+/// DESIGN.md's 16 reads, the lock item and the listing of the state's versions.
+const MAX_READS_PER_RESYNC: f64 = 18.0;
 const MAX_RSS_MIB: f64 = 64.0;
 
 /// Targets of issue 9 (steady state at scale), each defined at a given N.

@@ -89,6 +89,40 @@ pub struct TerraformStateBackendStatus {
     /// through `Both`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_mode: Option<LockMode>,
+
+    /// The state object of the default workspace (`stateKey`), as the last pass that got
+    /// through listed its versions (one ListObjectVersions page; the operator never reads
+    /// or decrypts state content). `tfstate-operator state versions|restore` acts on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateObjectStatus>,
+}
+
+/// The state object: its current version and how many are kept.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StateObjectStatus {
+    /// Whether a state is current: false before the first `terraform apply`, or when the
+    /// current version is a delete marker (`deleted`).
+    pub exists: bool,
+    /// S3 version id of the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Size of the current state, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// When the current state was written (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// How many versions of the state S3 keeps (delete markers not counted), as far as one
+    /// listing page of 1,000 entries reaches.
+    pub versions: u32,
+    /// S3 holds more entries than one page: `versions` is a lower bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more_versions: bool,
+    /// The current version is a delete marker: the state was deleted. Its earlier versions
+    /// are kept; `tfstate-operator state restore` makes one current again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// Where a lock was found.

@@ -424,6 +424,63 @@ pub async fn count_versions(c: &Client, bucket: &str, limit: u64) -> Result<u64,
     }
 }
 
+/// One version or delete marker of one object key, as ListObjectVersions lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// S3's version id (`null` for an object written before versioning).
+    pub id: String,
+    /// Last-modified time, RFC 3339 (UTC).
+    pub last_modified: String,
+    /// Size in bytes (`None` for a delete marker).
+    pub size: Option<i64>,
+    /// Whether it is the current version.
+    pub latest: bool,
+    /// A delete marker rather than an object.
+    pub delete_marker: bool,
+}
+
+/// The most versions one listing returns: the listing is one page, never a walk of the
+/// whole history.
+pub const MAX_KEY_VERSIONS: i32 = 1000;
+
+/// The versions and delete markers of exactly `key` (not of the other keys it prefixes),
+/// newest first, from one page of ListObjectVersions; and whether S3 had more.
+pub async fn list_key_versions(c: &Client, bucket: &str, key: &str) -> Result<(Vec<KeyVersion>, bool), AwsError> {
+    let out = c
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .max_keys(MAX_KEY_VERSIONS)
+        .send()
+        .await
+        .ctx(S3, "ListObjectVersions")?;
+    let time = |d: Option<&aws_smithy_types::DateTime>| {
+        d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()).unwrap_or_default()
+    };
+    let version = |id: Option<&str>, at, size, latest: Option<bool>, delete_marker| KeyVersion {
+        id: id.unwrap_or("null").to_owned(),
+        last_modified: time(at),
+        size,
+        latest: latest.unwrap_or(false),
+        delete_marker,
+    };
+    let mut all: Vec<KeyVersion> = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| version(v.version_id(), v.last_modified(), v.size(), v.is_latest(), false))
+        .collect();
+    all.extend(
+        out.delete_markers()
+            .iter()
+            .filter(|m| m.key() == Some(key))
+            .map(|m| version(m.version_id(), m.last_modified(), None, m.is_latest(), true)),
+    );
+    // Newest first (RFC 3339 in UTC sorts as text); the current one first among equals.
+    all.sort_by(|a, b| b.last_modified.cmp(&a.last_modified).then(b.latest.cmp(&a.latest)));
+    Ok((all, out.is_truncated().unwrap_or(false)))
+}
+
 /// Deletes the (empty) bucket.
 pub async fn delete_bucket(c: &Client, bucket: &str) -> Result<(), AwsError> {
     optional(c.delete_bucket().bucket(bucket).send().await.ctx(S3, "DeleteBucket")).map(|_| ())

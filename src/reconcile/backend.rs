@@ -8,7 +8,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{ConditionType as C, Reason, TerraformStateBackend};
-use crate::aws::{AssumeAs, AwsClients};
+use crate::aws::{AssumeAs, AwsClients, s3};
 use crate::context::Context;
 use crate::render::render;
 
@@ -24,6 +24,7 @@ use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
 use super::publish::{Published, publish};
+use super::state_object::state_status;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
 use super::validate::{ObjectRef, ValidSpec, validate};
 
@@ -457,6 +458,16 @@ impl Run<'_> {
             self.report.lock = Some(pass.status);
             self.report.force_unlock = pass.force_unlock;
             self.lock_events.extend(pass.events);
+        }
+        // The state's versions, in a bucket of ours only (one listing page: reads, no content).
+        // A bucket this pass created holds none yet (and may not be listable at once).
+        if bucket_owned && matches!(observed.bucket, ObservedBucket::Missing) {
+            self.report.state = Some(state_status(&[], false));
+        } else if bucket_owned {
+            let (versions, more) = s3::list_key_versions(&aws.s3, &valid.bucket, &valid.state_key)
+                .await
+                .map_err(|e| e.on(format!("S3 bucket {}, state {}", valid.bucket, valid.state_key)))?;
+            self.report.state = Some(state_status(&versions, more));
         }
         replica.map(|_| ())
     }

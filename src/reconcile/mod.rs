@@ -13,6 +13,7 @@ pub mod observe;
 pub mod outcome;
 pub mod plan;
 pub mod publish;
+pub mod state_object;
 pub mod status;
 pub mod valid;
 pub mod validate;

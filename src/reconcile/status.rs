@@ -9,7 +9,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::api::{ConditionType, LockMode, LockStatus, Reason, TerraformStateBackend, TerraformStateBackendStatus};
+use crate::api::{
+    ConditionType, LockMode, LockStatus, Reason, StateObjectStatus, TerraformStateBackend, TerraformStateBackendStatus,
+};
 
 /// Field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "tfstate-operator";
@@ -76,6 +78,8 @@ pub struct StatusReport {
     /// The answer to a force-unlock request made in this pass (`ForceUnlock` condition);
     /// `None` keeps the previous answer as it was.
     pub force_unlock: Option<PartState>,
+    /// `status.state`, when this pass listed the state's versions.
+    pub state: Option<StateObjectStatus>,
 }
 
 /// What status says of the replica (`spec.replication`).
@@ -179,6 +183,7 @@ pub fn next_status(
         // A pass that did not get to the lock (or to publishing) keeps what was known.
         lock: report.lock.or_else(|| previous.and_then(|p| p.lock.clone())),
         lock_mode: report.lock_mode.or(previous.and_then(|p| p.lock_mode)),
+        state: report.state.or_else(|| previous.and_then(|p| p.state.clone())),
         replica_bucket_arn: report.replica.as_ref().and_then(|r| r.bucket_arn.clone()),
         replica_region: report.replica.as_ref().and_then(|r| r.region.clone()),
         replica_kms_key_arn: report.replica.as_ref().and_then(|r| r.kms_key_arn.clone()),
@@ -210,6 +215,9 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     }
     if report.lock_mode.is_none() {
         report.lock_mode = p.lock_mode;
+    }
+    if report.state.is_none() {
+        report.state.clone_from(&p.state);
     }
     if report.replica.is_none() && p.replica_bucket_arn.is_some() {
         report.replica = Some(ReplicaReport {

@@ -13,49 +13,26 @@ use super::target::{Sse, StateTarget};
 
 const S3: &str = "s3";
 const DYNAMODB: &str = "dynamodb";
-/// One page of ListObjectVersions: the listing is bounded, never a walk of the whole history.
-pub const MAX_VERSIONS: i32 = 1000;
 
-/// The versions (and delete markers) of exactly the state key, newest first, at most one page;
-/// and whether S3 had more. Serial and lineage are not read here (`head` is left `Ok(default)`).
+/// The versions (and delete markers) of exactly the state key, newest first
+/// (one page of ListObjectVersions: bounded, never a walk of the whole history) and whether S3
+/// had more. Serial and lineage are not read here (`head` is left `Ok(default)`).
 pub async fn list_versions(s3: &aws_sdk_s3::Client, t: &StateTarget) -> Result<(Vec<Version>, bool), AwsError> {
     let resource = format!("s3://{}/{}", t.bucket, t.key);
-    let out = s3
-        .list_object_versions()
-        .bucket(&t.bucket)
-        .prefix(&t.key)
-        .max_keys(MAX_VERSIONS)
-        .send()
-        .await
-        .ctx(S3, "ListObjectVersions")
-        .map_err(|e| e.on(&resource))?;
-    let time = |d: Option<&aws_smithy_types::DateTime>| {
-        d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()).unwrap_or_default()
-    };
-    let mut all: Vec<Version> = out
-        .versions()
-        .iter()
-        .filter(|v| v.key() == Some(t.key.as_str()))
+    let (listed, truncated) =
+        crate::aws::s3::list_key_versions(s3, &t.bucket, &t.key).await.map_err(|e| e.on(&resource))?;
+    let all = listed
+        .into_iter()
         .map(|v| Version {
-            id: v.version_id().unwrap_or("null").to_owned(),
-            last_modified: time(v.last_modified()),
-            size: v.size(),
-            latest: v.is_latest().unwrap_or(false),
-            delete_marker: false,
+            id: v.id,
+            last_modified: v.last_modified,
+            size: v.size,
+            latest: v.latest,
+            delete_marker: v.delete_marker,
             head: Ok(Default::default()),
         })
         .collect();
-    all.extend(out.delete_markers().iter().filter(|m| m.key() == Some(t.key.as_str())).map(|m| Version {
-        id: m.version_id().unwrap_or("null").to_owned(),
-        last_modified: time(m.last_modified()),
-        size: None,
-        latest: m.is_latest().unwrap_or(false),
-        delete_marker: true,
-        head: Ok(Default::default()),
-    }));
-    // Newest first (RFC 3339 in UTC sorts as text).
-    all.sort_by(|a, b| b.last_modified.cmp(&a.last_modified).then(b.latest.cmp(&a.latest)));
-    Ok((all, out.is_truncated().unwrap_or(false)))
+    Ok((all, truncated))
 }
 
 /// The content of one version (GetObject with versionId; S3 decrypts SSE-KMS for a caller
