@@ -96,6 +96,17 @@ impl Harness {
         format!("tfstate-{}-{name}", self.ns)
     }
 
+    /// Every Event about `name`, as (reason, note), for failure messages.
+    async fn event_notes(&self, name: &str) -> Vec<(String, String)> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = events.list(&ListParams::default()).await.expect("list events");
+        list.items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| (e.reason.clone().unwrap_or_default(), e.note.clone().unwrap_or_default()))
+            .collect()
+    }
+
     /// `DriftRepaired` Events about `name` whose note names `change`.
     async fn drift_events(&self, name: &str, change: &str) -> usize {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
@@ -277,18 +288,32 @@ async fn trail_drift_is_repaired_and_reported() {
     let name = h.default_trail("tf");
     let ct = &h.aws.cloudtrail;
 
-    async fn expect_repair(h: &Harness, name: &str, change: &str, repaired: impl AsyncFn(&ReadBack) -> bool) {
+    // `seen`: the Events naming `change` before the damage (an earlier repair of the same
+    // kind must not count as this one's report).
+    async fn expect_repair(
+        h: &Harness,
+        name: &str,
+        change: &str,
+        seen: usize,
+        repaired: impl AsyncFn(&ReadBack) -> bool,
+    ) {
         let deadline = tokio::time::Instant::now() + REPAIR_TIMEOUT;
         loop {
             let trail = read_back(&h.aws, name).await.expect("the trail exists");
-            if repaired(&trail).await && h.drift_events("tf", change).await > 0 {
+            let (is_repaired, events) = (repaired(&trail).await, h.drift_events("tf", change).await);
+            if is_repaired && events > seen {
                 eprintln!("repaired and reported: {change}");
                 break;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{change}: not repaired and reported in {REPAIR_TIMEOUT:?}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let obj = h.api.get("tf").await.expect("get");
+                panic!(
+                    "{change}: not repaired and reported in {REPAIR_TIMEOUT:?} (repaired: {is_repaired}, \
+                     {events} DriftRepaired Events naming it, {seen} before); AuditReady {:?}; Events: {:#?}",
+                    condition(&obj, "AuditReady"),
+                    h.event_notes("tf").await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         wait_for(&h.api, "tf", REPAIR_TIMEOUT, "settled after the repair", audit_settled).await;
@@ -296,11 +321,11 @@ async fn trail_drift_is_repaired_and_reported() {
 
     ct.stop_logging().name(&name).send().await.expect("StopLogging");
     assert!(!read_back(&h.aws, &name).await.expect("trail").logging, "the damage took");
-    expect_repair(&h, &name, "StartLogging", async |t| t.logging).await;
+    expect_repair(&h, &name, "StartLogging", 0, async |t| t.logging).await;
 
     let all = EventSelector::builder().read_write_type(ReadWriteType::All).include_management_events(true).build();
     ct.put_event_selectors().trail_name(&name).event_selectors(all).send().await.expect("PutEventSelectors");
-    expect_repair(&h, &name, "PutSelectors", async |t| {
+    expect_repair(&h, &name, "PutSelectors", 0, async |t| {
         t.basic.is_empty() && t.advanced.len() == 1 && fields(&t.advanced[0]).len() == 3
     })
     .await;
@@ -314,13 +339,17 @@ async fn trail_drift_is_repaired_and_reported() {
         )
         .build()
         .unwrap();
+    let seen = h.drift_events("tf", "PutSelectors").await;
     ct.put_event_selectors().trail_name(&name).advanced_event_selectors(wide).send().await.expect("widen");
-    expect_repair(&h, &name, "PutSelectors", async |t| t.advanced.len() == 1 && fields(&t.advanced[0]).len() == 3)
-        .await;
+    expect_repair(&h, &name, "PutSelectors", seen, async |t| {
+        t.advanced.len() == 1 && fields(&t.advanced[0]).len() == 3
+    })
+    .await;
     assert_records_only(&read_back(&h.aws, &name).await.expect("trail"), &bucket);
 
     ct.update_trail().name(&name).enable_log_file_validation(false).send().await.expect("UpdateTrail");
-    expect_repair(&h, &name, "Update", async |t| t.validation).await;
+    assert!(!read_back(&h.aws, &name).await.expect("trail").validation, "the damage took");
+    expect_repair(&h, &name, "Update", 0, async |t| t.validation).await;
 }
 
 /// A log bucket that does not exist: `AuditReady` False, `DependencyNotReady`, saying what to

@@ -2,7 +2,7 @@
 //! both, and every field of both schemas must be documented (so `kubectl explain --recursive`
 //! documents everything).
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use tfstate_operator::api::{crd, crd_yaml, policy_crd, policy_crd_yaml};
 
@@ -12,6 +12,11 @@ fn crds() -> [(&'static str, &'static str, String); 2] {
         ("backend", "crds/terraformstatebackends.tfstate.dev.yaml", crd_yaml().expect("CRD serializes")),
         ("policy", "crds/terraformstatepolicies.tfstate.dev.yaml", policy_crd_yaml().expect("CRD serializes")),
     ]
+}
+
+/// The checkout the test runs in, read at run time: see `common::repo_root` for why not `env!`.
+fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
 }
 
 fn binary(args: &[&str]) -> String {
@@ -29,14 +34,14 @@ fn binary(args: &[&str]) -> String {
 #[test]
 fn crds_dir_matches_generated_crds() {
     for (kind, file, generated) in crds() {
-        let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
-            .unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
+        let committed =
+            std::fs::read_to_string(repo_root().join(file)).unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
         assert!(
             committed == generated,
             "{file} is out of date with src/api/. Regenerate it with:\n\n    cargo run -- crd --kind {kind} > {file}\n"
         );
     }
-    let mut names: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+    let mut names: Vec<_> = std::fs::read_dir(repo_root().join("crds"))
         .expect("crds/")
         .map(|e| format!("crds/{}", e.unwrap().file_name().to_string_lossy()))
         .collect();

@@ -147,6 +147,7 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), ready);
     ctx.metrics.set_lock(&owner.namespace, &owner.name, status.lock.as_ref());
     let wrote = status::write(&api, &owner.name, previous, &status).await?;
+    tracing::debug!(wrote, events = events.len(), "status of the pass");
     // Events only for what changed: a no-op resync is silent. Lock Events answer a request
     // or are remembered in status.lock (StaleLock): published once each, after the status.
     if !wrote {
@@ -531,7 +532,9 @@ impl Run<'_> {
             generation: self.obj.metadata.generation,
             before: before.and_then(|c| Some((c.status == "True", reason_of(&c.reason)?))),
         };
-        let (reason, message) = match part_report(!changes.is_empty(), created, history) {
+        let report = part_report(!changes.is_empty(), created, history);
+        tracing::debug!(part = part.as_str(), changes = %list, created, ?history, ?report, "part settled");
+        let (reason, message) = match report {
             PartReport::Converged => (Reason::Converged, format!("{what} matches the spec")),
             PartReport::Created if changes.is_empty() || created => (Reason::Created, format!("{what} created")),
             PartReport::Created => (Reason::Created, format!("{what} created: {list}")),

@@ -100,9 +100,17 @@ impl Ground {
     }
 }
 
-/// The repository root (where `crds/` and `samples/` are).
+/// The repository root (where `crds/` and `samples/` are): the checkout the test runs in.
+///
+/// Read at run time (cargo sets `CARGO_MANIFEST_DIR` for every test it runs), not with
+/// `env!`: checkouts sharing one target directory reuse each other's test binaries when
+/// their sources are older, and a compile-time path would then read another checkout's
+/// (or a deleted clone's) files.
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+    })
 }
 
 /// A short random suffix for names that must not collide between tests and runs.

@@ -41,6 +41,10 @@ pub async fn start_operator_with(
     resync: Duration,
     settings: AwsSettings,
 ) -> Operator {
+    // The operator's logs, for debugging a test: `TEST_LOG=tfstate_operator=debug`.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let client = ground.kube().await;
     let endpoint = settings.endpoint_url.clone();
     let aws = AwsClientFactory::new(settings).await.expect("AWS client factory");
