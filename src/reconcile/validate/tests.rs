@@ -825,6 +825,37 @@ fn replication_refuses_what_cannot_be_a_replica() {
     );
 }
 
+/// The replica's key follows the state key's rules, under its own field paths: a reserved
+/// alias, a deletion window out of range, a duplicated administrator, the state bucket's own
+/// key; its default alias follows the state key's alias.
+#[test]
+fn replica_key_rules_are_the_state_key_rules() {
+    let r = |key: &str| with(&format!("replication: {{region: eu-central-1, kmsKey: {key}}}"));
+    let field = "spec.replication.kmsKey.create";
+    assert_rejects(&r("{create: {alias: alias/aws/s3}}"), &format!("{field}.alias"), "reserved for AWS");
+    assert_rejects(&r("{create: {deletionWindowDays: 5}}"), &format!("{field}.deletionWindowDays"), "7 and 30");
+    let admin = "arn:aws:iam::123456789012:role/admin";
+    assert_rejects(
+        &r(&format!("{{create: {{admins: ['{admin}', '{admin}']}}}}")),
+        &format!("{field}.admins[1]"),
+        "twice",
+    );
+    let key = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let same = with(&format!(
+        "{{encryption: {{mode: KMS, kmsKey: {{existingKeyArn: '{key}'}}}}, \
+          replication: {{region: eu-central-1, kmsKey: {{existingKeyArn: '{key}'}}}}}}"
+    ));
+    assert_rejects(&same, "spec.replication.kmsKey.existingKeyArn", "state bucket's key");
+    let named = with(
+        "{encryption: {mode: KMS, kmsKey: {create: {alias: alias/team/state}}}, replication: {region: eu-central-1}}",
+    );
+    let v = validate(OBJ, &named, &defaults()).unwrap();
+    assert!(
+        matches!(v.replication.unwrap().encryption, Encryption::CreateKey { alias, .. } if alias == "alias/team/state-replica"),
+        "the replica's default alias follows the state key's"
+    );
+}
+
 /// Abuse: wildcards, policy variables, control and non-ASCII characters never reach a policy
 /// through the replica's fields.
 #[test]

@@ -9,9 +9,20 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::api::{EncryptionMode, KmsKeySpec, TerraformStateBackendSpec, patterns};
+use crate::api::{EncryptionMode, TerraformStateBackendSpec, patterns};
 
 pub use super::valid::{AccessLogging, Audit, Encryption, LockTable, Replication, Role, ValidSpec};
+pub use replication::{REPLICA_SUFFIX, REPLICATION_ROLE_SUFFIX};
+
+mod audit;
+mod keys;
+mod replication;
+mod role;
+
+use audit::resolve_audit;
+use keys::resolve_encryption;
+use replication::resolve_replication;
+use role::resolve_role;
 
 /// Prefix of the ownership tags; user tags may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "tfstate.dev/";
@@ -214,43 +225,6 @@ pub fn validate(
     })
 }
 
-/// `spec.audit.cloudTrail`: CloudTrail's naming rules for the trail, S3's for the log bucket
-/// (never the state bucket: the trail would log its own deliveries), the object key rules for
-/// the prefix (it is quoted into the bucket policy statement the user is told to add).
-fn resolve_audit(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Option<Audit> {
-    let ct = &spec.audit.as_ref()?.cloud_trail;
-    let path = "spec.audit.cloudTrail.trailName";
-    let trail_name = ct.trail_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
-    let hint = if ct.trail_name.is_none() {
-        format!(" (the default {trail_name:?}, derived from the object's namespace and name; set {path} explicitly)")
-    } else {
-        String::new()
-    };
-    if p.literal(path, &trail_name) {
-        let fix = "trail names are 3-128 letters, digits, '.', '_' and '-', starting and ending with a letter or digit";
-        if !(3..=128).contains(&trail_name.len()) || !TRAIL.is_match(&trail_name) {
-            p.add(path, format!("{trail_name:?} is not a valid CloudTrail trail name: {fix}{hint}"));
-        } else if trail_name.as_bytes().windows(2).any(|w| w.iter().all(|b| b"._-".contains(b))) {
-            p.add(path, format!("{trail_name:?} has two of '.', '_', '-' in a row, which CloudTrail forbids{hint}"));
-        } else if IPV4.is_match(&trail_name) {
-            p.add(path, format!("{trail_name:?} looks like an IP address, which CloudTrail forbids as a trail name"));
-        }
-    }
-    let bucket_path = "spec.audit.cloudTrail.logBucket";
-    check_bucket_name(p, bucket_path, &ct.log_bucket);
-    if ct.log_bucket == spec.bucket.name {
-        p.add(
-            bucket_path,
-            "must not be the state bucket itself: the trail would record its own log deliveries, and log files \
-             would mix with state; name a separate log bucket",
-        );
-    }
-    if let Some(prefix) = &ct.log_prefix {
-        check_object_key(p, "spec.audit.cloudTrail.logPrefix", prefix, 200);
-    }
-    Some(Audit { trail_name, log_bucket: ct.log_bucket.clone(), log_prefix: ct.log_prefix.clone() })
-}
-
 /// S3's bucket naming rules, beyond what the schema's pattern says.
 fn check_bucket_name(p: &mut Problems, path: &str, name: &str) {
     let fix = "bucket names are 3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit";
@@ -311,79 +285,6 @@ fn check_derived(p: &mut Problems, path: &str, derived: bool, value: &str, max: 
     }
 }
 
-fn resolve_encryption(
-    p: &mut Problems,
-    obj: ObjectRef<'_>,
-    spec: &TerraformStateBackendSpec,
-    region: &str,
-) -> Encryption {
-    let enc = &spec.encryption;
-    match (enc.mode, &enc.kms_key) {
-        (EncryptionMode::Aes256, Some(_)) => {
-            p.add(
-                "spec.encryption.kmsKey",
-                "is only used with mode KMS: remove it, or set spec.encryption.mode to KMS",
-            );
-            Encryption::Aes256
-        }
-        (EncryptionMode::Aes256, None) => Encryption::Aes256,
-        (EncryptionMode::Kms, Some(k)) if k.create.is_some() && k.existing_key_arn.is_some() => {
-            p.add("spec.encryption.kmsKey", "set exactly one of create or existingKeyArn, not both");
-            Encryption::Aes256
-        }
-        (EncryptionMode::Kms, Some(k)) if k.create.is_none() && k.existing_key_arn.is_none() => {
-            p.add(
-                "spec.encryption.kmsKey",
-                "set exactly one of create or existingKeyArn (or omit kmsKey to create a key)",
-            );
-            Encryption::Aes256
-        }
-        (EncryptionMode::Kms, Some(k)) if k.existing_key_arn.is_some() => {
-            let arn = k.existing_key_arn.clone().unwrap_or_default();
-            let path = "spec.encryption.kmsKey.existingKeyArn";
-            if !p.literal(path, &arn) {
-                // Reported.
-            } else if !KMS_KEY_ARN.is_match(&arn) {
-                p.add(
-                    path,
-                    format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
-                );
-            } else if arn.split(':').nth(3) != Some(region) && !region.is_empty() {
-                p.add(path, format!("the key is in region {:?} but the backend is in {region:?}; S3 needs a key in the bucket's region", arn.split(':').nth(3).unwrap_or_default()));
-            }
-            Encryption::ExistingKey { arn }
-        }
-        (EncryptionMode::Kms, k) => {
-            let create = k.as_ref().and_then(|k| k.create.clone()).unwrap_or_default();
-            let path = "spec.encryption.kmsKey.create.alias";
-            let alias = create.alias.clone().unwrap_or_else(|| format!("alias/tfstate-{}-{}", obj.namespace, obj.name));
-            if p.literal(path, &alias) {
-                check_derived(
-                    p,
-                    path,
-                    create.alias.is_none(),
-                    &alias,
-                    256,
-                    KMS_ALIAS.is_match(&alias),
-                    "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
-                );
-            }
-            if alias.starts_with("alias/aws/") {
-                p.add(path, "aliases under alias/aws/ are reserved for AWS managed keys; choose another alias");
-            }
-            if !(7..=30).contains(&create.deletion_window_days) {
-                p.add("spec.encryption.kmsKey.create.deletionWindowDays", "must be between 7 and 30 days");
-            }
-            check_principals(p, "spec.encryption.kmsKey.create.admins", &create.admins);
-            Encryption::CreateKey {
-                alias,
-                deletion_window_days: create.deletion_window_days,
-                admins: sorted_unique(&create.admins),
-            }
-        }
-    }
-}
-
 /// OpenTofu's `aws_kms` key provider needs a KMS key: with SSE-S3 there is none to name.
 fn check_open_tofu_encryption(p: &mut Problems, spec: &TerraformStateBackendSpec) {
     if spec.output.open_tofu_encryption && spec.encryption.mode == EncryptionMode::Aes256 {
@@ -425,91 +326,6 @@ fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Opt
         point_in_time_recovery: t.point_in_time_recovery,
         deletion_protection: t.deletion_protection,
     })
-}
-
-fn resolve_role(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Role {
-    let a = &spec.access;
-    let name = a.role_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
-    if p.literal("spec.access.roleName", &name) {
-        check_derived(
-            p,
-            "spec.access.roleName",
-            a.role_name.is_none(),
-            &name,
-            64,
-            ROLE.is_match(&name),
-            "an IAM role name (letters, digits and +=,.@_-)",
-        );
-    }
-
-    let t = &a.trust;
-    if t.service_accounts.is_empty() && t.aws_principals.is_empty() {
-        p.add("spec.access.trust", "trust at least one principal: add serviceAccounts (with oidcProviderArn or eksPodIdentity) or awsPrincipals");
-    }
-    if !t.service_accounts.is_empty() && t.oidc_provider_arn.is_none() && !t.eks_pod_identity {
-        p.add("spec.access.trust.serviceAccounts", "service accounts can only assume the role through IRSA or EKS Pod Identity: set oidcProviderArn or eksPodIdentity: true");
-    }
-    if t.service_accounts.is_empty() && (t.oidc_provider_arn.is_some() || t.eks_pod_identity) {
-        p.add(
-            "spec.access.trust.serviceAccounts",
-            "oidcProviderArn and eksPodIdentity trust service accounts: list at least one in serviceAccounts",
-        );
-    }
-    let mut seen = BTreeSet::new();
-    for (i, sa) in t.service_accounts.iter().enumerate() {
-        let path = format!("spec.access.trust.serviceAccounts[{i}]");
-        if p.literal(format!("{path}.namespace"), &sa.namespace)
-            && (sa.namespace.len() > 63 || !DNS_LABEL.is_match(&sa.namespace))
-        {
-            p.add(format!("{path}.namespace"), format!("{:?} is not a Kubernetes namespace name", sa.namespace));
-        }
-        if p.literal(format!("{path}.name"), &sa.name) && (sa.name.len() > 253 || !DNS_SUBDOMAIN.is_match(&sa.name)) {
-            p.add(format!("{path}.name"), format!("{:?} is not a Kubernetes service account name", sa.name));
-        }
-        if !seen.insert(sa) {
-            p.add(path, format!("{}/{} is listed twice; remove the duplicate", sa.namespace, sa.name));
-        }
-    }
-    if let Some(arn) = &t.oidc_provider_arn
-        && p.literal("spec.access.trust.oidcProviderArn", arn)
-        && !OIDC_ARN.is_match(arn)
-    {
-        p.add(
-            "spec.access.trust.oidcProviderArn",
-            format!(
-                "{arn:?} is not an IAM OIDC provider ARN (arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH: host name, then path segments of letters, digits and ._~-)"
-            ),
-        );
-    }
-    check_principals(p, "spec.access.trust.awsPrincipals", &t.aws_principals);
-    if let Some(arn) = &a.permissions_boundary_arn
-        && p.literal("spec.access.permissionsBoundaryArn", arn)
-        && !POLICY_ARN.is_match(arn)
-    {
-        p.add(
-            "spec.access.permissionsBoundaryArn",
-            format!(
-                "{arn:?} is not an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME, NAME and any path segments of letters, digits and +=,.@_-)"
-            ),
-        );
-    }
-    if !(3600..=43200).contains(&a.max_session_duration_seconds) {
-        p.add("spec.access.maxSessionDurationSeconds", "must be between 3600 (1 hour) and 43200 (12 hours)");
-    }
-    let mut service_accounts = t.service_accounts.clone();
-    service_accounts.sort();
-    service_accounts.dedup();
-    Role {
-        name,
-        service_accounts,
-        oidc_provider_arn: t.oidc_provider_arn.clone(),
-        eks_pod_identity: t.eks_pod_identity,
-        aws_principals: sorted_unique(&t.aws_principals),
-        permissions_boundary_arn: a.permissions_boundary_arn.clone(),
-        path: "/".into(),
-        principal_org_id: None,
-        max_session_duration_seconds: a.max_session_duration_seconds,
-    }
 }
 
 fn check_principals(p: &mut Problems, path: &str, arns: &[String]) {
@@ -564,126 +380,9 @@ fn check_tags(p: &mut Problems, tags: &BTreeMap<String, String>) {
     }
 }
 
-/// Suffix of the derived replica bucket name, replica key alias and replication role name.
-pub const REPLICA_SUFFIX: &str = "-replica";
-/// Suffix of the derived replication role name.
-pub const REPLICATION_ROLE_SUFFIX: &str = "-replication";
-
-fn resolve_replication(
-    p: &mut Problems,
-    obj: ObjectRef<'_>,
-    spec: &TerraformStateBackendSpec,
-    region: &str,
-    primary: &Encryption,
-    runner_role: &str,
-) -> Option<Replication> {
-    let r = spec.replication.as_ref()?;
-    let path = "spec.replication.region";
-    if p.literal(path, &r.region) && !REGION.is_match(&r.region) {
-        p.add(path, format!("{:?} is not an AWS region name; use one like \"eu-central-1\"", r.region));
-    } else if r.region == region {
-        p.add(
-            path,
-            format!(
-                "{:?} is the backend's own region: a replica for disaster recovery must be in another region",
-                r.region
-            ),
-        );
-    }
-    if spec.encryption.mode != EncryptionMode::Kms {
-        p.add(
-            "spec.replication",
-            "replication needs spec.encryption.mode KMS: the replication role is granted the state bucket's key, and the replica is encrypted with a key of its own",
-        );
-    }
-    let bucket = r.bucket_name.clone().unwrap_or_else(|| format!("{}{REPLICA_SUFFIX}", spec.bucket.name));
-    let path = "spec.replication.bucketName";
-    if r.bucket_name.is_none() && bucket.len() > 63 {
-        p.add(path, format!("the default {bucket:?} (the bucket name and {REPLICA_SUFFIX:?}) is longer than 63 characters; set {path} explicitly"));
-    } else {
-        check_bucket_name(p, path, &bucket);
-    }
-    if bucket == spec.bucket.name {
-        p.add(path, "must not be the state bucket itself; name a bucket of its own in the replica's region");
-    }
-    if spec.bucket.access_logging.as_ref().is_some_and(|l| l.target_bucket == bucket) {
-        p.add(path, "must not be the access logging target bucket");
-    }
-    let key_path = "spec.replication.kmsKey";
-    let encryption = match &r.kms_key {
-        Some(k) if k.create.is_some() == k.existing_key_arn.is_some() => {
-            p.add(key_path, "set exactly one of create or existingKeyArn (or omit kmsKey to create a key)");
-            Encryption::Aes256
-        }
-        Some(KmsKeySpec { existing_key_arn: Some(arn), .. }) => {
-            let path = "spec.replication.kmsKey.existingKeyArn";
-            if !p.literal(path, arn) {
-                // Reported.
-            } else if !KMS_KEY_ARN.is_match(arn) {
-                p.add(
-                    path,
-                    format!("{arn:?} is not a KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)"),
-                );
-            } else if arn.split(':').nth(3) != Some(r.region.as_str()) {
-                p.add(path, format!("the key is in region {:?} but the replica is in {:?}; S3 needs a key in the replica bucket's region", arn.split(':').nth(3).unwrap_or_default(), r.region));
-            }
-            if let Encryption::ExistingKey { arn: primary } = primary
-                && primary == arn
-            {
-                p.add(path, "must not be the state bucket's key");
-            }
-            Encryption::ExistingKey { arn: arn.clone() }
-        }
-        k => {
-            let create = k.as_ref().and_then(|k| k.create.clone()).unwrap_or_default();
-            let path = "spec.replication.kmsKey.create.alias";
-            let derived = match primary {
-                Encryption::CreateKey { alias, .. } => format!("{alias}{REPLICA_SUFFIX}"),
-                _ => format!("alias/tfstate-{}-{}{REPLICA_SUFFIX}", obj.namespace, obj.name),
-            };
-            let alias = create.alias.clone().unwrap_or(derived);
-            if p.literal(path, &alias) {
-                check_derived(
-                    p,
-                    path,
-                    create.alias.is_none(),
-                    &alias,
-                    256,
-                    KMS_ALIAS.is_match(&alias),
-                    "an alias of the form alias/NAME (letters, digits, '/', '_' and '-')",
-                );
-            }
-            if alias.starts_with("alias/aws/") {
-                p.add(path, "aliases under alias/aws/ are reserved for AWS managed keys; choose another alias");
-            }
-            if !(7..=30).contains(&create.deletion_window_days) {
-                p.add("spec.replication.kmsKey.create.deletionWindowDays", "must be between 7 and 30 days");
-            }
-            check_principals(p, "spec.replication.kmsKey.create.admins", &create.admins);
-            Encryption::CreateKey {
-                alias,
-                deletion_window_days: create.deletion_window_days,
-                admins: sorted_unique(&create.admins),
-            }
-        }
-    };
-    // IAM role names are at most 64 characters: a long runner role name is cut, keeping
-    // the suffix that says what the role is for.
-    let keep = 64 - REPLICATION_ROLE_SUFFIX.len();
-    let role_name = format!("{}{REPLICATION_ROLE_SUFFIX}", runner_role.chars().take(keep).collect::<String>());
-    Some(Replication {
-        region: r.region.clone(),
-        bucket,
-        encryption,
-        role_name,
-        replication_time_control: r.replication_time_control,
-    })
-}
-
 fn sorted_unique(items: &[String]) -> Vec<String> {
     items.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;
