@@ -19,13 +19,10 @@ use std::time::Duration;
 
 use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, EventSelector, ReadWriteType, Tag};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use common::operator::{
-    Operator, condition, inspector, is_ready, patch_spec, start_operator, unique_bucket, wait_for, wait_ready,
-};
-use common::{Ground, install_crd, test_namespace};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use common::harness::Harness;
+use common::operator::{Operator, condition, is_ready, patch_spec, unique_bucket, wait_for, wait_ready};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
 use tfstate_operator::aws::AwsClients;
@@ -39,35 +36,11 @@ const REPAIR_TIMEOUT: Duration = Duration::from_secs(20);
 const ROOT: &str = "arn:aws:iam::123456789012:root";
 const ACCOUNT: &str = "123456789012";
 
-struct Harness {
-    client: Client,
-    ns: String,
-    api: Api<TerraformStateBackend>,
-    aws: AwsClients,
-    op: Operator,
-}
-
 async fn harness(prefix: &str) -> Harness {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let op = start_operator(&ground, &ns, RESYNC).await;
-    let api = Api::namespaced(client.clone(), &ns);
-    Harness { aws: inspector(&ground).await, client, ns, api, op }
+    common::harness::harness(prefix, RESYNC).await
 }
 
 impl Harness {
-    /// Creates backend `name` with `spec`.
-    async fn create(&self, name: &str, spec: Value) {
-        let obj: TerraformStateBackend = serde_json::from_value(json!({
-            "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .expect("test backend");
-        self.api.create(&PostParams::default(), &obj).await.expect("create backend");
-    }
-
     /// A log bucket as its owner makes it: a bucket policy that lets CloudTrail write (the
     /// emulator does not check it; AWS does).
     async fn log_bucket(&self, name: &str) {
@@ -96,27 +69,9 @@ impl Harness {
         format!("tfstate-{}-{name}", self.ns)
     }
 
-    /// Every Event about `name`, as (reason, note), for failure messages.
-    async fn event_notes(&self, name: &str) -> Vec<(String, String)> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let list = events.list(&ListParams::default()).await.expect("list events");
-        list.items
-            .iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .map(|e| (e.reason.clone().unwrap_or_default(), e.note.clone().unwrap_or_default()))
-            .collect()
-    }
-
     /// `DriftRepaired` Events about `name` whose note names `change`.
     async fn drift_events(&self, name: &str, change: &str) -> usize {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let list = events.list(&ListParams::default()).await.expect("list events");
-        list.items
-            .iter()
-            .filter(|e| e.reason.as_deref() == Some("DriftRepaired"))
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .filter(|e| e.note.as_deref().is_some_and(|n| n.contains(change)))
-            .count()
+        self.count_events(name, "DriftRepaired", change).await
     }
 }
 
@@ -311,7 +266,7 @@ async fn trail_drift_is_repaired_and_reported() {
                     "{change}: not repaired and reported in {REPAIR_TIMEOUT:?} (repaired: {is_repaired}, \
                      {events} DriftRepaired Events naming it, {seen} before); AuditReady {:?}; Events: {:#?}",
                     condition(&obj, "AuditReady"),
-                    h.event_notes("tf").await
+                    h.events("tf").await
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -11,15 +11,16 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType};
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, ObjectOwnership, ServerSideEncryption};
-use common::operator::{Operator, create_backend, inspector, start_operator, unique_bucket, wait_ready};
-use common::{Ground, install_crd, random_suffix, test_namespace};
+use common::harness::Harness;
+use common::operator::{create_backend, unique_bucket, wait_ready};
+use common::random_suffix;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::{AwsClients, Tags, dynamodb, iam, kms};
+use tfstate_operator::aws::{Tags, dynamodb, iam, kms};
 use tfstate_operator::policy::{
     BucketPolicyEncryption, BucketPolicyInput, Effect, KeyPolicyInput, PolicyDocument, Principal, RunnerPolicyInput,
     Statement, TrustPolicyInput, bucket_policy, key_policy, principal_arn_for_policy, runner_policy, trust_policy,
@@ -112,23 +113,8 @@ fn expect(ns: &str, name: &'static str, spec: &Value) -> Expect {
 }
 
 /// One test's namespace, operator and clients.
-struct Harness {
-    ground: Ground,
-    client: Client,
-    ns: String,
-    api: Api<TerraformStateBackend>,
-    aws: AwsClients,
-    _operator: Operator,
-}
-
 async fn harness(prefix: &str) -> Harness {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let _operator = start_operator(&ground, &ns, Duration::from_secs(600)).await;
-    let (api, aws) = (Api::namespaced(client.clone(), &ns), inspector(&ground).await);
-    Harness { ground, client, ns, api, aws, _operator }
+    common::harness::harness(prefix, Duration::from_secs(600)).await
 }
 
 /// KMS created + DynamoDB lock table + IRSA trust, with every derived default (alias, table,

@@ -7,18 +7,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::operator::{
-    Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_ready, wait_reason,
-};
-use common::{Ground, install_crd, test_namespace};
+use common::harness::Harness;
+use common::operator::{condition, create_backend, patch_spec, unique_bucket, wait_ready, wait_reason};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, WatchEvent, WatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::AwsClients;
 use tfstate_operator::policy::{PolicyDocument, RunnerPolicyInput, TrustPolicyInput, runner_policy, trust_policy};
 
 const ROOT: &str = "arn:aws:iam::123456789012:root";
@@ -26,23 +23,8 @@ const OIDC: &str = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.a
 const ISSUER: &str = "oidc.eks.eu-west-1.amazonaws.com/id/UPDATES0123";
 
 /// One test's namespace, operator and clients.
-struct Harness {
-    client: Client,
-    ns: String,
-    api: Api<TerraformStateBackend>,
-    aws: AwsClients,
-    _operator: Operator,
-}
-
 async fn harness(prefix: &str, resync: Duration) -> Harness {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let operator = start_operator(&ground, &ns, resync).await;
-    let api = Api::namespaced(client.clone(), &ns);
-    let aws = inspector(&ground).await;
-    Harness { client, ns, api, aws, _operator: operator }
+    common::harness::harness(prefix, resync).await
 }
 
 /// Lifecycle days 90 -> 30 -> 0: the rule follows, and 0 leaves a rule that only aborts

@@ -13,17 +13,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use common::operator::{
-    Operator, condition, inspector, patch_spec, start_operator, unique_bucket, wait_for, wait_reason,
-};
-use common::{Ground, install_crd, test_namespace};
+use common::harness::Harness;
+use common::operator::{Operator, condition, patch_spec, unique_bucket, wait_for, wait_reason};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
-use tfstate_operator::aws::AwsClients;
 use tfstate_operator::aws::calls::{CallKey, difference, totals};
 
 /// The drift check interval of these tests' operators.
@@ -40,32 +37,8 @@ const PARTS: [&str; 5] = ["BucketReady", "EncryptionKeyReady", "LockTableReady",
 type Calls = BTreeMap<CallKey, u64>;
 
 /// One test's namespace, operator and inspector clients.
-struct Harness {
-    client: Client,
-    ns: String,
-    api: Api<TerraformStateBackend>,
-    aws: AwsClients,
-    op: Operator,
-}
-
 async fn harness(prefix: &str) -> Harness {
-    let ground = Ground::load();
-    let client = ground.kube().await;
-    install_crd(&client).await;
-    let ns = test_namespace(&client, prefix).await;
-    let op = start_operator(&ground, &ns, RESYNC).await;
-    let api = Api::namespaced(client.clone(), &ns);
-    Harness { aws: inspector(&ground).await, client, ns, api, op }
-}
-
-/// Creates backend `name` with `spec`.
-async fn create(h: &Harness, name: &str, spec: Value) {
-    let obj: TerraformStateBackend = serde_json::from_value(json!({
-        "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .expect("test backend");
-    h.api.create(&PostParams::default(), &obj).await.expect("create backend");
+    common::harness::harness(prefix, RESYNC).await
 }
 
 /// Ready, and every part settled by a check that changed nothing (`Converged`, or
@@ -86,7 +59,7 @@ async fn wait_settled(h: &Harness, name: &str) {
 
 /// Creates backend `name`, waits until it is settled, and then checks that it stays quiet.
 async fn create_and_check_quiet(h: &Harness, name: &str, spec: Value, label: &str) {
-    create(h, name, spec).await;
+    h.create(name, spec).await;
     wait_settled(h, name).await;
     assert_quiet(h, name, label).await;
 }
@@ -231,7 +204,7 @@ async fn invalid_spec_makes_no_aws_calls_until_fixed() {
     let h = harness("quiet-invalid").await;
     let name = "invalid";
     let bad = format!("bad..{}", unique_bucket("name"));
-    create(&h, name, json!({"bucket": {"name": bad}, "access": trust()})).await;
+    h.create(name, json!({"bucket": {"name": bad}, "access": trust()})).await;
 
     let obj = wait_reason(&h.api, name, "Ready", "InvalidSpec").await;
     for t in std::iter::once("Ready").chain(PARTS) {

@@ -16,6 +16,7 @@ use kube::{Api, Client, Config};
 use tfstate_operator::aws::AwsSettings;
 
 pub mod faults;
+pub mod harness;
 pub mod operator;
 
 /// The test ground described by the env file that `testground-up.sh` wrote.
