@@ -223,11 +223,12 @@ struct Values<'a> {
     alias_prefix: &'a str,
     boundary: &'a str,
     trail_prefix: &'a str,
+    replica_region: &'a str,
 }
 
 impl Values<'_> {
     /// (placeholder, value), for every placeholder the template may hold.
-    fn pairs(&self) -> [(&'static str, &str); 8] {
+    fn pairs(&self) -> [(&'static str, &str); 9] {
         [
             ("<PARTITION>", self.partition),
             ("<ACCOUNT_ID>", self.account),
@@ -237,6 +238,7 @@ impl Values<'_> {
             ("<ALIAS_PREFIX>", self.alias_prefix),
             ("<BOUNDARY_ARN>", self.boundary),
             ("<TRAIL_PREFIX>", self.trail_prefix),
+            ("<REPLICA_REGION>", self.replica_region),
         ]
     }
 }
@@ -253,6 +255,7 @@ const TEST_VALUES: Values<'static> = Values {
     alias_prefix: "tfstate-",
     boundary: "arn:aws:iam::123456789012:policy/tfstate-runner-boundary",
     trail_prefix: "tfstate-",
+    replica_region: "eu-central-1",
 };
 
 /// Long but plausible values: the rendered policy must still fit a managed policy.
@@ -265,6 +268,7 @@ const LONG_VALUES: Values<'static> = Values {
     alias_prefix: "platform/tfstate-keys/",
     boundary: "arn:aws-us-gov:iam::123456789012:policy/platform/tfstate-runner-boundary",
     trail_prefix: "platform-tfstate-audit-",
+    replica_region: "us-gov-east-1",
 };
 
 /// The IAM actions `operation` of `service` needs, from [`OPERATIONS`].
@@ -282,6 +286,10 @@ enum Kind {
     Role,
     Key,
     Alias,
+    /// The replica's KMS key, in the replica's region (`spec.replication`).
+    ReplicaKey,
+    /// The replica key's alias, in the replica's region.
+    ReplicaAlias,
     /// An S3 object: Terraform's lock files (`<key>.tflock`) are the only ones allowed.
     LockObject,
     /// A hub-and-spoke operator role, in another account (`sts:AssumeRole`).
@@ -295,10 +303,14 @@ enum Kind {
 fn kinds_of(action: &str) -> &'static [Kind] {
     match action {
         a if UNSCOPED_ACTIONS.contains(&a) => &[Kind::Any],
-        "kms:CreateAlias" | "kms:UpdateAlias" | "kms:DeleteAlias" => &[Kind::Alias, Kind::Key],
+        "kms:CreateAlias" | "kms:UpdateAlias" | "kms:DeleteAlias" => {
+            &[Kind::Alias, Kind::Key, Kind::ReplicaAlias, Kind::ReplicaKey]
+        }
+        // For DynamoDB's use of a lock table's key: lock tables are never replicated.
+        "kms:CreateGrant" => &[Kind::Key],
         "s3:GetObject" | "s3:DeleteObject" => &[Kind::LockObject],
         a if a.starts_with("s3:") => &[Kind::Bucket],
-        a if a.starts_with("kms:") => &[Kind::Key],
+        a if a.starts_with("kms:") => &[Kind::Key, Kind::ReplicaKey],
         a if a.starts_with("dynamodb:") => &[Kind::Table],
         "sts:AssumeRole" => &[Kind::SpokeRole],
         a if a.starts_with("cloudtrail:") => &[Kind::Trail],
@@ -520,6 +532,11 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
             (Kind::Role, vec![format!("arn:{p}:iam::{acct}:role{}payments-prod", v.role_prefix)]),
             (Kind::Key, vec![format!("arn:{p}:kms:{region}:{acct}:key/{key}")]),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/{}payments-prod", v.alias_prefix)]),
+            (Kind::ReplicaKey, vec![format!("arn:{p}:kms:{}:{acct}:key/{key}", v.replica_region)]),
+            (
+                Kind::ReplicaAlias,
+                vec![format!("arn:{p}:kms:{}:{acct}:alias/{}payments-prod-replica", v.replica_region, v.alias_prefix)],
+            ),
             (
                 Kind::LockObject,
                 vec![
@@ -556,6 +573,8 @@ fn sample_resources(v: &Values<'_>, inside: bool) -> BTreeMap<Kind, Vec<String>>
                 ],
             ),
             (Kind::Alias, vec![format!("arn:{p}:kms:{region}:{acct}:alias/other-team-key")]),
+            (Kind::ReplicaKey, vec![format!("arn:{p}:kms:{}:{other}:key/{key}", v.replica_region)]),
+            (Kind::ReplicaAlias, vec![format!("arn:{p}:kms:{}:{acct}:alias/other-team-key", v.replica_region)]),
             (
                 Kind::Trail,
                 vec![
@@ -611,11 +630,13 @@ fn structural_problems(statements: &[Statement], v: &Values<'_>) -> Vec<String> 
                 continue;
             }
             let fields: Vec<&str> = resource.splitn(6, ':').collect();
-            let [arn, partition, _service, region, account, _rest] = fields[..] else {
+            let [arn, partition, service, region, account, _rest] = fields[..] else {
                 problems.push(format!("{}: {resource} is not an ARN", s.sid));
                 continue;
             };
-            if arn != "arn" || partition != v.partition || !(region.is_empty() || region == v.region) {
+            // Only the replicas' keys and aliases live in the replica region.
+            let in_region = region.is_empty() || region == v.region || (service == "kms" && region == v.replica_region);
+            if arn != "arn" || partition != v.partition || !in_region {
                 problems
                     .push(format!("{}: {resource} is not in partition {} and region {}", s.sid, v.partition, v.region));
             }
@@ -1081,6 +1102,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
             "encryption": {"mode": "KMS", "kmsKey": {"create": {"deletionWindowDays": 7}}},
             "locking": {"mode": "DynamoDB"}, "deletionPolicy": "Delete", "tags": {"team": "a", "env": "dev"},
             "audit": {"cloudTrail": {"logBucket": logs, "logPrefix": "audit"}},
+            "replication": {"region": TEST_VALUES.replica_region},
             "access": {"trust": {"oidcProviderArn": OIDC, "serviceAccounts": [{"namespace": "ci", "name": "runner"}]}}}),
     )
     .await;
@@ -1110,13 +1132,30 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     let account = sa.account_id.clone().expect("status.accountId");
     let region = ground.var("AWS_REGION").to_string();
     let values = Values { account: &account, region: &region, ..TEST_VALUES };
+    let replica_region = TEST_VALUES.replica_region;
     let used: BTreeMap<Kind, Vec<String>> = BTreeMap::from([
         (Kind::Any, vec!["*".to_string()]),
-        (Kind::Bucket, [&bucket_a, &bucket_b, &bucket_c].map(|b| format!("arn:aws:s3:::{b}")).to_vec()),
+        (
+            Kind::Bucket,
+            [&bucket_a, &bucket_b, &bucket_c]
+                .map(|b| format!("arn:aws:s3:::{b}"))
+                .into_iter()
+                .chain([sa.replica_bucket_arn.clone().expect("status.replicaBucketArn")])
+                .collect(),
+        ),
         (Kind::Table, [&sa, &sc].iter().map(|s| s.lock_table_arn.clone().expect("status.lockTableArn")).collect()),
-        (Kind::Role, [&sa, &sb, &sc].iter().map(|s| s.role_arn.clone().expect("status.roleArn")).collect()),
+        (
+            Kind::Role,
+            [&sa, &sb, &sc]
+                .iter()
+                .map(|s| s.role_arn.clone().expect("status.roleArn"))
+                .chain([sa.replication_role_arn.clone().expect("status.replicationRoleArn")])
+                .collect(),
+        ),
         (Kind::Key, vec![sa.kms_key_arn.clone().expect("status.kmsKeyArn"), existing_arn.clone()]),
         (Kind::Alias, vec![format!("arn:aws:kms:{region}:{account}:alias/tfstate-{ns}-alpha")]),
+        (Kind::ReplicaKey, vec![sa.replica_kms_key_arn.clone().expect("status.replicaKmsKeyArn")]),
+        (Kind::ReplicaAlias, vec![format!("arn:aws:kms:{replica_region}:{account}:alias/tfstate-{ns}-alpha-replica")]),
         (Kind::Trail, vec![sa.trail_arn.clone().expect("status.trailArn")]),
         // The lock files of the two lock-file backends (the default state key).
         (
