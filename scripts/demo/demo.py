@@ -152,13 +152,18 @@ def apply_and_report(g: Ground, timeout: float = 180) -> int:
     started = time.monotonic()
     listing = f"{GROUP}/namespaces/{NAMESPACE}/terraformstatebackends"
 
+    def settled(o):
+        # Ready, and the lock read: a lock table created in this pass is first read by the
+        # verify pass a moment later (status.lock is what the read-back shows).
+        return ready(o) == "True" and "lock" in (o.get("status") or {})
+
     def all_ready():
         items = (g.kube("GET", listing) or {}).get("items") or []
         mine = [o for o in items if o["metadata"]["name"] in names]
-        return mine if len(mine) == len(names) and all(ready(o) == "True" for o in mine) else None
+        return mine if len(mine) == len(names) and all(settled(o) for o in mine) else None
 
     try:
-        items = wait_for(f"{len(names)} backends to be Ready", timeout, all_ready)
+        items = wait_for(f"{len(names)} backends to be Ready with their lock read", timeout, all_ready)
     except SystemExit as e:
         print(e)
         items = (g.kube("GET", listing) or {}).get("items") or []
