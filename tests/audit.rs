@@ -66,7 +66,7 @@ impl Harness {
 
     /// The trail's name, as the operator derives it for backend `name`.
     fn default_trail(&self, name: &str) -> String {
-        format!("tfstate-{}-{name}", self.ns)
+        format!("tfstate-{}.{name}", self.ns)
     }
 
     /// `DriftRepaired` Events about `name` whose note names `change`.
@@ -401,7 +401,7 @@ async fn trails_of_others_are_never_taken() {
     assert!(after.logging && after.bucket == logs);
 
     // An untagged trail of the account.
-    let untagged = format!("tfstate-{}-manual", h.ns);
+    let untagged = format!("tfstate-{}.manual", h.ns);
     h.aws.cloudtrail.create_trail().name(&untagged).s3_bucket_name(&logs).send().await.expect("CreateTrail");
     let note = Tag::builder().key("team").value("security").build().unwrap();
     let untagged_arn = format!("arn:aws:cloudtrail:{}:{ACCOUNT}:trail/{untagged}", h.aws.region);
@@ -447,7 +447,7 @@ async fn invalid_audit_specs_are_refused() {
     let (_, _, message) = condition(&obj, "Ready").expect("Ready");
     assert!(message.contains("spec.audit.cloudTrail.logBucket") && message.contains("state bucket"), "{message}");
 
-    let adjacent = format!("tfstate-{}-a--b", h.ns);
+    let adjacent = format!("tfstate-{}.a--b", h.ns);
     h.create(
         "adjacent",
         spec(&unique_bucket("audit-adj"), json!({"cloudTrail": {"logBucket": "some-logs", "trailName": adjacent}})),
@@ -505,7 +505,7 @@ async fn trail_is_deleted_with_its_audit_spec_and_its_backend() {
     let first = h.default_trail("tf");
     assert!(read_back(&h.aws, &first).await.is_some());
 
-    let renamed = format!("tfstate-{}-tf.audit", h.ns);
+    let renamed = format!("tfstate-{}.tf-audit", h.ns);
     patch_spec(&h.api, "tf", json!({"audit": {"cloudTrail": {"trailName": renamed}}})).await;
     let obj = wait_for(&h.api, "tf", Duration::from_secs(60), "Ready after the rename", audit_settled).await;
     assert!(obj.status.and_then(|s| s.trail_arn).is_some_and(|a| a.ends_with(&format!("/{renamed}"))));

@@ -177,9 +177,9 @@ pub struct AllowedNames {
     pub kms_aliases: Option<Vec<String>>,
 
     /// Patterns for the audit trail's name (`spec.audit.cloudTrail.trailName` or its default
-    /// `tfstate-<namespace>-<name>`). Unlike the other lists, omitting it does not lift the
+    /// `tfstate-<namespace>.<name>`). Unlike the other lists, omitting it does not lift the
     /// restriction: a trail is an account-wide, billed resource, so an omitted list allows
-    /// only `tfstate-{namespace}-*` (the derived names of the namespace's own backends); `[]`
+    /// only `tfstate-{namespace}.*` (the derived names of the namespace's own backends); `[]`
     /// allows no audit trail at all. Without any policy (the built-in default) every name is
     /// allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

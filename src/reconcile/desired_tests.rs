@@ -469,7 +469,7 @@ fn the_trail_records_exactly_the_state_objects() {
     assert_eq!(
         t.config,
         TrailConfig {
-            name: "tfstate-team-payments-payments-prod".into(),
+            name: "tfstate-team-payments.payments-prod".into(),
             log_bucket: "acme-audit-logs".into(),
             log_prefix: None,
             multi_region: false,
@@ -477,7 +477,7 @@ fn the_trail_records_exactly_the_state_objects() {
             log_file_validation: true,
         }
     );
-    assert_eq!(t.arn, "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments-payments-prod");
+    assert_eq!(t.arn, "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments.payments-prod");
     let field = |f: &str, equals: &[&str], starts_with: &[&str]| FieldSelector {
         field: f.into(),
         equals: equals.iter().map(|s| s.to_string()).collect(),
@@ -509,7 +509,7 @@ fn the_log_bucket_statements_name_the_principal_the_trail_and_the_arns() {
     let v = valid("audit: {cloudTrail: {logBucket: acme-audit-logs, logPrefix: tfstate}}");
     let t = desired_trail(&v, &id()).unwrap();
     let s = log_bucket_statements("aws", ACCOUNT, &t);
-    let trail = "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments-payments-prod";
+    let trail = "arn:aws:cloudtrail:eu-west-1:123456789012:trail/tfstate-team-payments.payments-prod";
     assert_eq!(
         s,
         serde_json::json!([

@@ -66,7 +66,7 @@ pub enum Rule {
     PermissionsBoundary,
     /// A policy that cannot be evaluated may select the namespace.
     InvalidPolicy,
-    /// `allowedNames.trails` (or its default, `tfstate-{namespace}-*`).
+    /// `allowedNames.trails` (or its default, `tfstate-{namespace}.*`).
     TrailName,
 }
 

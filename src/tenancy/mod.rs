@@ -111,8 +111,10 @@ pub struct EffectivePolicy {
 }
 
 /// The trail names a policy allows when it omits `allowedNames.trails`: those derived from
-/// the namespace (`spec.audit.cloudTrail.trailName`'s default is `tfstate-<namespace>-<name>`).
-pub const DEFAULT_TRAIL_PATTERN: &str = "tfstate-{namespace}-*";
+/// the namespace (`spec.audit.cloudTrail.trailName`'s default is `tfstate-<namespace>.<name>`).
+/// A `.` after the namespace, which namespace names cannot hold: with a `-`, namespace `team`
+/// could take `tfstate-team-x-app`, the default name of backend `app` of namespace `team-x`.
+pub const DEFAULT_TRAIL_PATTERN: &str = "tfstate-{namespace}.*";
 
 impl EffectivePolicy {
     /// The applied policy's name, or [`BUILT_IN_DEFAULT`].

@@ -8,7 +8,7 @@ use super::{Audit, IPV4, ObjectRef, Problems, TRAIL, TerraformStateBackendSpec, 
 pub(super) fn resolve_audit(p: &mut Problems, obj: ObjectRef<'_>, spec: &TerraformStateBackendSpec) -> Option<Audit> {
     let ct = &spec.audit.as_ref()?.cloud_trail;
     let path = "spec.audit.cloudTrail.trailName";
-    let trail_name = ct.trail_name.clone().unwrap_or_else(|| format!("tfstate-{}-{}", obj.namespace, obj.name));
+    let trail_name = ct.trail_name.clone().unwrap_or_else(|| format!("tfstate-{}.{}", obj.namespace, obj.name));
     let hint = if ct.trail_name.is_none() {
         format!(" (the default {trail_name:?}, derived from the object's namespace and name; set {path} explicitly)")
     } else {

@@ -358,7 +358,7 @@ fn messages_say_what_is_allowed_by_whom_and_what_to_do() {
 }
 
 /// Audit trail names: any without a policy; under a policy that omits `allowedNames.trails`
-/// only the namespace's derived names (`tfstate-{namespace}-*`), not another namespace's nor
+/// only the namespace's derived names (`tfstate-{namespace}.*`), not another namespace's nor
 /// an account-wide one; an explicit list replaces that default; `[]` allows no trail at all.
 #[test]
 fn trail_names_are_denied_by_default_under_a_policy() {
@@ -369,17 +369,21 @@ fn trail_names_are_denied_by_default_under_a_policy() {
     };
     let trail = (Rule::TrailName, "spec.audit.cloudTrail.trailName".to_string());
     assert_eq!(broken(&default_for("team-a"), &named("org-security-trail")), []);
-    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-a-app")), []);
-    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-b-app")), std::slice::from_ref(&trail));
+    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-a.app")), []);
+    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-b.app")), std::slice::from_ref(&trail));
     assert_eq!(broken(&tenants("team-a"), &named("org-security-trail")), std::slice::from_ref(&trail));
+    // Abuse: namespace team-a squatting the default trail name of backend `app` of namespace
+    // `team-a-x` (tfstate-team-a-x.app), which would hold that backend in Conflict.
+    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-a-x.app")), std::slice::from_ref(&trail));
+    assert_eq!(broken(&tenants("team-a"), &named("tfstate-team-a-x-app")), std::slice::from_ref(&trail));
     assert_eq!(broken(&tenants("team-a"), &Backend::in_namespace("team-a")), [], "no audit, nothing to judge");
     let listed = policy("listed", "{namespaceSelector: {}, allowedNames: {trails: ['audit.{namespace}.*']}}");
     let p = resolve(&[listed], "team-a", &labels(&[]));
     assert_eq!(broken(&p, &named("audit.team-a.state")), []);
-    assert_eq!(broken(&p, &named("tfstate-team-a-app")), std::slice::from_ref(&trail), "the list replaces the default");
+    assert_eq!(broken(&p, &named("tfstate-team-a.app")), std::slice::from_ref(&trail), "the list replaces the default");
     let none = policy("none", "{namespaceSelector: {}, allowedNames: {trails: []}}");
     let p = resolve(&[none], "team-a", &labels(&[]));
-    assert_eq!(broken(&p, &named("tfstate-team-a-app")), [trail]);
-    let v = check(&p, &named("tfstate-team-a-app").target()).unwrap_err();
+    assert_eq!(broken(&p, &named("tfstate-team-a.app")), [trail]);
+    let v = check(&p, &named("tfstate-team-a.app").target()).unwrap_err();
     assert!(v[0].message().contains("no audit trail names are allowed"), "{}", v[0].message());
 }

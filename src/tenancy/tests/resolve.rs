@@ -99,7 +99,7 @@ fn an_empty_policy_is_stricter_than_the_built_in_default_only_on_existing_keys_a
     let mut expected = resolve(&[], "team-a", &labels(&[]));
     expected.source = PolicySource::Policy("all".into());
     expected.existing_keys = Allowed::Only(vec![]);
-    expected.trail_names = Allowed::Only(vec![Pattern::new("tfstate-{namespace}-*", "team-a")]);
+    expected.trail_names = Allowed::Only(vec![Pattern::new("tfstate-{namespace}.*", "team-a")]);
     assert_eq!(p, expected);
     assert_eq!(p.policy_name(), "all");
     assert_eq!(p.source.to_string(), "TerraformStatePolicy \"all\"");

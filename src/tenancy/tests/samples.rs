@@ -73,7 +73,7 @@ fn derived_default_names_are_judged_too() {
     // namespace's does not make it another's.
     assert_eq!(violations("audit.yaml", "default", &p), []);
     let (_, valid) = sample("audit.yaml", "default");
-    assert_eq!(valid.audit.map(|a| a.trail_name).as_deref(), Some("tfstate-default-audited"));
+    assert_eq!(valid.audit.map(|a| a.trail_name).as_deref(), Some("tfstate-default.audited"));
     let strict =
         resolve(&[policy("none", "{namespaceSelector: {}, allowedNames: {trails: []}}")], "default", &labels(&[]));
     assert_eq!(violations("audit.yaml", "default", &strict), [Rule::TrailName]);
