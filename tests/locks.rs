@@ -409,7 +409,7 @@ async fn published(fx: &Fixture) -> std::collections::BTreeMap<String, String> {
 
 /// DynamoDB -> Lockfile is refused with no AWS call and a message naming the Both step;
 /// DynamoDB -> Both -> Lockfile works and the role's grants follow; Lockfile -> DynamoDB is
-/// refused likewise.
+/// refused likewise; Lockfile -> Both -> DynamoDB works, the stale digests cleared first.
 #[tokio::test]
 async fn lock_mode_migrates_only_through_both() {
     let fx = fixture("locks-migrate", json!({"mode": "DynamoDB"})).await;
@@ -477,4 +477,65 @@ async fn lock_mode_migrates_only_through_both() {
     .await;
     assert!(condition(&obj, "Ready").is_some_and(|(_, _, m)| m.contains("Both")));
     assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+
+    // Back the other way, Lockfile -> Both -> DynamoDB. Terraform's digests in the kept table
+    // predate what lock-file runners wrote since, and Terraform would refuse the state: the
+    // operator deletes this bucket's digest items (every workspace's) before publishing Both,
+    // and nothing of another bucket's.
+    let table = fx.table();
+    let digest = |id: String| {
+        let ddb = fx.aws.dynamodb.clone();
+        let table = table.clone();
+        async move {
+            ddb.put_item()
+                .table_name(&table)
+                .item("LockID", AttributeValue::S(id))
+                .item("Digest", AttributeValue::S("0123456789abcdef0123456789abcdef".into()))
+                .send()
+                .await
+                .expect("PutItem of a digest");
+        }
+    };
+    let ours = [format!("{}-md5", fx.lock_id()), format!("{}/env:/dev/{}-md5", fx.bucket, fx.state_key())];
+    let theirs = format!("{}-other/team/terraform.tfstate-md5", fx.bucket);
+    for id in ours.iter().chain([&theirs]) {
+        digest(id.clone()).await;
+    }
+    let item = async |id: &str| {
+        let out = fx.aws.dynamodb.get_item().table_name(&table).key("LockID", AttributeValue::S(id.into()));
+        out.consistent_read(true).send().await.expect("GetItem").item().is_some_and(|i| !i.is_empty())
+    };
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Both"}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Both));
+    for id in &ours {
+        assert!(!item(id).await, "the stale digest {id} is still in the table");
+    }
+    assert!(item(&theirs).await, "another bucket's digest item was deleted");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = Api::<Event>::namespaced(fx.client.clone(), &fx.ns).list(&ListParams::default()).await;
+        let notes: Vec<String> = list.expect("Events").items.into_iter().filter_map(|e| e.note).collect();
+        if notes.iter().any(|n| n.contains("deleted 2 Terraform state digest item(s)")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Event about the deleted digests: {notes:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(has(&sids, "UseLockTable") && has(&sids, "ManageLockFiles"), "Both: {sids:?}");
+    // A digest written under Both is current: the next passes leave it.
+    digest(ours[0].clone()).await;
+    passes(&fx.op, 2).await;
+    assert!(item(&ours[0]).await, "a digest written after the return to the table was deleted");
+
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "DynamoDB"}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::DynamoDB));
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "DynamoDB: {sids:?}");
+    let data = published(&fx).await;
+    assert!(data.contains_key("dynamodb_table"), "DynamoDB: {data:?}");
+    assert_ne!(data.get("use_lockfile").map(String::as_str), Some("true"), "DynamoDB: {data:?}");
+    assert!(item(&ours[0]).await, "the current digest survived the step to DynamoDB");
 }

@@ -117,6 +117,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     // The default workspace's lock item (read every pass; deleted only on a force-unlock request).
     ("dynamodb", "GetItem", &["dynamodb:GetItem"]),
     ("dynamodb", "DeleteItem", &["dynamodb:DeleteItem"]),
+    ("dynamodb", "Scan", &["dynamodb:Scan"]),
     // S3 objects: Terraform's lock files only, never state. A delete with If-Match needs
     // s3:GetObject too. (S3's kms:Decrypt of a lock file comes from the key policy of the
     // keys the operator creates, `AllowOperatorReadLockFiles`, not from this policy.)
@@ -1211,7 +1212,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
     eventually("key scheduled for deletion", async || key_state().await == "Enabled").await;
     k.delete_alias().alias_name(&alias).send().await.expect("DeleteAlias");
     eventually("key alias", async || kms::describe_key(k, &alias).await.is_ok_and(|i| i.is_some())).await;
-    let trail = format!("tfstate-{ns}-alpha");
+    let trail = format!("tfstate-{ns}.alpha");
     let ct = &aws.cloudtrail;
     ct.stop_logging().name(&trail).send().await.expect("StopLogging");
     eventually("trail logging", async || {

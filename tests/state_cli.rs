@@ -95,6 +95,13 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     let garbage = put(&aws.s3, &bucket, &key, &kms, b"\x00 not a state {".to_vec()).await;
     let before = version_ids(&aws.s3, &bucket, &key).await;
     assert_eq!(before.len(), 5);
+    // Abuse of the bad day: garbage does not lift the lineage check. The state's lineage is
+    // then the newest readable one (v3's), so another state is still refused.
+    let refused = cli(&b, &["restore", "--version", &other]);
+    let (_, err) = text(&refused);
+    assert!(!refused.status.success(), "another lineage restored over garbage without --force");
+    assert!(err.contains("lineage lineage-m") && err.contains(&v3) && err.contains("--force"), "{err}");
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await, before, "nothing written");
 
     // A held lock (Terraform's item) refuses the restore, and nothing changes.
     let info = r#"{"ID":"6c2f6d1e","Operation":"OperationTypeApply","Who":"ci@runner-7","Version":"1.10.0","Created":"2026-12-01T15:00:00Z","Path":""}"#;

@@ -442,7 +442,9 @@ pub struct OutputSpec {
     /// `kms:Decrypt` on the key (OpenTofu calls KMS itself, not through S3), and, with a key
     /// the operator creates, the key policy too. An existing key (`existingKeyArn`) is never
     /// changed: its key policy must allow that direct use itself (a policy that delegates to
-    /// IAM through the account root already does). Requires encryption mode `KMS`. Once state
+    /// IAM through the account root already does). Requires encryption mode `KMS`, and no
+    /// `spec.replication` (the replica's copies would need the backend region's key, which
+    /// an outage of that region takes away). Once state
     /// is written encrypted, turning this off makes it unreadable for runners without the
     /// configuration: keep it on, or migrate with OpenTofu's `fallback` block first.
     #[serde(default)]
@@ -472,7 +474,7 @@ pub struct AuditSpec {
 pub struct CloudTrailSpec {
     /// Trail name: 3-128 letters, digits, `.`, `_` and `-`, starting and ending with a letter
     /// or digit, no two of `._-` in a row, not an IP address. Defaults to
-    /// `tfstate-<namespace>-<name>`. The cluster policy's `allowedNames.trails` applies.
+    /// `tfstate-<namespace>.<name>`. The cluster policy's `allowedNames.trails` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 128), regex(pattern = patterns::TRAIL_NAME))]
     pub trail_name: Option<String>,

@@ -237,3 +237,63 @@ pub async fn delete_lock_if(c: &Client, table: &str, lock_id: &str, info: &str) 
         Err(e) => Err(e),
     }
 }
+
+/// Most Scan pages read for digest items: a lock table holds one lock and one digest per
+/// workspace, far less than a page (1 MB).
+const MAX_DIGEST_PAGES: usize = 10;
+
+/// Terraform's state digest items of `bucket` in the lock table, `<bucket>/<key>-md5` (one
+/// per workspace), as (`LockID`, `Digest`): a Scan projecting only those two attributes.
+pub async fn digest_items(c: &Client, table: &str, bucket: &str) -> Result<Vec<(String, String)>, AwsError> {
+    let (mut items, mut start) = (Vec::new(), None);
+    for _ in 0..MAX_DIGEST_PAGES {
+        let out = c
+            .scan()
+            .table_name(table)
+            .projection_expression("LockID, Digest")
+            .filter_expression("begins_with(LockID, :bucket) AND attribute_exists(Digest)")
+            .expression_attribute_values(":bucket", AttributeValue::S(format!("{bucket}/")))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .ctx(DDB, "Scan")?;
+        for item in out.items() {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            if let (Some(id), Some(digest)) = (text("LockID"), text("Digest"))
+                && id.ends_with("-md5")
+            {
+                items.push((id, digest));
+            }
+        }
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// DeleteItem of the digest item `lock_id`, only if its `Digest` is still `digest`: a digest a
+/// runner wrote in between is current and stays.
+pub async fn delete_digest_if(
+    c: &Client,
+    table: &str,
+    lock_id: &str,
+    digest: &str,
+) -> Result<ConditionalDelete, AwsError> {
+    let out = c
+        .delete_item()
+        .table_name(table)
+        .key("LockID", AttributeValue::S(lock_id.to_string()))
+        .condition_expression("Digest = :digest")
+        .expression_attribute_values(":digest", AttributeValue::S(digest.to_string()))
+        .send()
+        .await
+        .ctx(DDB, "DeleteItem");
+    match out {
+        Ok(_) => Ok(ConditionalDelete::Deleted),
+        Err(e) if e.code == "ConditionalCheckFailedException" => Ok(ConditionalDelete::Changed),
+        Err(e) => Err(e),
+    }
+}

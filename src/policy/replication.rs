@@ -126,23 +126,12 @@ pub const REPLICA_OBJECT_WRITES: [&str; 16] = [
 
 /// Bucket configuration changes refused to every principal but the operator, which keeps
 /// them converged (the account root user can always remove a bucket policy that locks
-/// everyone else out).
-pub const REPLICA_CONFIG_WRITES: [&str; 14] = [
-    "s3:PutBucketPolicy",
-    "s3:DeleteBucketPolicy",
-    "s3:PutBucketVersioning",
-    "s3:PutEncryptionConfiguration",
-    "s3:PutLifecycleConfiguration",
-    "s3:PutBucketOwnershipControls",
-    "s3:PutBucketPublicAccessBlock",
-    "s3:PutReplicationConfiguration",
-    "s3:PutBucketAcl",
-    "s3:PutBucketObjectLockConfiguration",
-    "s3:PutBucketTagging",
-    "s3:PutBucketNotification",
-    "s3:PutBucketWebsite",
-    "s3:DeleteBucket",
-];
+/// everyone else out). Wildcards, not a list: every bucket-level write is a `Put*` (a
+/// bucket-level `Delete...` needs the `Put...` of its configuration, e.g. DeleteBucketCors
+/// `s3:PutBucketCORS`) or a `DeleteBucket*` action, so a configuration S3 adds later
+/// (inventory exports of the listing, logging, CORS, acceleration...) is refused too. On the
+/// bucket's ARN only, so object writes (the replication role's) are not concerned.
+pub const REPLICA_CONFIG_WRITES: [&str; 2] = ["s3:Put*", "s3:DeleteBucket*"];
 
 /// The replica bucket's policy, `Sid`s:
 /// - `DenyInsecureTransport`: any request without TLS;

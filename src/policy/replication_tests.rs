@@ -137,6 +137,34 @@ fn replica_bucket_is_read_only_but_for_the_replication_role() {
     for needed in ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl"] {
         assert!(REPLICA_OBJECT_WRITES.contains(&needed), "{needed} is not refused");
     }
+    // Abuse: bucket-level writes a tenant could use on the replica (exporting its listing
+    // elsewhere, logging, CORS, a policy of its own, deleting it) are all refused but to the
+    // operator; reads are not.
+    let refused = |action: &str| {
+        REPLICA_CONFIG_WRITES.iter().any(|p| p.strip_suffix('*').is_some_and(|prefix| action.starts_with(prefix)))
+    };
+    for write in [
+        "s3:PutInventoryConfiguration",
+        "s3:PutBucketLogging",
+        "s3:PutBucketCORS",
+        "s3:PutAccelerateConfiguration",
+        "s3:PutIntelligentTieringConfiguration",
+        "s3:PutAnalyticsConfiguration",
+        "s3:PutMetricsConfiguration",
+        "s3:PutBucketRequestPayment",
+        "s3:PutBucketPolicy",
+        "s3:DeleteBucketPolicy",
+        "s3:PutBucketVersioning",
+        "s3:PutReplicationConfiguration",
+        "s3:PutBucketNotification",
+        "s3:DeleteBucketWebsite",
+        "s3:DeleteBucket",
+    ] {
+        assert!(refused(write), "{write} is not refused on the replica bucket");
+    }
+    for read in ["s3:GetObject", "s3:ListBucket", "s3:GetBucketPolicy", "s3:ListBucketVersions"] {
+        assert!(!refused(read), "{read} is refused");
+    }
 }
 
 /// The replica key: administration as every created key, use by the replication role

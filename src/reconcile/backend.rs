@@ -7,7 +7,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::{ConditionType as C, Reason, TerraformStateBackend};
+use crate::api::{ConditionType as C, LockMode, Reason, TerraformStateBackend};
 use crate::aws::{AssumeAs, AwsClients, s3};
 use crate::context::Context;
 use crate::render::render;
@@ -445,6 +445,24 @@ impl Run<'_> {
             Ok(Some(dr)) => Some(dr.clone()),
             _ => self.remembered_replica(),
         };
+        // Back to the lock table after lock files: the digests it kept went stale under
+        // runners that did not update them, and Terraform refuses a state that does not
+        // match its digest. Cleared before runners get the table again (Terraform skips the
+        // check without a digest, and writes a new one with the next state).
+        let runners_use = self.obj.status.as_ref().and_then(|s| s.lock_mode);
+        if runners_use == Some(LockMode::Lockfile)
+            && let Some(table) = res.table.as_ref().filter(|_| table_owned && observed.table.is_some())
+        {
+            let cleared = locks::clear_stale_digests(aws, &table.name, &valid.bucket).await?;
+            if cleared > 0 {
+                let note = format!(
+                    "deleted {cleared} Terraform state digest item(s) of bucket {} from lock table {}: lock files \
+                     were used since they were written, so they no longer match the state",
+                    valid.bucket, table.name
+                );
+                self.lock_events.push((EventType::Normal, Reason::Updated, note));
+            }
+        }
         self.publish(&res.backend, dr.as_ref()).await?;
         // The lock, where the lock mode keeps it and only in what is ours.
         let targets = LockTargets {

@@ -229,15 +229,17 @@ async fn delete_owned(
             cloudtrail::delete_trail(&aws.cloudtrail, &info.config.name).await.map_err(on)?;
         }
     }
-    if let Some(table) = &valid.lock_table
-        && let Some(info) = dynamodb::describe(&aws.dynamodb, &table.name).await?
-    {
-        let settings = dynamodb::get_settings(&aws.dynamodb, &table.name, &info.arn).await?;
+    // In mode Lockfile the spec names no table, but one kept from an earlier mode (a mode
+    // change never deletes it) is still ours: the default name, `<bucket>-lock`, is looked
+    // at then, and deleted only if its ownership tags say so.
+    let table_name = valid.lock_table.as_ref().map_or_else(|| format!("{}-lock", valid.bucket), |t| t.name.clone());
+    if let Some(info) = dynamodb::describe(&aws.dynamodb, &table_name).await? {
+        let settings = dynamodb::get_settings(&aws.dynamodb, &table_name, &info.arn).await?;
         if owner.owns(&settings.tags) {
             if info.deletion_protection {
-                dynamodb::update(&aws.dynamodb, &table.name, Some(false), None, false).await?;
+                dynamodb::update(&aws.dynamodb, &table_name, Some(false), None, false).await?;
             }
-            dynamodb::delete(&aws.dynamodb, &table.name).await?;
+            dynamodb::delete(&aws.dynamodb, &table_name).await?;
         }
     }
     if let Some(role) = iam::get_role(&aws.iam, &valid.role.name).await?

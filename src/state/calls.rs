@@ -112,7 +112,11 @@ pub async fn copy_version(s3: &aws_sdk_s3::Client, t: &StateTarget, version: &st
     );
     let copy = s3.copy_object().bucket(&t.bucket).key(&t.key).copy_source(source);
     let copy = match &t.sse {
-        Sse::Kms(key) => copy.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key),
+        // With the Bucket Key, as the bucket's default encryption writes every object: the
+        // replication role's key use is allowed for the bucket's encryption context only.
+        Sse::Kms(key) => {
+            copy.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key).bucket_key_enabled(true)
+        }
         Sse::Aes256 => copy.server_side_encryption(ServerSideEncryption::Aes256),
     };
     let out = copy.send().await.ctx(S3, "CopyObject").map_err(|e| e.on(&resource))?;

@@ -82,8 +82,9 @@ pub fn format_versions(bucket: &str, key: &str, versions: &[Version], truncated:
 pub struct RestoreCheck<'a> {
     /// The version to restore.
     pub target: &'a Version,
-    /// The current version, when there is one (not a delete marker).
-    pub current: Option<&'a Version>,
+    /// The versions newer than the target, newest first (the current one first), with the
+    /// heads read of as many as [`state_lineage`] needed.
+    pub newer: &'a [Version],
     /// Who holds the lock, when it is held (DynamoDB item and/or `.tflock`).
     pub lock: Option<String>,
     /// `--force`.
@@ -106,15 +107,17 @@ pub enum Refusal {
     AlreadyCurrent(String),
     /// The version belongs to another state (another lineage).
     #[error(
-        "version {target} has lineage {target_lineage}, the current state {current_lineage}: it is another state, not an earlier version of this one (pass --force to restore it anyway)"
+        "version {target} has lineage {target_lineage}, the state (its newest version with a lineage, {of}) {current_lineage}: it is another state, not an earlier version of this one (pass --force to restore it anyway)"
     )]
     OtherLineage {
         /// The version.
         target: String,
         /// Its lineage.
         target_lineage: String,
-        /// The current state's lineage.
+        /// The state's lineage.
         current_lineage: String,
+        /// The version the state's lineage was read from.
+        of: String,
     },
     /// The version's lineage cannot be read (content not JSON, or not readable by the caller).
     #[error("the lineage of version {target} cannot be checked ({why}); pass --force to restore it unchecked")]
@@ -126,8 +129,20 @@ pub enum Refusal {
     },
 }
 
+/// The state's lineage, from `newer` (newest first): the first version that is no delete
+/// marker and has one, as (version id, lineage). A garbage current version (the bad day this
+/// is for) has none, so the state's lineage is that of the newest version before it that has
+/// one: restoring another state over garbage is refused like restoring it over a good one.
+pub fn state_lineage(newer: &[Version]) -> Option<(&str, &str)> {
+    newer.iter().filter(|v| !v.delete_marker).find_map(|v| match &v.head {
+        Ok(StateHead { lineage: Some(l), .. }) => Some((v.id.as_str(), l.as_str())),
+        _ => None,
+    })
+}
+
 /// Whether the restore may go ahead. Never refused for a current state that is garbage (the
-/// bad day this is for): the lineage is compared only when both are known.
+/// bad day this is for): the target's lineage is compared with the state's
+/// ([`state_lineage`]), and only when both are known.
 ///
 /// # Errors
 ///
@@ -138,7 +153,7 @@ pub fn check_restore(c: &RestoreCheck<'_>) -> Result<(), Refusal> {
     if c.target.delete_marker {
         return Err(Refusal::DeleteMarker(id()));
     }
-    if c.target.latest || c.current.is_some_and(|cur| cur.id == c.target.id) {
+    if c.target.latest {
         return Err(Refusal::AlreadyCurrent(id()));
     }
     if c.force {
@@ -152,10 +167,11 @@ pub fn check_restore(c: &RestoreCheck<'_>) -> Result<(), Refusal> {
         Ok(_) => return Err(Refusal::LineageUnknown { target: id(), why: "it is not Terraform state JSON".into() }),
         Err(why) => return Err(Refusal::LineageUnknown { target: id(), why: why.clone() }),
     };
-    if let Some(Ok(StateHead { lineage: Some(current), .. })) = c.current.map(|v| &v.head)
-        && *current != target_lineage
+    if let Some((of, current)) = state_lineage(c.newer)
+        && current != target_lineage
     {
-        return Err(Refusal::OtherLineage { target: id(), target_lineage, current_lineage: current.clone() });
+        let (current_lineage, of) = (current.to_owned(), of.to_owned());
+        return Err(Refusal::OtherLineage { target: id(), target_lineage, current_lineage, of });
     }
     Ok(())
 }

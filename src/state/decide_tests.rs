@@ -58,46 +58,102 @@ fn table_shows_dashes_and_says_why_once() {
 #[test]
 fn restore_of_an_earlier_version_of_the_same_lineage_goes_ahead() {
     let (cur, old) = (version("v2", true, head(2, "L")), version("v1", false, head(1, "L")));
-    assert_eq!(check_restore(&RestoreCheck { target: &old, current: Some(&cur), lock: None, force: false }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        Ok(())
+    );
 }
 
 #[test]
 fn garbage_current_state_does_not_block_the_restore() {
     let (cur, old) = (version("v2", true, Ok(StateHead::default())), version("v1", false, head(1, "L")));
-    assert_eq!(check_restore(&RestoreCheck { target: &old, current: Some(&cur), lock: None, force: false }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        Ok(())
+    );
     // Nor does a current version the caller cannot read.
     let cur = version("v2", true, Err("denied".into()));
-    assert_eq!(check_restore(&RestoreCheck { target: &old, current: Some(&cur), lock: None, force: false }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        Ok(())
+    );
+}
+
+/// Abuse of the garbage exemption: garbage written over a state must not let another state
+/// (another lineage) be restored unchecked; the state's lineage is then the newest readable
+/// one before the garbage. With nothing readable after the target, nothing is compared.
+#[test]
+fn garbage_over_a_state_keeps_its_lineage() {
+    let garbage = version("v3", true, Ok(StateHead::default()));
+    let good = version("v2", false, head(2, "L"));
+    let (same, other) = (version("v1", false, head(1, "L")), version("v0", false, head(7, "M")));
+    let newer = [garbage.clone(), good.clone()];
+    assert_eq!(check_restore(&RestoreCheck { target: &same, newer: &newer, lock: None, force: false }), Ok(()));
+    let refused = check_restore(&RestoreCheck { target: &other, newer: &newer, lock: None, force: false });
+    assert!(
+        matches!(&refused, Err(Refusal::OtherLineage { of, current_lineage, .. }) if of == "v2" && current_lineage == "L"),
+        "{refused:?}"
+    );
+    assert_eq!(state_lineage(&newer), Some(("v2", "L")));
+    let only_garbage = [garbage, version("v2", false, Err("denied".into()))];
+    assert_eq!(check_restore(&RestoreCheck { target: &other, newer: &only_garbage, lock: None, force: false }), Ok(()));
 }
 
 #[test]
 fn a_held_lock_refuses_unless_forced() {
     let (cur, old) = (version("v2", true, head(2, "L")), version("v1", false, head(1, "L")));
     let lock = Some("DynamoDB lock held by ci@runner, operation OperationTypeApply".to_owned());
-    let refused = check_restore(&RestoreCheck { target: &old, current: Some(&cur), lock: lock.clone(), force: false });
+    let refused = check_restore(&RestoreCheck {
+        target: &old,
+        newer: std::slice::from_ref(&cur),
+        lock: lock.clone(),
+        force: false,
+    });
     assert!(matches!(refused, Err(Refusal::Locked(ref who)) if who.contains("ci@runner")), "{refused:?}");
-    assert_eq!(check_restore(&RestoreCheck { target: &old, current: Some(&cur), lock, force: true }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock, force: true }),
+        Ok(())
+    );
 }
 
 #[test]
 fn another_lineage_refuses_unless_forced() {
     let (cur, other) = (version("v2", true, head(2, "L")), version("v1", false, head(9, "M")));
-    let refused = check_restore(&RestoreCheck { target: &other, current: Some(&cur), lock: None, force: false });
+    let refused =
+        check_restore(&RestoreCheck { target: &other, newer: std::slice::from_ref(&cur), lock: None, force: false });
     assert_eq!(
         refused,
-        Err(Refusal::OtherLineage { target: "v1".into(), target_lineage: "M".into(), current_lineage: "L".into() })
+        Err(Refusal::OtherLineage {
+            target: "v1".into(),
+            target_lineage: "M".into(),
+            current_lineage: "L".into(),
+            of: "v2".into()
+        })
     );
-    assert_eq!(check_restore(&RestoreCheck { target: &other, current: Some(&cur), lock: None, force: true }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &other, newer: std::slice::from_ref(&cur), lock: None, force: true }),
+        Ok(())
+    );
 }
 
 #[test]
 fn an_unreadable_target_refuses_unless_forced() {
     let cur = version("v2", true, head(2, "L"));
     for target in [version("v1", false, Ok(StateHead::default())), version("v1", false, Err("AccessDenied".into()))] {
-        let refused = check_restore(&RestoreCheck { target: &target, current: Some(&cur), lock: None, force: false });
+        let refused = check_restore(&RestoreCheck {
+            target: &target,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force: false,
+        });
         assert!(matches!(refused, Err(Refusal::LineageUnknown { .. })), "{refused:?}");
         assert_eq!(
-            check_restore(&RestoreCheck { target: &target, current: Some(&cur), lock: None, force: true }),
+            check_restore(&RestoreCheck {
+                target: &target,
+                newer: std::slice::from_ref(&cur),
+                lock: None,
+                force: true
+            }),
             Ok(())
         );
     }
@@ -108,9 +164,11 @@ fn delete_markers_and_the_current_version_are_refused_even_forced() {
     let cur = version("v2", true, head(2, "L"));
     let marker = Version { delete_marker: true, ..version("dm", false, Ok(StateHead::default())) };
     for force in [false, true] {
-        let refused = check_restore(&RestoreCheck { target: &marker, current: Some(&cur), lock: None, force });
+        let refused =
+            check_restore(&RestoreCheck { target: &marker, newer: std::slice::from_ref(&cur), lock: None, force });
         assert_eq!(refused, Err(Refusal::DeleteMarker("dm".into())));
-        let refused = check_restore(&RestoreCheck { target: &cur, current: Some(&cur), lock: None, force });
+        let refused =
+            check_restore(&RestoreCheck { target: &cur, newer: std::slice::from_ref(&cur), lock: None, force });
         assert_eq!(refused, Err(Refusal::AlreadyCurrent("v2".into())));
     }
 }

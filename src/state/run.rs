@@ -22,6 +22,10 @@ async fn head_of(aws: &AwsClients, t: &StateTarget, v: &Version) -> Result<(Stat
     }
 }
 
+/// How many versions newer than the one restored are read at most to find the state's
+/// lineage (each is a GetObject): garbage is one or a few versions, not dozens.
+const MAX_LINEAGE_READS: usize = 20;
+
 /// `state versions`: the version table.
 ///
 /// # Errors
@@ -52,16 +56,22 @@ pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bo
         list[at].head = read.clone().map(|(h, _)| h);
         content = read.ok().and_then(|(_, c)| c);
     }
-    let current_at = list.iter().position(|v| v.latest && !v.delete_marker);
-    if let Some(c) = current_at.filter(|c| *c != at) {
-        list[c].head = head_of(aws, t, &list[c]).await.map(|(h, _)| h);
+    // The state's lineage: the newest version after the target that has one (a garbage
+    // current version has none). Read newest first, stopping at the first lineage found;
+    // at most MAX_LINEAGE_READS versions are read.
+    let (newer, rest) = list.split_at_mut(at);
+    for v in newer.iter_mut().filter(|v| !v.delete_marker).take(MAX_LINEAGE_READS) {
+        v.head = head_of(aws, t, v).await.map(|(h, _)| h);
+        if matches!(&v.head, Ok(StateHead { lineage: Some(_), .. })) {
+            break;
+        }
     }
     let lock = lock_holder(&aws.s3, &aws.dynamodb, t).await?;
-    let (target, current) = (&list[at], current_at.map(|c| &list[c]));
-    check_restore(&RestoreCheck { target, current, lock: lock.clone(), force })?;
+    let target = &rest[0];
+    check_restore(&RestoreCheck { target, newer, lock: lock.clone(), force })?;
 
     let new_id = copy_version(&aws.s3, t, version).await?;
-    let old = list.iter().find(|v| v.latest).map_or_else(|| "(none)".to_owned(), |v| v.id.clone());
+    let old = newer.iter().chain(rest.iter()).find(|v| v.latest).map_or_else(|| "(none)".to_owned(), |v| v.id.clone());
     let sse = match &t.sse {
         Sse::Kms(key) => format!("SSE-KMS with {key}"),
         Sse::Aes256 => "SSE-S3 (AES256)".to_owned(),

@@ -73,13 +73,23 @@ pub fn target_from_object(obj: &TerraformStateBackend, defaults: &OperatorDefaul
             })?)
         }
     };
+    // The locks of the spec's mode and of the mode runners were last given (status.lockMode):
+    // they differ while a mode change is refused or not yet published, and a run may hold
+    // either.
+    let status = obj.status.as_ref();
+    let runners = status.and_then(|s| s.lock_mode);
+    let known_table = status.and_then(|s| s.lock_table_arn.as_deref()).and_then(|arn| arn.rsplit_once("table/"));
+    let lock_table = valid
+        .lock_table
+        .map(|t| t.name)
+        .or_else(|| runners.filter(|m| m.uses_table()).and(known_table.map(|(_, name)| name.to_string())));
     Ok(StateTarget {
         region: valid.region,
         bucket: valid.bucket,
         key: valid.state_key,
         sse,
-        lock_table: valid.lock_table.map(|t| t.name),
-        lockfile: valid.lock_mode.uses_lockfile(),
+        lock_table,
+        lockfile: valid.lock_mode.uses_lockfile() || runners.is_some_and(|m| m.uses_lockfile()),
     })
 }
 
@@ -108,6 +118,21 @@ mod tests {
         assert!(!t.lockfile);
         assert_eq!(t.lock_id(), "acme-b/team/app/terraform.tfstate");
         assert_eq!(t.digest_id(), "acme-b/team/app/terraform.tfstate-md5");
+    }
+
+    /// A mode change not yet published (or refused): the locks of both modes are checked.
+    #[test]
+    fn target_checks_the_locks_runners_were_given_too() {
+        let spec = "spec: {bucket: {name: acme-b}, encryption: {mode: AES256}, locking: {mode: Lockfile}, access: {trust: {awsPrincipals: ['arn:aws:iam::123456789012:root']}}}\n";
+        let status =
+            "status: {lockMode: DynamoDB, lockTableArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/acme-b-lock'}\n";
+        let defaults = OperatorDefaults { region: Some("eu-west-1".into()) };
+        let t = target_from_object(&obj(&format!("{BASE}{spec}{status}")), &defaults).expect("target");
+        assert_eq!((t.lock_table.as_deref(), t.lockfile), (Some("acme-b-lock"), true));
+        let spec = spec.replace("mode: Lockfile", "mode: DynamoDB");
+        let status = "status: {lockMode: Lockfile}\n";
+        let t = target_from_object(&obj(&format!("{BASE}{spec}{status}")), &defaults).expect("target");
+        assert_eq!((t.lock_table.as_deref(), t.lockfile), (Some("acme-b-lock"), true));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod pass;
 pub mod rules;
 
 pub use info::{LockInfo, LockInfoError, parse_lock_info};
-pub use pass::{LockPass, LockTargets, check_locks};
+pub use pass::{LockPass, LockTargets, check_locks, clear_stale_digests};
 pub use rules::{
     ReadLock, UnlockPlan, check_migration, is_stale, lock_status, parse_stale_after, plan_unlock, previous_mode,
     stale_event_due,

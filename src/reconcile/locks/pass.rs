@@ -255,3 +255,24 @@ async fn remove_annotation(
     }
     Ok(())
 }
+
+/// Deletes Terraform's state digest items of `bucket` (`<bucket>/<key>-md5`, every
+/// workspace's) from the lock table `table`, each only if its digest is unchanged since it
+/// was read. Returns how many were deleted. For a lock table runners get back after using
+/// lock files only: the digests there predate the states written meanwhile.
+///
+/// # Errors
+///
+/// [`ReconcileError::Aws`] when the table cannot be scanned or an item not deleted.
+pub async fn clear_stale_digests(aws: &AwsClients, table: &str, bucket: &str) -> Result<usize, ReconcileError> {
+    let on = |e: crate::aws::AwsError| e.on(format!("DynamoDB table {table}, digest items of bucket {bucket}"));
+    let mut deleted = 0;
+    for (id, digest) in dynamodb::digest_items(&aws.dynamodb, table, bucket).await.map_err(on)? {
+        if dynamodb::delete_digest_if(&aws.dynamodb, table, &id, &digest).await.map_err(on)?
+            == ConditionalDelete::Deleted
+        {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}

@@ -296,6 +296,18 @@ fn check_open_tofu_encryption(p: &mut Problems, spec: &TerraformStateBackendSpec
              openTofuEncryption off",
         );
     }
+    // The replica's copies are encrypted by OpenTofu under the state key, in the backend's
+    // region: in an outage of that region (what the replica is for) they cannot be decrypted,
+    // so `backend-dr.tfbackend` would serve state nobody can read.
+    if spec.output.open_tofu_encryption && spec.replication.is_some() {
+        p.add(
+            "spec.output.openTofuEncryption",
+            "cannot be combined with spec.replication: OpenTofu encrypts the state with the backend's KMS key, \
+             in the backend's region, so in an outage of that region the replica's copies could not be \
+             decrypted and backend-dr.tfbackend would serve unreadable state; keep the replica (S3 encrypts it \
+             with a key in the replica's region) or OpenTofu's encryption, not both",
+        );
+    }
 }
 
 fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Option<LockTable> {

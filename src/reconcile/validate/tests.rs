@@ -728,7 +728,7 @@ fn open_tofu_encryption_needs_a_kms_key() {
 fn audit_trail_rules() {
     let ok = validate(OBJ, &with("audit: {cloudTrail: {logBucket: acme-audit-logs}}"), &defaults()).unwrap();
     let audit = ok.audit.expect("audit resolved");
-    assert_eq!(audit.trail_name, "tfstate-team-payments-payments-prod");
+    assert_eq!(audit.trail_name, "tfstate-team-payments.payments-prod");
     assert_eq!((audit.log_bucket.as_str(), audit.log_prefix), ("acme-audit-logs", None));
     assert!(validate(OBJ, &with("{}"), &defaults()).unwrap().audit.is_none());
     let named =
@@ -854,6 +854,16 @@ fn replica_key_rules_are_the_state_key_rules() {
         matches!(v.replication.unwrap().encryption, Encryption::CreateKey { alias, .. } if alias == "alias/team/state-replica"),
         "the replica's default alias follows the state key's"
     );
+}
+
+/// OpenTofu's encryption uses the state key, in the backend's region: a replica for an outage
+/// of that region would hold copies nobody could decrypt then.
+#[test]
+fn open_tofu_encryption_and_a_replica_are_refused_together() {
+    let both = with("{output: {openTofuEncryption: true}, replication: {region: eu-central-1}}");
+    assert_rejects(&both, "spec.output.openTofuEncryption", "spec.replication");
+    assert!(validate(OBJ, &with("output: {openTofuEncryption: true}"), &defaults()).is_ok());
+    assert!(validate(OBJ, &with("replication: {region: eu-central-1}"), &defaults()).is_ok());
 }
 
 /// Abuse: wildcards, policy variables, control and non-ASCII characters never reach a policy
