@@ -125,7 +125,7 @@ pub fn print(r: &Results) -> bool {
     row(
         "AWS calls per resync per backend (r / w)",
         format!("{reads_per_resync:.2} / {writes_per_resync:.2}"),
-        "<= 17 / 0",
+        &format!("<= {MAX_READS_PER_RESYNC} / 0"),
         verdict(aws_ok),
     );
     row("Kubernetes writes per resync", format!("{:.2}", k8s_writes as f64 / resyncs.max(1e-9)), "0", verdict(k8s_ok));
