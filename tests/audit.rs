@@ -20,13 +20,13 @@ use std::time::Duration;
 use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, EventSelector, ReadWriteType, Tag};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use common::harness::Harness;
-use common::operator::{Operator, condition, is_ready, patch_spec, unique_bucket, wait_for, wait_ready};
+use common::operator::{condition, is_ready, patch_spec, unique_bucket, wait_for, wait_ready};
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
 use tfstate_operator::aws::AwsClients;
-use tfstate_operator::aws::calls::{CallKey, difference, totals};
+use tfstate_operator::aws::calls::{difference, totals};
 use tfstate_operator::reconcile::desired::{TAG_OWNER, TAG_OWNER_UID};
 
 /// The drift check interval of these tests' operators.
@@ -161,20 +161,6 @@ fn assert_records_only(trail: &ReadBack, bucket: &str) {
     assert_eq!(fields(&trail.advanced[0]), want, "the trail's selector");
 }
 
-async fn quiescent_calls(op: &Operator) -> BTreeMap<CallKey, u64> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut last = op.ctx.aws.calls().snapshot();
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = op.ctx.aws.calls().snapshot();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    panic!("the AWS call counters never stood still for 300 ms");
-}
-
 /// A trail is created with exactly the specified settings and selectors, logging, tagged as
 /// the backend's; the status names it; and once converged it costs 4 CloudTrail reads per
 /// resync, no AWS write and no Kubernetes write.
@@ -206,9 +192,9 @@ async fn trail_records_only_state_object_events_and_is_quiet() {
 
     // Steady state: several resyncs, reads only.
     let version = h.api.get("tf").await.expect("get").resource_version();
-    let before = quiescent_calls(&h.op).await;
+    let before = h.op.quiescent_calls(Duration::from_millis(300)).await;
     tokio::time::sleep(RESYNC * 3 + Duration::from_millis(500)).await;
-    let diff = difference(&before, &quiescent_calls(&h.op).await);
+    let diff = difference(&before, &h.op.quiescent_calls(Duration::from_millis(300)).await);
     let resyncs: u64 = diff.iter().filter(|(k, _)| k.operation == "GetBucketTagging").map(|(_, n)| n).sum();
     assert!(resyncs >= 2, "fewer than 2 resyncs in {:?}: {diff:#?}", RESYNC * 3);
     let writes: Vec<_> = diff.iter().filter(|(k, _)| !k.is_read()).collect();

@@ -366,21 +366,6 @@ async fn a_lock_replaced_between_read_and_delete_is_not_deleted() {
     assert_eq!(lock_file(&fx.aws, &fx.bucket, &key).await, None);
 }
 
-/// The call counters once they stood still for a second.
-async fn still_calls(op: &Operator) -> std::collections::BTreeMap<tfstate_operator::aws::calls::CallKey, u64> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut last = op.ctx.aws.calls().snapshot();
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = op.ctx.aws.calls().snapshot();
-        if now == last {
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the AWS call counters never stood still");
-        last = now;
-    }
-}
-
 /// The runner role's inline policy, decoded: its statement Sids.
 async fn grant_sids(aws: &AwsClients, ns: &str) -> Vec<String> {
     let role = format!("tfstate-{ns}-tf");
@@ -435,7 +420,7 @@ async fn lock_mode_migrates_only_through_both() {
     );
     assert!(condition(&obj, "Stalled").is_some(), "a refused migration is stalled until the spec changes");
     assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::DynamoDB));
-    let quiet = still_calls(&fx.op).await;
+    let quiet = fx.op.quiescent_calls(Duration::from_secs(1)).await;
     tokio::time::sleep(RESYNC * 3).await;
     let calls = difference(&quiet, &fx.op.ctx.aws.calls().snapshot());
     assert_eq!(totals(&calls).reads + totals(&calls).writes, 0, "a refused migration called AWS: {calls:#?}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use common::harness::Harness;
-use common::operator::{Operator, condition, patch_spec, unique_bucket, wait_for, wait_reason};
+use common::operator::{condition, patch_spec, unique_bucket, wait_for, wait_reason};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
@@ -64,21 +64,6 @@ async fn create_and_check_quiet(h: &Harness, name: &str, spec: Value, label: &st
     assert_quiet(h, name, label).await;
 }
 
-/// The call counters once they have not moved for a while (no reconcile in flight).
-async fn quiescent_calls(op: &Operator) -> Calls {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut last = op.ctx.aws.calls().snapshot();
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = op.ctx.aws.calls().snapshot();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    panic!("the AWS call counters never stood still for 300 ms");
-}
-
 /// Reconciles made between two snapshots: one `GetBucketTagging` each.
 fn reconciles(calls: &Calls) -> u64 {
     calls.iter().filter(|(k, _)| k.service == "s3" && k.operation == "GetBucketTagging").map(|(_, n)| n).sum()
@@ -105,7 +90,7 @@ async fn kube_versions(h: &Harness, name: &str) -> BTreeMap<String, String> {
 /// Kubernetes write (backend, ConfigMap and Events untouched).
 async fn assert_quiet(h: &Harness, name: &str, label: &str) {
     let kube_before = kube_versions(h, name).await;
-    let before = quiescent_calls(&h.op).await;
+    let before = h.op.quiescent_calls(Duration::from_millis(300)).await;
     let started = tokio::time::Instant::now();
     let timeout = RESYNC * (RESYNCS as u32) * 10;
     loop {
@@ -116,7 +101,7 @@ async fn assert_quiet(h: &Harness, name: &str, label: &str) {
         assert!(started.elapsed() < timeout, "{label}: fewer than {RESYNCS} resyncs in {timeout:?}: {diff:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let after = quiescent_calls(&h.op).await;
+    let after = h.op.quiescent_calls(Duration::from_millis(300)).await;
     let elapsed = started.elapsed();
     let diff = difference(&before, &after);
     let n = reconciles(&diff);

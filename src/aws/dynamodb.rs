@@ -222,12 +222,24 @@ pub async fn get_lock(c: &Client, table: &str, lock_id: &str) -> Result<Option<L
 /// DeleteItem of the lock item `lock_id`, only if its `Info` is still exactly `info` (as
 /// `terraform force-unlock` does): a lock taken by someone else in between is never removed.
 pub async fn delete_lock_if(c: &Client, table: &str, lock_id: &str, info: &str) -> Result<ConditionalDelete, AwsError> {
+    delete_item_if(c, table, lock_id, "Info", info).await
+}
+
+/// DeleteItem of `lock_id`, only if its string attribute `attribute` is still `value`.
+async fn delete_item_if(
+    c: &Client,
+    table: &str,
+    lock_id: &str,
+    attribute: &str,
+    value: &str,
+) -> Result<ConditionalDelete, AwsError> {
     let out = c
         .delete_item()
         .table_name(table)
         .key("LockID", AttributeValue::S(lock_id.to_string()))
-        .condition_expression("Info = :info")
-        .expression_attribute_values(":info", AttributeValue::S(info.to_string()))
+        .condition_expression("#attribute = :value")
+        .expression_attribute_names("#attribute", attribute)
+        .expression_attribute_values(":value", AttributeValue::S(value.to_string()))
         .send()
         .await
         .ctx(DDB, "DeleteItem");
@@ -282,18 +294,5 @@ pub async fn delete_digest_if(
     lock_id: &str,
     digest: &str,
 ) -> Result<ConditionalDelete, AwsError> {
-    let out = c
-        .delete_item()
-        .table_name(table)
-        .key("LockID", AttributeValue::S(lock_id.to_string()))
-        .condition_expression("Digest = :digest")
-        .expression_attribute_values(":digest", AttributeValue::S(digest.to_string()))
-        .send()
-        .await
-        .ctx(DDB, "DeleteItem");
-    match out {
-        Ok(_) => Ok(ConditionalDelete::Deleted),
-        Err(e) if e.code == "ConditionalCheckFailedException" => Ok(ConditionalDelete::Changed),
-        Err(e) => Err(e),
-    }
+    delete_item_if(c, table, lock_id, "Digest", digest).await
 }

@@ -1,12 +1,14 @@
 //! An operator running in-process against the test ground, watching one namespace, with
 //! its own AWS call counters; and helpers to wait for conditions and inspect AWS.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use tfstate_operator::api::TerraformStateBackend;
+use tfstate_operator::aws::calls::CallKey;
 use tfstate_operator::aws::{AwsClientFactory, AwsSettings};
 use tfstate_operator::context::{Context, ReconcileConfig};
 use tfstate_operator::controller::{self, ControllerConfig};
@@ -20,6 +22,23 @@ pub struct Operator {
     /// Its context: clients and AWS call counters (`ctx.aws.calls()`).
     pub ctx: Arc<Context>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    /// The AWS call counters once they have not moved for `still` (no reconcile in flight).
+    pub async fn quiescent_calls(&self, still: Duration) -> BTreeMap<CallKey, u64> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut last = self.ctx.aws.calls().snapshot();
+        loop {
+            tokio::time::sleep(still).await;
+            let now = self.ctx.aws.calls().snapshot();
+            if now == last {
+                return now;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the AWS call counters never stood still for {still:?}");
+            last = now;
+        }
+    }
 }
 
 impl Drop for Operator {
