@@ -232,7 +232,10 @@ async fn delete_owned(
     // In mode Lockfile the spec names no table, but one kept from an earlier mode (a mode
     // change never deletes it) is still ours: the default name, `<bucket>-lock`, is looked
     // at then, and deleted only if its ownership tags say so.
-    let table_name = valid.lock_table.as_ref().map_or_else(|| format!("{}-lock", valid.bucket), |t| t.name.clone());
+    let table_name = valid
+        .lock_table
+        .as_ref()
+        .map_or_else(|| super::validate::default_lock_table(&valid.bucket), |t| t.name.clone());
     if let Some(info) = dynamodb::describe(&aws.dynamodb, &table_name).await? {
         let settings = dynamodb::get_settings(&aws.dynamodb, &table_name, &info.arn).await?;
         if owner.owns(&settings.tags) {

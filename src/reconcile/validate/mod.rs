@@ -310,6 +310,11 @@ fn check_open_tofu_encryption(p: &mut Problems, spec: &TerraformStateBackendSpec
     }
 }
 
+/// The lock table's name when `spec.locking.table.name` is not set: `<bucket>-lock`.
+pub fn default_lock_table(bucket: &str) -> String {
+    format!("{bucket}-lock")
+}
+
 fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Option<LockTable> {
     let t = &spec.locking.table;
     if !spec.locking.mode.uses_table() {
@@ -321,7 +326,7 @@ fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Opt
         }
         return None;
     }
-    let name = t.name.clone().unwrap_or_else(|| format!("{}-lock", spec.bucket.name));
+    let name = t.name.clone().unwrap_or_else(|| default_lock_table(&spec.bucket.name));
     if p.literal("spec.locking.table.name", &name) {
         check_derived(
             p,
