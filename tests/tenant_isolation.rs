@@ -281,10 +281,12 @@ async fn spec_invalid_before_deletion_is_reported() {
     assert!(iam::get_role(&aws.iam, &format!("tfstate-{}-app", t.ns)).await.unwrap().is_some(), "role retained");
 }
 
+/// Waits until `name` is gone. A blocked deletion is retried with back-off (5-10 s, doubling,
+/// README), so after a few blocked passes the next look may be more than a minute away.
 async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     while api.get_opt(name).await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 60 s");
+        assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 180 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
