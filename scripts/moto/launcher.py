@@ -451,6 +451,36 @@ def serve_plain_http_too(port: int) -> None:
     moto.server.run_simple = run_simple
 
 
+def handshake_in_request_threads() -> None:
+    """Make werkzeug's TLS server do each TLS handshake in the connection's own thread.
+
+    werkzeug wraps the listening socket with `ssl_context.wrap_socket(sock, server_side=True)`,
+    so `accept()` performs the whole handshake in the single accept loop: one client that
+    connects and then stalls (a test whose async runtime is blocked by a child process, a
+    client paused mid-handshake) blocks every other client's connection until it gives up;
+    AWS never behaves like that. With `do_handshake_on_connect=False` the accepted socket is
+    returned at once and OpenSSL completes the handshake on the first read, in the request
+    thread (as the fault proxy does in `ProxyHandler.setup`)."""
+    import ssl
+
+    import werkzeug.serving
+
+    _require(callable(getattr(werkzeug.serving, "load_ssl_context", None)), "werkzeug.serving.load_ssl_context")
+    real_load = werkzeug.serving.load_ssl_context
+
+    class LazyHandshakeContext(ssl.SSLContext):
+        def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["do_handshake_on_connect"] = False
+            return super().wrap_socket(sock, *args, **kwargs)
+
+    def load_ssl_context(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        ctx = real_load(*args, **kwargs)
+        ctx.__class__ = LazyHandshakeContext
+        return ctx
+
+    werkzeug.serving.load_ssl_context = load_ssl_context
+
+
 def main(argv: list[str]) -> None:
     plain_port = None
     rest: list[str] = []
@@ -473,6 +503,7 @@ def main(argv: list[str]) -> None:
         )
     if version != VERIFIED_MOTO_VERSION:
         print(f"moto-launcher: warning: moto {version}, verified with {VERIFIED_MOTO_VERSION}", file=sys.stderr)
+    handshake_in_request_threads()
     if plain_port is not None:
         if not plain_port.isdigit():
             sys.exit(f"moto-launcher: --plain-port {plain_port!r} is not a port number")

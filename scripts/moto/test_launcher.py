@@ -697,3 +697,20 @@ def test_recreating_an_owned_bucket(server):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     assert (e.value.response["ResponseMetadata"]["HTTPStatusCode"], e.value.response["Error"]["Code"]) == (
         409, "BucketAlreadyOwnedByYou")
+
+
+def test_a_client_stalled_before_its_tls_handshake_blocks_no_one(server):
+    """Two connections that never send a ClientHello (a client whose runtime is blocked): other
+    clients still connect and are answered at once, because each handshake runs in its
+    connection's own thread, not in werkzeug's single accept loop."""
+    stalled = [socket.create_connection(("127.0.0.1", server.tls_port), timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # let the accept loop take the stalled connections first
+        started = time.monotonic()
+        for _ in range(3):
+            server.client().list_buckets()
+        took = time.monotonic() - started
+        assert took < 3, f"three ListBuckets behind two stalled handshakes took {took:.1f} s"
+    finally:
+        for s in stalled:
+            s.close()
