@@ -28,7 +28,9 @@ fn cli(b: &ReadyBackend, args: &[&str]) -> Output {
         .env("AWS_REGION", b.ground.var("AWS_REGION"))
         // The backend names no region: the operator's default applies, as with `render`.
         .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"));
-    cmd.output().expect("run tfstate-operator state")
+    // Not on the runtime's thread: the in-process operator and the clients' connections
+    // must go on while the CLI runs (a blocked runtime stalls their TLS handshakes).
+    tokio::task::block_in_place(|| cmd.output().expect("run tfstate-operator state"))
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -65,7 +67,7 @@ async fn current(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (Vec<u8>, 
     (got.body.collect().await.expect("body").into_bytes().to_vec(), sse, kms)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_and_restore_with_lock_and_lineage_checks() {
     let b = ready_backend("state-cli", "").await;
     let aws = inspector(&b.ground).await;
@@ -181,7 +183,171 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(1, "lineage-l"));
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await.len(), before.len() + 3, "still nothing deleted");
 
-    // A version that is not one of this state's is named as such.
+    // A version that is not one of this state's is named as such (the runner's lock gone
+    // first: the lock is taken before anything is read), and the restore's lock is released.
+    aws.dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .send()
+        .await
+        .expect("unlock");
     let unknown = cli(&b, &["restore", "--version", "no-such-version"]);
     assert!(!unknown.status.success() && text(&unknown).1.contains("is not a version of"), "{}", text(&unknown).1);
+    let item = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    assert!(item.item().is_none(), "a refused restore left its lock: {:?}", item.item());
+}
+
+/// The restore holds the state's lock, as Terraform takes it, from before it reads the versions
+/// until after it wrote the copy and the digest: a runner starting meanwhile is refused by the
+/// lock itself (both the lock file and the DynamoDB item, in mode Both), and afterwards both are
+/// gone (released conditionally, each only while still the restore's own). The copy is slowed
+/// down by the fault proxy so that "meanwhile" is long enough to look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_holds_the_lock_while_it_copies() {
+    let b = ready_backend("state-cli-lock", "  locking: {mode: Both}\n").await;
+    let aws = inspector(&b.ground).await;
+    let faults = common::faults::Faults::from_ground(&b.ground);
+    let (bucket, key) = (b.bucket.clone(), format!("{}/tf/terraform.tfstate", b.namespace));
+    let kms = b.status.kms_key_arn.clone().expect("kmsKeyArn");
+    let (table, lock_id, lock_file) = (format!("{bucket}-lock"), format!("{bucket}/{key}"), format!("{key}.tflock"));
+    let v1 = put(&aws.s3, &bucket, &key, &kms, state(1, "lineage-l")).await;
+    put(&aws.s3, &bucket, &key, &kms, state(2, "lineage-l")).await;
+
+    // Every CopyObject on this bucket waits 6 s at the proxy before it reaches S3.
+    faults.set_rules(serde_json::json!([
+        {"service": "s3", "operation": "CopyObject", "bucket": bucket, "fault": "latency", "latency_ms": 6000}
+    ]));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
+    cmd.args(["state", "restore", "--version", &v1, "-n", &b.namespace, "tf"])
+        .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
+        .env("AWS_ENDPOINT_URL", b.ground.var("TESTGROUND_FAULTS_ENDPOINT_URL"))
+        .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
+        .env("AWS_REGION", b.ground.var("AWS_REGION"))
+        .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"))
+        .env("USER", "ana")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start the restore");
+
+    // While it copies: the DynamoDB item is the restore's, with Terraform's lock info ...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let info = loop {
+        let item = aws
+            .dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("LockID", AttributeValue::S(lock_id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem of the lock");
+        if let Some(info) = item.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()) {
+            break info.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the restore took no DynamoDB lock within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&info).expect("lock info JSON");
+    assert_eq!(parsed["Operation"], "tfstate-operator state restore", "{info}");
+    assert!(parsed["Who"].as_str().is_some_and(|w| w.starts_with("ana@")), "{info}");
+    assert_eq!(parsed["Path"].as_str(), Some(lock_id.as_str()), "{info}");
+    // ... the lock file holds the same info ...
+    let file = aws.s3.get_object().bucket(&bucket).key(&lock_file).send().await.expect("the lock file exists");
+    assert_eq!(file.body.collect().await.expect("body").into_bytes().as_ref(), info.as_bytes());
+    // ... and a runner taking the lock the way Terraform does is refused by both.
+    let runner = aws
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("LockID", AttributeValue::S(lock_id.clone()))
+        .item("Info", AttributeValue::S(r#"{"ID":"runner"}"#.into()))
+        .condition_expression("attribute_not_exists(LockID)")
+        .send()
+        .await;
+    assert!(runner.is_err(), "a runner took the DynamoDB lock during the restore");
+    let runner_file = aws
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&lock_file)
+        .if_none_match("*")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&kms)
+        .body(ByteStream::from_static(b"{\"ID\":\"runner\"}"))
+        .send()
+        .await;
+    assert!(runner_file.is_err(), "a runner took the lock file during the restore");
+
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    faults.clear_rules();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "restore failed: {stderr}");
+    let id = parsed["ID"].as_str().expect("lock ID");
+    assert!(stdout.contains(&format!("held the state lock {id} during the restore, and released it")), "{stdout}");
+    assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(1, "lineage-l"), "v1 is current again");
+    // Released: no lock item, no lock file; the digest is the restored state's.
+    let item = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    assert!(item.item().is_none(), "the lock item is still there: {:?}", item.item());
+    let head = aws.s3.head_object().bucket(&bucket).key(&lock_file).send().await;
+    assert!(head.is_err(), "the lock file is still there");
+    let digest = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(format!("{lock_id}-md5")))
+        .send()
+        .await
+        .expect("GetItem digest");
+    let want: String = Md5::digest(state(1, "lineage-l")).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest.item().and_then(|i| i.get("Digest")).and_then(|d| d.as_s().ok()), Some(&want));
+
+    // A lock file held by a runner (Both mode, no DynamoDB item) refuses the restore, and the
+    // restore leaves the runner's lock file as it was and takes no DynamoDB item.
+    let runner_info =
+        r#"{"ID":"9d1e","Operation":"OperationTypeApply","Who":"ci@runner-9","Created":"2026-12-01T15:00:00Z"}"#;
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&lock_file)
+        .if_none_match("*")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&kms)
+        .body(ByteStream::from_static(runner_info.as_bytes()))
+        .send()
+        .await
+        .expect("a runner takes the lock file");
+    let versions = version_ids(&aws.s3, &bucket, &key).await;
+    let refused = cli(&b, &["restore", "--version", &v1]);
+    assert!(!refused.status.success(), "restored while a runner held the lock file");
+    assert!(text(&refused).1.contains("locked"), "{}", text(&refused).1);
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await, versions, "nothing written");
+    let file = aws.s3.get_object().bucket(&bucket).key(&lock_file).send().await.expect("the runner's lock file");
+    assert_eq!(file.body.collect().await.expect("body").into_bytes().as_ref(), runner_info.as_bytes());
+    let item = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    assert!(item.item().is_none(), "the refused restore left a DynamoDB lock item");
 }

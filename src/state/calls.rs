@@ -92,6 +92,141 @@ pub async fn lock_holder(
     Ok((!held.is_empty()).then(|| held.join("; ")))
 }
 
+/// The lock a restore took: what it wrote, so that releasing removes exactly that.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldLock {
+    /// The lock file `<key>.tflock` was written; its ETag.
+    pub file_etag: Option<String>,
+    /// The DynamoDB lock item `<bucket>/<key>` was written.
+    pub item: bool,
+}
+
+/// The answer to [`take_lock`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TakeLock {
+    /// Every lock the mode uses is now ours.
+    Taken(HeldLock),
+    /// Someone holds one of them (who, as [`lock_holder`] says it); nothing of ours is left.
+    Busy(String),
+}
+
+/// Takes the state's lock exactly as Terraform does, with `info` (Terraform's lock info JSON)
+/// as the lock file's body and the item's `Info`: the lock file by `PutObject` with
+/// `If-None-Match: *` (encrypted as the backend encrypts), then the DynamoDB item by `PutItem`
+/// with `attribute_not_exists(LockID)`. Either write is refused while someone else holds it, so
+/// a runner starting during the restore waits, and a restore never copies under a running apply.
+///
+/// # Errors
+///
+/// An [`AwsError`] other than "already held" (what was taken is released first).
+pub async fn take_lock(
+    s3: &aws_sdk_s3::Client,
+    ddb: &aws_sdk_dynamodb::Client,
+    t: &StateTarget,
+    info: &str,
+) -> Result<TakeLock, AwsError> {
+    let mut held = HeldLock::default();
+    if t.lockfile {
+        let key = t.lockfile_key();
+        let put = s3
+            .put_object()
+            .bucket(&t.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(aws_sdk_s3::primitives::ByteStream::from(info.as_bytes().to_vec()));
+        let put = match &t.sse {
+            Sse::Kms(key_id) => put.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key_id),
+            Sse::Aes256 => put.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        match put.send().await.ctx(S3, "PutObject") {
+            Ok(out) => held.file_etag = Some(out.e_tag().unwrap_or_default().to_owned()),
+            // 412: the lock file exists; 409: another conditional write of it is in flight.
+            Err(e) if e.code == "PreconditionFailed" || e.code == "ConditionalRequestConflict" => {
+                return busy(s3, ddb, t).await;
+            }
+            Err(e) => return Err(e.on(format!("s3://{}/{key}", t.bucket))),
+        }
+    }
+    if let Some(table) = &t.lock_table {
+        let put = ddb
+            .put_item()
+            .table_name(table)
+            .item("LockID", AttributeValue::S(t.lock_id()))
+            .item("Info", AttributeValue::S(info.to_owned()))
+            .condition_expression("attribute_not_exists(LockID)")
+            .send()
+            .await
+            .ctx(DYNAMODB, "PutItem");
+        match put {
+            Ok(_) => held.item = true,
+            Err(e) => {
+                // Not left half-taken: the lock file goes again first.
+                release_lock(s3, ddb, t, &held, info).await?;
+                if e.code == "ConditionalCheckFailedException" {
+                    return busy(s3, ddb, t).await;
+                }
+                return Err(e.on(format!("{table} item {}", t.lock_id())));
+            }
+        }
+    }
+    Ok(TakeLock::Taken(held))
+}
+
+/// Who holds the lock that refused us (read again: it may be gone by now).
+async fn busy(s3: &aws_sdk_s3::Client, ddb: &aws_sdk_dynamodb::Client, t: &StateTarget) -> Result<TakeLock, AwsError> {
+    let holder = lock_holder(s3, ddb, t).await?;
+    Ok(TakeLock::Busy(holder.unwrap_or_else(|| "held a moment ago and released since: run the restore again".into())))
+}
+
+/// Releases what [`take_lock`] took, each only while it is still ours: the DynamoDB item by a
+/// `DeleteItem` conditional on its `Info` being `info`, the lock file by a `DeleteObject` with
+/// `If-Match` its ETag. Returns what was no longer ours and so was left alone.
+///
+/// # Errors
+///
+/// An [`AwsError`] when a delete fails (the lock stays: break it by its ID).
+pub async fn release_lock(
+    s3: &aws_sdk_s3::Client,
+    ddb: &aws_sdk_dynamodb::Client,
+    t: &StateTarget,
+    held: &HeldLock,
+    info: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut not_ours = Vec::new();
+    if held.item
+        && let Some(table) = &t.lock_table
+    {
+        let deleted = ddb
+            .delete_item()
+            .table_name(table)
+            .key("LockID", AttributeValue::S(t.lock_id()))
+            .condition_expression("Info = :info")
+            .expression_attribute_values(":info", AttributeValue::S(info.to_owned()))
+            .send()
+            .await
+            .ctx(DYNAMODB, "DeleteItem");
+        match deleted {
+            Ok(_) => {}
+            Err(e) if e.code == "ConditionalCheckFailedException" => {
+                not_ours.push(format!("DynamoDB item {} in {table}", t.lock_id()));
+            }
+            Err(e) => return Err(e.on(format!("{table} item {}", t.lock_id()))),
+        }
+    }
+    if let Some(etag) = &held.file_etag {
+        let key = t.lockfile_key();
+        match s3.delete_object().bucket(&t.bucket).key(&key).if_match(etag).send().await.ctx(S3, "DeleteObject") {
+            Ok(_) => {}
+            Err(e) if e.code == "PreconditionFailed" || e.code == "NoSuchKey" => {
+                not_ours.push(format!("lock file s3://{}/{key}", t.bucket));
+            }
+            Err(e) => return Err(e.on(format!("s3://{}/{key}", t.bucket))),
+        }
+    }
+    Ok(not_ours)
+}
+
 /// Terraform's lock info (`{"ID", "Operation", "Who", "Created", ...}`) in one line.
 fn lock_summary(info: &str) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(info) else { return "lock info unreadable".into() };

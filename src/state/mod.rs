@@ -6,12 +6,14 @@
 //!   a cluster object or a YAML file (as `render`);
 //! - [`decide`] (pure): Terraform's serial and lineage of a state, the version table, and
 //!   whether a restore may go ahead;
+//! - [`lock`] (pure): the lock info a restore holds the state's lock with, in Terraform's format;
 //! - [`calls`]: the AWS calls a person's credentials make (listing versions, reading one,
-//!   the lock, the server-side copy, Terraform's DynamoDB digest);
+//!   taking and releasing the lock, the server-side copy, Terraform's DynamoDB digest);
 //! - [`run`]: the two commands, in order.
 
 pub mod calls;
 pub mod decide;
+pub mod lock;
 pub mod run;
 pub mod target;
 

@@ -5,8 +5,11 @@ use md5::{Digest, Md5};
 use crate::aws::{AwsClients, AwsErrorKind};
 
 use super::StateError;
-use super::calls::{copy_version, list_versions, lock_holder, put_digest, read_version};
-use super::decide::{RestoreCheck, StateHead, Version, check_restore, format_versions, state_head};
+use super::calls::{
+    HeldLock, TakeLock, copy_version, list_versions, put_digest, read_version, release_lock, take_lock,
+};
+use super::decide::{Refusal, RestoreCheck, StateHead, Version, check_restore, format_versions, state_head};
+use super::lock::{RestoreLockInfo, lock_info, who};
 use super::target::{Sse, StateTarget};
 
 /// Serial and lineage of one version, or why the caller cannot see them.
@@ -39,13 +42,58 @@ pub async fn versions(aws: &AwsClients, t: &StateTarget) -> Result<String, State
     Ok(format_versions(&t.bucket, &t.key, &list, truncated))
 }
 
-/// `state restore --version ID`: what it did, in words.
+/// `state restore --version ID`: what it did, in words. The state's lock is taken first, as
+/// Terraform takes it, and held until the copy and the digest are written: what is checked
+/// (the lineage, the current version) is what is replaced, and no run writes meanwhile.
 ///
 /// # Errors
 ///
 /// [`StateError::NoSuchVersion`], [`StateError::Refused`] (nothing written) or
 /// [`StateError::Aws`].
 pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bool) -> Result<String, StateError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let who = who(
+        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok(),
+        std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()),
+    );
+    let created = k8s_openapi::jiff::Timestamp::now().to_string();
+    let info = lock_info(&RestoreLockInfo { id: &id, who: &who, path: &t.lock_id(), version, created: &created });
+    let (held, busy) = match take_lock(&aws.s3, &aws.dynamodb, t, &info).await? {
+        TakeLock::Taken(held) => (held, None),
+        // Forced: restored without the lock (and said so).
+        TakeLock::Busy(holder) if force => (HeldLock::default(), Some(holder)),
+        TakeLock::Busy(holder) => return Err(Refusal::Locked(holder).into()),
+    };
+    let done = restore_locked(aws, t, version, force, busy).await;
+    let released = release_lock(&aws.s3, &aws.dynamodb, t, &held, &info).await;
+    let mut out = done?;
+    if held != HeldLock::default() {
+        match released {
+            Ok(not_ours) if not_ours.is_empty() => {
+                out.push_str(&format!("held the state lock {id} during the restore, and released it\n"));
+            }
+            Ok(not_ours) => out.push_str(&format!(
+                "warning: the state lock {id} was replaced during the restore ({}): left as it is\n",
+                not_ours.join(", ")
+            )),
+            Err(e) => out.push_str(&format!(
+                "warning: the restore is done, but its state lock {id} could not be released ({e}): \
+                 break it with `terraform force-unlock {id}` or the tfstate.dev/force-unlock annotation\n"
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// The restore proper, under the lock (or forced past `lock`, the holder of a lock that could
+/// not be taken).
+async fn restore_locked(
+    aws: &AwsClients,
+    t: &StateTarget,
+    version: &str,
+    force: bool,
+    lock: Option<String>,
+) -> Result<String, StateError> {
     let (mut list, _) = list_versions(&aws.s3, t).await?;
     let no_such =
         || StateError::NoSuchVersion { version: version.to_owned(), bucket: t.bucket.clone(), key: t.key.clone() };
@@ -66,7 +114,6 @@ pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bo
             break;
         }
     }
-    let lock = lock_holder(&aws.s3, &aws.dynamodb, t).await?;
     let target = &rest[0];
     check_restore(&RestoreCheck { target, newer, lock: lock.clone(), force })?;
 
