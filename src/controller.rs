@@ -128,6 +128,7 @@ fn needs_reconcile(obj: &TerraformStateBackend) -> Option<u64> {
     obj.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
     // A force-unlock request is acted on at once.
     obj.annotations().get(crate::reconcile::locks::FORCE_UNLOCK_ANNOTATION).hash(&mut h);
+    obj.annotations().get(crate::reconcile::locks::FORCE_UNLOCK_WORKSPACE_ANNOTATION).hash(&mut h);
     Some(h.finish())
 }
 

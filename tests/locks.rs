@@ -27,6 +27,7 @@ use tfstate_operator::reconcile::desired::INLINE_POLICY_NAME;
 
 const RESYNC: Duration = Duration::from_secs(2);
 const ANNOTATION: &str = "tfstate.dev/force-unlock";
+const WORKSPACE_ANNOTATION: &str = "tfstate.dev/force-unlock-workspace";
 
 struct Fixture {
     client: Client,
@@ -292,6 +293,74 @@ async fn a_stale_lock_is_seen_reported_once_and_broken_by_its_id_only() {
     // A new lock can be taken the way Terraform does (the lock file's delete marker is no object).
     take_dynamodb_lock(&fx.aws, &table, &lock_id, &info).await;
     take_lock_file(&fx.aws, &fx.bucket, &key, &info).await;
+}
+
+/// A workspace's lock (`env:/<workspace>/<key>`, where Terraform keeps it) is broken by naming
+/// the workspace: the default workspace's lock with the same ID is left alone, a name that
+/// would leave the prefix is refused without an AWS change, and both annotations go.
+#[tokio::test]
+async fn a_workspace_lock_is_broken_by_naming_its_workspace() {
+    let fx = fixture("locks-ws", json!({"mode": "Both"})).await;
+    let table = fx.table();
+    let ws_key = format!("env:/staging/{}", fx.state_key());
+    let (ws_lock_id, ws_file) = (format!("{}/{ws_key}", fx.bucket), format!("{ws_key}.tflock"));
+    let id = format!("c0ffee00-{}", common::random_suffix());
+    let ws_info = lock_info(&id, "runner@tf-staging", &ago(30), &ws_lock_id);
+    take_dynamodb_lock(&fx.aws, &table, &ws_lock_id, &ws_info).await;
+    take_lock_file(&fx.aws, &fx.bucket, &ws_file, &ws_info).await;
+    // The default workspace holds a lock with the same ID: a request for the workspace must
+    // not touch it.
+    let (lock_id, file) = (fx.lock_id(), format!("{}.tflock", fx.state_key()));
+    let info = lock_info(&id, "runner@tf-default", &ago(30), &lock_id);
+    take_dynamodb_lock(&fx.aws, &table, &lock_id, &info).await;
+
+    // Abuse: a workspace name that climbs out of the prefix is refused; nothing changes.
+    let annotate_ws = |ws: &'static str| {
+        let patch = json!({"metadata": {"annotations": {ANNOTATION: id.clone(), WORKSPACE_ANNOTATION: ws}}});
+        let api = fx.api.clone();
+        async move { api.patch("tf", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate") }
+    };
+    let gone = |o: &TerraformStateBackend| {
+        !o.annotations().contains_key(ANNOTATION) && !o.annotations().contains_key(WORKSPACE_ANNOTATION)
+    };
+    annotate_ws("../../other").await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "refusing the workspace name", |o| {
+        gone(o) && condition(o, "ForceUnlock").is_some_and(|(_, r, _)| r == "ForceUnlockRefused")
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "ForceUnlock").expect("ForceUnlock");
+    assert!(message.contains("force-unlock-workspace") && message.contains("nothing changed"), "{message}");
+    assert_eq!(lock_item(&fx.aws, &table, &ws_lock_id).await.as_deref(), Some(ws_info.as_str()));
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(info.as_str()));
+
+    // A workspace without that lock: NoLockHeld, naming the workspace.
+    annotate_ws("prod").await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "answering for workspace prod", |o| {
+        gone(o) && condition(o, "ForceUnlock").is_some_and(|(_, r, _)| r == "NoLockHeld")
+    })
+    .await;
+    assert!(condition(&obj, "ForceUnlock").is_some_and(|(_, _, m)| m.contains("\"prod\"")), "{obj:?}");
+
+    // The right workspace: its lock goes in both places; the default workspace's stays.
+    annotate_ws("staging").await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(60), "force-unlocking workspace staging", |o| {
+        gone(o) && condition(o, "ForceUnlock").is_some_and(|(_, r, _)| r == "ForceUnlocked")
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "ForceUnlock").expect("ForceUnlock");
+    assert!(message.contains("workspace \"staging\"") && message.contains("runner@tf-staging"), "{message}");
+    assert_eq!(lock_item(&fx.aws, &table, &ws_lock_id).await, None, "the workspace's lock item is still there");
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &ws_file).await, None, "the workspace's lock file is still there");
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(info.as_str()), "default lock touched");
+    assert_eq!(lock_file(&fx.aws, &fx.bucket, &file).await, None);
+    // status.lock still shows the default workspace's lock.
+    wait_for(&fx.api, "tf", Duration::from_secs(60), "showing the default workspace's lock", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.lock.as_ref())
+            .is_some_and(|l| l.held && l.who.as_deref() == Some("runner@tf-default"))
+    })
+    .await;
 }
 
 async fn kube_resource_version(api: &Api<TerraformStateBackend>) -> String {

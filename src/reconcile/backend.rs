@@ -470,6 +470,7 @@ impl Run<'_> {
             lockfile_bucket: (valid.lock_mode.uses_lockfile() && bucket_owned).then_some(valid.bucket.as_str()),
             bucket: &valid.bucket,
             state_key: &valid.state_key,
+            workspace_key_prefix: valid.workspace_key_prefix.as_deref(),
         };
         if targets.table.is_some() || targets.lockfile_bucket.is_some() {
             let now = k8s_openapi::jiff::Timestamp::now();

@@ -2,8 +2,10 @@
 //! lock where the lock mode keeps it (the DynamoDB item `<bucket>/<stateKey>`, the S3 object
 //! `<stateKey>.tflock`), reports it in `status.lock`, publishes `StaleLock` once per lock
 //! ID past `spec.locking.staleAfter`, and removes a lock named by the
-//! `tfstate.dev/force-unlock` annotation, conditionally. Workspace locks
-//! (`<workspaceKeyPrefix>/<workspace>/<stateKey>`) are not read: listing them is unbounded.
+//! `tfstate.dev/force-unlock` annotation, conditionally; with
+//! `tfstate.dev/force-unlock-workspace` naming a workspace, that workspace's lock
+//! (`<workspaceKeyPrefix>/<workspace>/<stateKey>`) instead. Workspace locks are read only for
+//! such a request, never in every pass: listing every workspace is unbounded.
 //!
 //! `info` and `rules` are pure; `pass` makes the AWS calls.
 
@@ -20,6 +22,10 @@ pub use rules::{
 
 /// The annotation that asks for a lock to be removed; its value is the lock ID.
 pub const FORCE_UNLOCK_ANNOTATION: &str = "tfstate.dev/force-unlock";
+
+/// With [`FORCE_UNLOCK_ANNOTATION`]: the workspace whose lock it is (its lock lives at
+/// `<workspaceKeyPrefix>/<workspace>/<stateKey>`); without it, the default workspace's.
+pub const FORCE_UNLOCK_WORKSPACE_ANNOTATION: &str = "tfstate.dev/force-unlock-workspace";
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The lock part of a pass: read the default workspace's lock where the lock mode keeps it,
-//! act on a force-unlock request, and say what `status.lock`, the `ForceUnlock` condition
+//! act on a force-unlock request (of the default workspace's lock, or of a named workspace's),
+//! and say what `status.lock`, the `ForceUnlock` condition
 //! and the Events are. AWS reads, and deletes only on request and only conditionally.
 
 use std::time::Duration;
@@ -15,9 +16,11 @@ use crate::aws::{AwsClients, ConditionalDelete, dynamodb, s3};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::status::{FIELD_MANAGER, PartState};
 
-use super::FORCE_UNLOCK_ANNOTATION;
 use super::info::{LockInfoError, parse_lock_info, shown};
-use super::rules::{ReadLock, UnlockPlan, is_stale, lock_status, plan_unlock, source_name, stale_event_due};
+use super::rules::{
+    ReadLock, UnlockPlan, is_stale, lock_status, plan_unlock, source_name, stale_event_due, workspace_state_key,
+};
+use super::{FORCE_UNLOCK_ANNOTATION, FORCE_UNLOCK_WORKSPACE_ANNOTATION};
 
 /// Where this backend's lock lives, derived from the spec only (never from the annotation).
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +33,8 @@ pub struct LockTargets<'a> {
     pub bucket: &'a str,
     /// The default workspace's state key.
     pub state_key: &'a str,
+    /// `spec.workspaceKeyPrefix` (Terraform's `env:` when `None`), for workspace locks.
+    pub workspace_key_prefix: Option<&'a str>,
 }
 
 impl LockTargets<'_> {
@@ -125,68 +130,42 @@ pub async fn check_locks(
     let mut pass = LockPass::default();
 
     if let Some(requested) = obj.annotations().get(FORCE_UNLOCK_ANNOTATION) {
-        let before = lock_status(&pairs(&reads), previous);
-        match plan_unlock(requested, &pairs(&reads)) {
-            UnlockPlan::Delete(sources) => {
-                let mut changed = Vec::new();
-                for read in reads.iter().filter(|r| sources.contains(&r.source)) {
-                    let guard = read.guard.as_deref().unwrap_or_default();
-                    let result = match read.source {
-                        LockSource::DynamoDB => {
-                            let table = targets.table.unwrap_or_default();
-                            dynamodb::delete_lock_if(&aws.dynamodb, table, &targets.lock_id(), guard)
-                                .await
-                                .map_err(|e| e.on(format!("DynamoDB table {table}, item {}", targets.lock_id())))?
-                        }
-                        _ => {
-                            let bucket = targets.lockfile_bucket.unwrap_or_default();
-                            let key = targets.lock_file();
-                            s3::delete_lock_object_if_match(&aws.s3, bucket, &key, guard)
-                                .await
-                                .map_err(|e| e.on(format!("S3 object s3://{bucket}/{key}")))?
-                        }
-                    };
-                    if result == ConditionalDelete::Changed {
-                        changed.push(source_name(read.source));
-                    }
-                }
-                let asked = shown(requested);
-                let (state, event) = if changed.is_empty() {
-                    let msg = format!(
-                        "removed lock {asked:?} ({}) held by {} for {} since {}",
-                        sources.iter().map(|s| source_name(*s)).collect::<Vec<_>>().join(" and "),
-                        before.who.as_deref().unwrap_or("an unknown holder"),
-                        before.operation.as_deref().unwrap_or("an unknown operation"),
-                        before.created.as_deref().unwrap_or("an unknown time"),
-                    );
-                    (
-                        PartState::ready(Reason::ForceUnlocked, msg.clone()),
-                        (EventType::Normal, Reason::ForceUnlocked, msg),
-                    )
-                } else {
-                    let msg = format!(
-                        "force-unlock of {asked:?}: the {} changed between the read and the conditional delete \
-                         (another holder took the lock, or it was released): it was not deleted; nothing else changed \
-                         and the annotation was removed",
-                        changed.join(" and ")
-                    );
-                    (
-                        PartState::not_ready(Reason::LockChanged, msg.clone()),
-                        (EventType::Warning, Reason::LockChanged, msg),
-                    )
-                };
-                remove_annotation(api, obj, requested).await?;
+        let workspace = obj.annotations().get(FORCE_UNLOCK_WORKSPACE_ANNOTATION);
+        let answer = match workspace
+            .map(|ws| (ws, workspace_state_key(targets.workspace_key_prefix, ws, targets.state_key)))
+        {
+            None => {
+                let before = lock_status(&pairs(&reads), previous);
+                force_unlock(aws, targets, requested, &reads, &before, "").await?
+            }
+            Some((_, Err(msg))) => Unlock::Refused(
+                Reason::ForceUnlockRefused,
+                format!("{msg}; nothing changed and the annotations were removed"),
+            ),
+            Some((ws, Ok(key))) => {
+                // Another workspace's lock: read where it lives, under this backend's own
+                // table and bucket only (the targets are the spec's), and unlock it there.
+                let ws_targets = LockTargets { state_key: &key, ..*targets };
+                let ws_reads = read_all(aws, &ws_targets).await;
+                let before = lock_status(&pairs(&ws_reads), None);
+                force_unlock(aws, &ws_targets, requested, &ws_reads, &before, &format!(" of workspace {:?}", shown(ws)))
+                    .await?
+            }
+        };
+        match answer {
+            Unlock::Done(state, event) => {
+                remove_annotations(api, obj, requested).await?;
                 pass.force_unlock = Some(state);
                 pass.events.push(event);
                 // What is there now, after the deletes.
                 reads = read_all(aws, targets).await;
             }
-            UnlockPlan::Refuse(reason, msg) => {
-                remove_annotation(api, obj, requested).await?;
+            Unlock::Refused(reason, msg) => {
+                remove_annotations(api, obj, requested).await?;
                 pass.force_unlock = Some(PartState::not_ready(reason, msg.clone()));
                 pass.events.push((EventType::Warning, reason, msg));
             }
-            UnlockPlan::Wait(msg) => {
+            Unlock::Wait(msg) => {
                 pass.force_unlock = Some(PartState::not_ready(Reason::ForceUnlockRefused, msg));
             }
         }
@@ -218,10 +197,86 @@ pub async fn check_locks(
     Ok(pass)
 }
 
-/// Removes the force-unlock annotation by a merge patch of only that annotation, with the
-/// object's resourceVersion as precondition, and only while it still asks for `requested`:
-/// a new request made meanwhile is never dropped unanswered.
-async fn remove_annotation(
+/// The answer to a force-unlock request.
+enum Unlock {
+    /// Deleted (or found changed and left alone): the part's state and its Event.
+    Done(PartState, (EventType, Reason, String)),
+    /// Nothing done; the request is dropped (reason, message).
+    Refused(Reason, String),
+    /// Nothing done; the request stays (a lock could not be read).
+    Wait(String),
+}
+
+/// Acts on a request to remove lock `requested` at `t` (`reads` as just read there, `before`
+/// their status): each source holding exactly that lock ID is deleted conditionally, on what
+/// was read. `scope` names a workspace in messages (empty for the default workspace).
+async fn force_unlock(
+    aws: &AwsClients,
+    t: &LockTargets<'_>,
+    requested: &str,
+    reads: &[Read],
+    before: &LockStatus,
+    scope: &str,
+) -> Result<Unlock, ReconcileError> {
+    let sources = match plan_unlock(requested, &pairs(reads)) {
+        UnlockPlan::Delete(sources) => sources,
+        UnlockPlan::Refuse(reason, msg) if scope.is_empty() => return Ok(Unlock::Refused(reason, msg)),
+        UnlockPlan::Refuse(reason, msg) => return Ok(Unlock::Refused(reason, format!("workspace{scope}: {msg}"))),
+        UnlockPlan::Wait(msg) => return Ok(Unlock::Wait(msg)),
+    };
+    let mut changed = Vec::new();
+    for read in reads.iter().filter(|r| sources.contains(&r.source)) {
+        let guard = read.guard.as_deref().unwrap_or_default();
+        let result = match read.source {
+            LockSource::DynamoDB => {
+                let table = t.table.unwrap_or_default();
+                dynamodb::delete_lock_if(&aws.dynamodb, table, &t.lock_id(), guard)
+                    .await
+                    .map_err(|e| e.on(format!("DynamoDB table {table}, item {}", t.lock_id())))?
+            }
+            _ => {
+                let bucket = t.lockfile_bucket.unwrap_or_default();
+                let key = t.lock_file();
+                s3::delete_lock_object_if_match(&aws.s3, bucket, &key, guard)
+                    .await
+                    .map_err(|e| e.on(format!("S3 object s3://{bucket}/{key}")))?
+            }
+        };
+        if result == ConditionalDelete::Changed {
+            changed.push(source_name(read.source));
+        }
+    }
+    let asked = shown(requested);
+    Ok(if changed.is_empty() {
+        let msg = format!(
+            "removed lock {asked:?}{scope} ({}) held by {} for {} since {}",
+            sources.iter().map(|s| source_name(*s)).collect::<Vec<_>>().join(" and "),
+            before.who.as_deref().unwrap_or("an unknown holder"),
+            before.operation.as_deref().unwrap_or("an unknown operation"),
+            before.created.as_deref().unwrap_or("an unknown time"),
+        );
+        Unlock::Done(
+            PartState::ready(Reason::ForceUnlocked, msg.clone()),
+            (EventType::Normal, Reason::ForceUnlocked, msg),
+        )
+    } else {
+        let msg = format!(
+            "force-unlock of {asked:?}{scope}: the {} changed between the read and the conditional delete \
+             (another holder took the lock, or it was released): it was not deleted; nothing else changed \
+             and the annotation was removed",
+            changed.join(" and ")
+        );
+        Unlock::Done(
+            PartState::not_ready(Reason::LockChanged, msg.clone()),
+            (EventType::Warning, Reason::LockChanged, msg),
+        )
+    })
+}
+
+/// Removes the force-unlock annotations (the lock ID and the workspace) by a merge patch of
+/// only those, with the object's resourceVersion as precondition, and only while it still
+/// asks for `requested`: a new request made meanwhile is never dropped unanswered.
+async fn remove_annotations(
     api: &Api<TerraformStateBackend>,
     obj: &TerraformStateBackend,
     requested: &str,
@@ -231,7 +286,7 @@ async fn remove_annotation(
     for _ in 0..3 {
         let patch = json!({"metadata": {
             "resourceVersion": version,
-            "annotations": {FORCE_UNLOCK_ANNOTATION: null},
+            "annotations": {FORCE_UNLOCK_ANNOTATION: null, FORCE_UNLOCK_WORKSPACE_ANNOTATION: null},
         }});
         match api
             .patch(

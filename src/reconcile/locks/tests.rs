@@ -223,3 +223,23 @@ fn stale_after_durations() {
         assert!(!re.is_match(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn a_workspace_lock_is_under_the_prefix_and_names_cannot_leave_it() {
+    assert_eq!(
+        rules::workspace_state_key(None, "staging", "team/terraform.tfstate").as_deref(),
+        Ok("env:/staging/team/terraform.tfstate")
+    );
+    assert_eq!(
+        rules::workspace_state_key(Some("workspaces"), "prod-eu_1.v2~x", "k").as_deref(),
+        Ok("workspaces/prod-eu_1.v2~x/k")
+    );
+    // Abuse: a name that would reach another path of the bucket (another workspace's nested
+    // key, another backend's key) or is not Terraform's is refused, naming the annotation.
+    for bad in ["", ".", "..", "../other-team", "a/b", "x*", "a b", "é", "ws\n", &"w".repeat(91)] {
+        let err = rules::workspace_state_key(None, bad, "k").expect_err(bad);
+        assert!(err.contains("tfstate.dev/force-unlock-workspace"), "{err}");
+    }
+    let err = rules::workspace_state_key(None, "default", "k").expect_err("default");
+    assert!(err.contains("without tfstate.dev/force-unlock-workspace"), "{err}");
+}
