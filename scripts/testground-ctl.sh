@@ -5,8 +5,9 @@
 #
 #   scripts/testground-ctl.sh DIR stop|start|restart NAME
 #
-# NAME: etcd, kube-apiserver or faults (the fault proxy). Not moto: its state lives in
-# memory and a restart would lose every bucket, key and role. `start` waits until NAME
+# NAME: etcd, kube-apiserver, faults (the fault proxy) or moto. moto keeps its state in
+# memory: a restart comes back EMPTY, every bucket, key, table and role lost (the chaos test
+# of an emulator restart wants exactly that: everything recreated, once). `start` waits until NAME
 # answers again (as testground-up.sh did) and updates DIR/pids, so that
 # scripts/testground-down.sh still stops everything. etcd keeps its data directory; the
 # fault proxy comes back with no rules and zeroed statistics.
@@ -14,13 +15,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
 
-usage="usage: testground-ctl.sh DIR stop|start|restart etcd|kube-apiserver|faults"
+usage="usage: testground-ctl.sh DIR stop|start|restart etcd|kube-apiserver|faults|moto"
 dir="${1:?$usage}"
 action="${2:?$usage}"
 name="${3:?$usage}"
 case "$name" in
-  etcd | kube-apiserver | faults) ;;
-  moto) die "moto keeps its state in memory: restarting it would lose every AWS resource; not supported" ;;
+  etcd | kube-apiserver | faults | moto) ;;
   *) die "$usage" ;;
 esac
 [ -f "$dir/cmd/$name" ] || die "no recorded command for $name in $dir/cmd (started by an older testground-up.sh?)"

@@ -124,6 +124,7 @@ wait_until 60 kube-controller-manager curl -sf --cacert "$dir/certs/apiserver.cr
 moto_port=$(free_port); moto_plain_port=$(free_port)
 start moto "$dir/logs/moto.log" "$venv/bin/python" "$here/moto/launcher.py" -H 127.0.0.1 -p "$moto_port" \
   -c "$dir/certs/moto.crt" -k "$dir/certs/moto.key" --plain-port "$moto_plain_port"
+record_ready moto 60 curl -sf --cacert "$dir/certs/ca.crt" "https://127.0.0.1:$moto_port/moto-api/"
 wait_until 60 moto curl -sf --cacert "$dir/certs/ca.crt" "https://127.0.0.1:$moto_port/moto-api/" \
   || fail "moto did not answer in 60 s" "$dir/logs/moto.log"
 

@@ -148,6 +148,13 @@ impl Chaos {
     /// Asserts exactly one KMS key, bucket, lock table and role per backend, each tagged with
     /// its UID, and none owned by a UID of this test beyond those.
     async fn assert_one_of_everything(&self, uids: &BTreeMap<String, String>) {
+        let wrong = self.not_one_of_everything(uids).await;
+        assert!(wrong.is_empty(), "not exactly one of everything:\n{}", wrong.join("\n"));
+        eprintln!("{}: {} backends, exactly one key, bucket, table and role each", self.ns, uids.len());
+    }
+
+    /// What is not exactly one key, bucket, lock table and role per backend (empty: all is).
+    async fn not_one_of_everything(&self, uids: &BTreeMap<String, String>) -> Vec<String> {
         let keys = keys_by_owner(&self.aws).await;
         let buckets = buckets_by_owner(&self.aws, &self.run).await;
         let tables = tables_by_owner(&self.aws, &self.run).await;
@@ -163,8 +170,7 @@ impl Chaos {
                 }
             }
         }
-        assert!(wrong.is_empty(), "not exactly one of everything:\n{}", wrong.join("\n"));
-        eprintln!("{}: {} backends, exactly one key, bucket, table and role each", self.ns, uids.len());
+        wrong
     }
 
     /// resourceVersion of every backend, ConfigMap and Event of the namespace.
@@ -488,6 +494,74 @@ async fn api_server_and_etcd_outage_during_creation_converges() {
     let conflicts = log.with_reason("Conflict", None);
     assert!(conflicts.is_empty(), "Conflict reported:\n{}", conflicts.join("\n"));
     t.assert_one_of_everything(&uids).await;
+}
+
+/// (d2) The AWS emulator restarted while backends are being created: it comes back EMPTY
+/// (moto keeps its state in memory), as if every bucket, key, table and role had been deleted
+/// behind the operator's back, and every connection is reset. The operator, without a restart
+/// of its own, recreates what each backend lost at its next pass (in-flight passes fail and
+/// back off; converged ones notice at their resync): in the end exactly one of everything
+/// again, every backend Ready, no Conflict, and then quiet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emulator_restart_that_loses_everything_is_recreated_once() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-d2").await;
+    let resync = Duration::from_secs(5);
+    let op = t.operator(resync, limits(5, 20, 3)).await;
+    let log = ReasonLog::start(&t.api);
+    let uids = t.create(6).await;
+    // Some are Ready (their resources will vanish), some still being created.
+    wait_for(&t.api, "b0", Duration::from_secs(60), "Ready", is_ready).await;
+    let ready_before =
+        t.api.list(&ListParams::default()).await.expect("list").items.iter().filter(|o| is_ready(o)).count();
+    let restart = Instant::now();
+    tokio::task::block_in_place(|| t.ground.ctl("restart", "moto"));
+    let lost = buckets_by_owner(&t.aws, &t.run).await;
+    assert!(lost.is_empty(), "moto came back with the buckets of before: the restart tested nothing: {lost:?}");
+    eprintln!(
+        "chaos-d2: {ready_before} of {} Ready when moto restarted (back empty after {:?})",
+        uids.len(),
+        restart.elapsed()
+    );
+
+    // Recreated, once each: polled until AWS shows it (a converged backend notices at its resync).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let wrong = t.not_one_of_everything(&uids).await;
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "120 s after the restart, not one of everything:\n{}", wrong.join("\n"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    t.wait_all_ready(&uids, Duration::from_secs(60)).await;
+    eprintln!("chaos-d2: everything recreated, all Ready {:?} after the restart", restart.elapsed());
+    // Each backend's status names what exists now, not what was lost.
+    for name in uids.keys() {
+        let status = t.api.get(name).await.expect("get").status.expect("status");
+        let key = status.kms_key_arn.clone().expect("kmsKeyArn");
+        let described = tfstate_operator::aws::kms::describe_key(&t.aws.kms, &key).await.expect("DescribeKey");
+        assert!(described.is_some(), "{name}: status.kmsKeyArn {key} is the lost key");
+    }
+    let conflicts = log.with_reason("Conflict", None);
+    assert!(conflicts.is_empty(), "Conflict reported:\n{}", conflicts.join("\n"));
+
+    // And quiet again: a resync of every backend makes no AWS write.
+    t.wait_all_settled(&uids, Duration::from_secs(60)).await;
+    let before = op.ctx.aws.calls().snapshot();
+    let quiet = Instant::now();
+    loop {
+        let diff = difference(&before, &op.ctx.aws.calls().snapshot());
+        let passes: u64 =
+            diff.iter().filter(|(k, _)| k.service == "s3" && k.operation == "GetBucketTagging").map(|(_, n)| n).sum();
+        if passes >= 2 * uids.len() as u64 {
+            let writes: Vec<_> = diff.iter().filter(|(k, _)| !k.is_read()).collect();
+            assert!(writes.is_empty(), "AWS writes after everything was recreated: {writes:#?}");
+            break;
+        }
+        assert!(quiet.elapsed() < Duration::from_secs(60), "fewer than two resyncs each in 60 s: {diff:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// (e) One call never answers (PutBucketVersioning of one bucket): that backend reports the

@@ -83,7 +83,8 @@ impl Ground {
     }
 
     /// `scripts/testground-ctl.sh DIR ACTION NAME`: stops, starts or restarts `etcd`,
-    /// `kube-apiserver` or `faults` (a start waits until it answers). Blocking; panics with
+    /// `kube-apiserver`, `faults` or `moto` (back empty: its state is in memory; a start
+    /// waits until it answers). Blocking; panics with
     /// the script's output when it fails.
     pub fn ctl(&self, action: &str, name: &str) {
         let out = std::process::Command::new(self.var("TESTGROUND_CTL"))
