@@ -18,12 +18,17 @@ use common::operator::{ReadyBackend, inspector, ready_backend};
 use md5::{Digest, Md5};
 
 fn cli(b: &ReadyBackend, args: &[&str]) -> Output {
+    cli_at(b, "AWS_ENDPOINT_URL", args)
+}
+
+/// The CLI with its AWS calls sent to the endpoint in the ground's variable `endpoint`.
+fn cli_at(b: &ReadyBackend, endpoint: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
     cmd.arg("state")
         .args(args)
         .args(["-n", &b.namespace, "tf"])
         .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", b.ground.var("AWS_ENDPOINT_URL"))
+        .env("AWS_ENDPOINT_URL", b.ground.var(endpoint))
         .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
         .env("AWS_REGION", b.ground.var("AWS_REGION"))
         // The backend names no region: the operator's default applies, as with `render`.
@@ -31,6 +36,25 @@ fn cli(b: &ReadyBackend, args: &[&str]) -> Output {
     // Not on the runtime's thread: the in-process operator and the clients' connections
     // must go on while the CLI runs (a blocked runtime stalls their TLS handshakes).
     tokio::task::block_in_place(|| cmd.output().expect("run tfstate-operator state"))
+}
+
+/// The tests that steer the fault proxy, one at a time (its rules are global to the ground).
+async fn proxy_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// The DynamoDB lock item's `Info`, if the item is there.
+async fn lock_item(ddb: &aws_sdk_dynamodb::Client, table: &str, lock_id: &str) -> Option<String> {
+    let out = ddb
+        .get_item()
+        .table_name(table)
+        .key("LockID", AttributeValue::S(lock_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem of the lock");
+    out.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()).cloned()
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -180,6 +204,20 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     let (out, err) = text(&forced);
     assert!(forced.status.success(), "forced restore failed: {err}");
     assert!(out.contains("warning: restored while locked"), "{out}");
+    let held = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem");
+    assert_eq!(
+        held.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()).map(String::as_str),
+        Some(info),
+        "a forced restore touched the lock it was forced past"
+    );
     assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(1, "lineage-l"));
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await.len(), before.len() + 3, "still nothing deleted");
 
@@ -213,6 +251,7 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
 /// down by the fault proxy so that "meanwhile" is long enough to look.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_holds_the_lock_while_it_copies() {
+    let _serial = proxy_serial().await;
     let b = ready_backend("state-cli-lock", "  locking: {mode: Both}\n").await;
     let aws = inspector(&b.ground).await;
     let faults = common::faults::Faults::from_ground(&b.ground);
@@ -334,9 +373,14 @@ async fn restore_holds_the_lock_while_it_copies() {
         .await
         .expect("a runner takes the lock file");
     let versions = version_ids(&aws.s3, &bucket, &key).await;
-    let refused = cli(&b, &["restore", "--version", &v1]);
+    // Through the proxy, to count its calls: the lock is tried first, so a refused restore has
+    // not even listed the versions (what it would check is read only under the lock).
+    let listed = |stats: &serde_json::Value| stats["requests"]["s3:ListObjectVersions"].as_u64().unwrap_or(0);
+    let lists_before = listed(&faults.stats());
+    let refused = cli_at(&b, "TESTGROUND_FAULTS_ENDPOINT_URL", &["restore", "--version", &v1]);
     assert!(!refused.status.success(), "restored while a runner held the lock file");
     assert!(text(&refused).1.contains("locked"), "{}", text(&refused).1);
+    assert_eq!(listed(&faults.stats()), lists_before, "a restore refused by the lock listed the versions first");
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await, versions, "nothing written");
     let file = aws.s3.get_object().bucket(&bucket).key(&lock_file).send().await.expect("the runner's lock file");
     assert_eq!(file.body.collect().await.expect("body").into_bytes().as_ref(), runner_info.as_bytes());
@@ -350,4 +394,86 @@ async fn restore_holds_the_lock_while_it_copies() {
         .await
         .expect("GetItem");
     assert!(item.item().is_none(), "the refused restore left a DynamoDB lock item");
+}
+
+/// Releasing is conditional and failures are named: a lock replaced by someone else during the
+/// restore (here: deleted and retaken by a "runner" while the copy is slowed) is left as it is
+/// and said so; a restore that fails (CopyObject answers 500 to every attempt) and cannot
+/// release its lock (DeleteItem answers 500 too) says which lock ID to break, and that lock
+/// is indeed still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_releases_only_its_own_lock_and_names_one_it_cannot_release() {
+    let _serial = proxy_serial().await;
+    let b = ready_backend("state-cli-release", "").await;
+    let aws = inspector(&b.ground).await;
+    let faults = common::faults::Faults::from_ground(&b.ground);
+    let (bucket, key) = (b.bucket.clone(), format!("{}/tf/terraform.tfstate", b.namespace));
+    let kms = b.status.kms_key_arn.clone().expect("kmsKeyArn");
+    let (table, lock_id) = (format!("{bucket}-lock"), format!("{bucket}/{key}"));
+    let v1 = put(&aws.s3, &bucket, &key, &kms, state(1, "lineage-l")).await;
+    put(&aws.s3, &bucket, &key, &kms, state(2, "lineage-l")).await;
+
+    // Replaced during the restore: the runner's lock survives the release.
+    faults.set_rules(serde_json::json!([
+        {"service": "s3", "operation": "CopyObject", "bucket": bucket, "fault": "latency", "latency_ms": 5000}
+    ]));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
+    cmd.args(["state", "restore", "--version", &v1, "-n", &b.namespace, "tf"])
+        .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
+        .env("AWS_ENDPOINT_URL", b.ground.var("TESTGROUND_FAULTS_ENDPOINT_URL"))
+        .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
+        .env("AWS_REGION", b.ground.var("AWS_REGION"))
+        .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"));
+    let restore = std::thread::spawn(move || cmd.output().expect("run the restore"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while lock_item(&aws.dynamodb, &table, &lock_id).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the restore took no lock within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let runner = r#"{"ID":"runner-after-break","Operation":"OperationTypeApply","Who":"ci@runner-3"}"#;
+    aws.dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("LockID", AttributeValue::S(lock_id.clone()))
+        .item("Info", AttributeValue::S(runner.into()))
+        .send()
+        .await
+        .expect("someone breaks the restore's lock and takes it");
+    let out = tokio::task::block_in_place(|| restore.join().expect("join"));
+    faults.clear_rules();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "restore failed: {stderr}");
+    assert!(stdout.contains("was replaced during the restore") && stdout.contains("left as it is"), "{stdout}");
+    assert_eq!(
+        lock_item(&aws.dynamodb, &table, &lock_id).await.as_deref(),
+        Some(runner),
+        "the runner's lock was deleted"
+    );
+    aws.dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("LockID", AttributeValue::S(lock_id.clone()))
+        .send()
+        .await
+        .expect("the runner unlocks");
+
+    // The restore fails and so does the release: the lock left is named, and is there.
+    faults.set_rules(serde_json::json!([
+        {"service": "s3", "operation": "CopyObject", "bucket": bucket, "fault": "error500"},
+        {"service": "dynamodb", "operation": "DeleteItem", "fault": "error500"}
+    ]));
+    let versions = version_ids(&aws.s3, &bucket, &key).await;
+    let failed = cli_at(&b, "TESTGROUND_FAULTS_ENDPOINT_URL", &["restore", "--version", &v1]);
+    faults.clear_rules();
+    let (_, stderr) = text(&failed);
+    assert!(!failed.status.success(), "a restore whose copy failed succeeded");
+    let left = lock_item(&aws.dynamodb, &table, &lock_id).await.expect("the lock that could not be released");
+    let id =
+        serde_json::from_str::<serde_json::Value>(&left).expect("lock info")["ID"].as_str().expect("ID").to_owned();
+    assert!(
+        stderr.contains(&format!("holding the state lock {id}")) && stderr.contains("could not be released"),
+        "the lock left is not named: {stderr}"
+    );
+    assert!(stderr.contains(&format!("terraform force-unlock {id}")), "{stderr}");
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await, versions, "a failed copy wrote a version");
 }

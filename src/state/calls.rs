@@ -106,8 +106,9 @@ pub struct HeldLock {
 pub enum TakeLock {
     /// Every lock the mode uses is now ours.
     Taken(HeldLock),
-    /// Someone holds one of them (who, as [`lock_holder`] says it); nothing of ours is left.
-    Busy(String),
+    /// Someone holds one of them (who, as [`lock_holder`] says it; `None`: released again
+    /// by the time it was read); nothing of ours is left.
+    Busy(Option<String>),
 }
 
 /// Takes the state's lock exactly as Terraform does, with `info` (Terraform's lock info JSON)
@@ -161,12 +162,25 @@ pub async fn take_lock(
         match put {
             Ok(_) => held.item = true,
             Err(e) => {
-                // Not left half-taken: the lock file goes again first.
-                release_lock(s3, ddb, t, &held, info).await?;
+                // Not left half-taken: the lock file goes again first. If that fails too,
+                // both are said, and which lock file stays.
+                let e = e.on(format!("{table} item {}", t.lock_id()));
+                if let Err(left) = release_lock(s3, ddb, t, &held, info).await {
+                    return Err(AwsError {
+                        message: format!(
+                            "{}; and the lock file s3://{}/{} this restore had just written could not be removed \
+                             ({left}): delete it, or break the lock by its ID",
+                            e.message,
+                            t.bucket,
+                            t.lockfile_key()
+                        ),
+                        ..e
+                    });
+                }
                 if e.code == "ConditionalCheckFailedException" {
                     return busy(s3, ddb, t).await;
                 }
-                return Err(e.on(format!("{table} item {}", t.lock_id())));
+                return Err(e);
             }
         }
     }
@@ -175,17 +189,18 @@ pub async fn take_lock(
 
 /// Who holds the lock that refused us (read again: it may be gone by now).
 async fn busy(s3: &aws_sdk_s3::Client, ddb: &aws_sdk_dynamodb::Client, t: &StateTarget) -> Result<TakeLock, AwsError> {
-    let holder = lock_holder(s3, ddb, t).await?;
-    Ok(TakeLock::Busy(holder.unwrap_or_else(|| "held a moment ago and released since: run the restore again".into())))
+    Ok(TakeLock::Busy(lock_holder(s3, ddb, t).await?))
 }
 
 /// Releases what [`take_lock`] took, each only while it is still ours: the DynamoDB item by a
 /// `DeleteItem` conditional on its `Info` being `info`, the lock file by a `DeleteObject` with
-/// `If-Match` its ETag. Returns what was no longer ours and so was left alone.
+/// `If-Match` its ETag; both are tried whatever the first answered. Returns what was no longer
+/// ours and so was left alone.
 ///
 /// # Errors
 ///
-/// An [`AwsError`] when a delete fails (the lock stays: break it by its ID).
+/// An [`AwsError`] when a delete fails (that part of the lock stays: break it by its ID); with
+/// both failing, the first, its message naming the second too.
 pub async fn release_lock(
     s3: &aws_sdk_s3::Client,
     ddb: &aws_sdk_dynamodb::Client,
@@ -193,7 +208,7 @@ pub async fn release_lock(
     held: &HeldLock,
     info: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let mut not_ours = Vec::new();
+    let (mut not_ours, mut failed) = (Vec::new(), Vec::new());
     if held.item
         && let Some(table) = &t.lock_table
     {
@@ -211,7 +226,7 @@ pub async fn release_lock(
             Err(e) if e.code == "ConditionalCheckFailedException" => {
                 not_ours.push(format!("DynamoDB item {} in {table}", t.lock_id()));
             }
-            Err(e) => return Err(e.on(format!("{table} item {}", t.lock_id()))),
+            Err(e) => failed.push(e.on(format!("{table} item {}", t.lock_id()))),
         }
     }
     if let Some(etag) = &held.file_etag {
@@ -221,10 +236,15 @@ pub async fn release_lock(
             Err(e) if e.code == "PreconditionFailed" || e.code == "NoSuchKey" => {
                 not_ours.push(format!("lock file s3://{}/{key}", t.bucket));
             }
-            Err(e) => return Err(e.on(format!("s3://{}/{key}", t.bucket))),
+            Err(e) => failed.push(e.on(format!("s3://{}/{key}", t.bucket))),
         }
     }
-    Ok(not_ours)
+    let mut failed = failed.into_iter();
+    match (failed.next(), failed.next()) {
+        (None, _) => Ok(not_ours),
+        (Some(first), None) => Err(first),
+        (Some(first), Some(second)) => Err(AwsError { message: format!("{}; and {second}", first.message), ..first }),
+    }
 }
 
 /// Terraform's lock info (`{"ID", "Operation", "Who", "Created", ...}`) in one line.

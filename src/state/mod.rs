@@ -33,6 +33,39 @@ pub enum StateError {
     /// The restore was refused; nothing was written.
     #[error("refused, nothing changed: {0}")]
     Refused(#[from] Refusal),
+    /// The restore failed, and so did releasing the state lock it held: the lock to break.
+    #[error(
+        "{after}; and the restore's state lock {id} could not be released ({why}): break it with `terraform force-unlock {id}` or the tfstate.dev/force-unlock annotation"
+    )]
+    LockLeft {
+        /// Why the restore failed.
+        after: Box<StateError>,
+        /// The lock's ID.
+        id: String,
+        /// Why it was not released.
+        why: String,
+    },
+    /// Interrupted (Ctrl-C) before the restore finished.
+    #[error(
+        "interrupted before the restore finished (a copy already sent may have been made: check with `tfstate-operator state versions`)"
+    )]
+    Interrupted,
+    /// The copy was made, but Terraform's digest could not be written.
+    #[error(
+        "{done}error: Terraform's digest {id} in {table} could not be updated ({why}): set its Digest to {digest}, or Terraform will refuse the restored state"
+    )]
+    DigestNotWritten {
+        /// What was done (the restore's report so far).
+        done: String,
+        /// The lock table.
+        table: String,
+        /// The digest item's LockID.
+        id: String,
+        /// The MD5 to set.
+        digest: String,
+        /// Why it failed.
+        why: String,
+    },
     /// The version asked for is not a version of the state object.
     #[error("version {version} is not a version of s3://{bucket}/{key} (see `tfstate-operator state versions`)")]
     NoSuchVersion {

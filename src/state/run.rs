@@ -58,15 +58,38 @@ pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bo
     );
     let created = k8s_openapi::jiff::Timestamp::now().to_string();
     let info = lock_info(&RestoreLockInfo { id: &id, who: &who, path: &t.lock_id(), version, created: &created });
-    let (held, busy) = match take_lock(&aws.s3, &aws.dynamodb, t, &info).await? {
+    let mut taken = take_lock(&aws.s3, &aws.dynamodb, t, &info).await?;
+    if taken == TakeLock::Busy(None) {
+        // Held when written, gone when read: once more.
+        taken = take_lock(&aws.s3, &aws.dynamodb, t, &info).await?;
+    }
+    let (held, busy) = match taken {
         TakeLock::Taken(held) => (held, None),
         // Forced: restored without the lock (and said so).
-        TakeLock::Busy(holder) if force => (HeldLock::default(), Some(holder)),
-        TakeLock::Busy(holder) => return Err(Refusal::Locked(holder).into()),
+        TakeLock::Busy(holder) if force => (HeldLock::default(), Some(holder_or_gone(holder))),
+        TakeLock::Busy(holder) => return Err(Refusal::Locked(holder_or_gone(holder)).into()),
     };
-    let done = restore_locked(aws, t, version, force, busy).await;
+    if held != HeldLock::default() {
+        // On stderr at once: if this command is killed, the lock to break is known.
+        eprintln!(
+            "holding the state lock {id} (if this command is interrupted, break it with `terraform force-unlock {id}` \
+             or the tfstate.dev/force-unlock annotation)"
+        );
+    }
+    // Ctrl-C ends the restore but not before the lock is released.
+    let done = tokio::select! {
+        done = restore_locked(aws, t, version, force, busy) => done,
+        _ = tokio::signal::ctrl_c() => Err(StateError::Interrupted),
+    };
     let released = release_lock(&aws.s3, &aws.dynamodb, t, &held, &info).await;
-    let mut out = done?;
+    let mut out = match (done, &released) {
+        (Ok(out), _) => out,
+        // Failed, and the lock stays: say which one, or runners wait on it for good.
+        (Err(e), Err(why)) if held != HeldLock::default() => {
+            return Err(StateError::LockLeft { after: Box::new(e), id, why: why.to_string() });
+        }
+        (Err(e), _) => return Err(e),
+    };
     if held != HeldLock::default() {
         match released {
             Ok(not_ours) if not_ours.is_empty() => {
@@ -83,6 +106,11 @@ pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bo
         }
     }
     Ok(out)
+}
+
+/// The holder of a lock, or that it was released before it could be read.
+fn holder_or_gone(holder: Option<String>) -> String {
+    holder.unwrap_or_else(|| "held twice in a row, released each time before it could be read".into())
 }
 
 /// The restore proper, under the lock (or forced past `lock`, the holder of a lock that could
@@ -140,7 +168,16 @@ async fn restore_locked(
         match content {
             Some(content) => {
                 let digest: String = Md5::digest(&content).iter().map(|b| format!("{b:02x}")).collect();
-                put_digest(&aws.dynamodb, table, t, &digest).await?;
+                if let Err(e) = put_digest(&aws.dynamodb, table, t, &digest).await {
+                    // The copy is done: say so, and what is left to do by hand.
+                    return Err(StateError::DigestNotWritten {
+                        done: out,
+                        table: table.clone(),
+                        id: t.digest_id(),
+                        digest,
+                        why: e.to_string(),
+                    });
+                }
                 out.push_str(&format!("updated Terraform's digest {} in {table} to {digest}\n", t.digest_id()));
             }
             None => out.push_str(&format!(
