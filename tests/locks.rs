@@ -361,6 +361,18 @@ async fn a_workspace_lock_is_broken_by_naming_its_workspace() {
             .is_some_and(|l| l.held && l.who.as_deref() == Some("runner@tf-default"))
     })
     .await;
+
+    // A workspace annotation alone names no lock: answered and removed (left there, it would
+    // send the next default-workspace request to that workspace); nothing changes.
+    let patch = json!({"metadata": {"annotations": {WORKSPACE_ANNOTATION: "staging"}}});
+    fx.api.patch("tf", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+    wait_for(&fx.api, "tf", Duration::from_secs(60), "answering a lone workspace annotation", |o| {
+        gone(o)
+            && condition(o, "ForceUnlock")
+                .is_some_and(|(_, r, m)| r == "ForceUnlockRefused" && m.contains("without tfstate.dev/force-unlock"))
+    })
+    .await;
+    assert_eq!(lock_item(&fx.aws, &table, &lock_id).await.as_deref(), Some(info.as_str()), "default lock touched");
 }
 
 async fn kube_resource_version(api: &Api<TerraformStateBackend>) -> String {
@@ -592,4 +604,60 @@ async fn lock_mode_migrates_only_through_both() {
     assert!(data.contains_key("dynamodb_table"), "DynamoDB: {data:?}");
     assert_ne!(data.get("use_lockfile").map(String::as_str), Some("true"), "DynamoDB: {data:?}");
     assert!(item(&ours[0]).await, "the current digest survived the step to DynamoDB");
+}
+
+/// Waits (polled, with a deadline) until the backend object is gone: its finalizer ran.
+async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 120 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `deletionPolicy: Delete` after DynamoDB -> Both -> Lockfile: the lock table, which the mode
+/// change kept (runners may still hold locks there during the roll-out), is still this
+/// backend's and goes with it. Before, Lockfile mode looked at no table and it leaked.
+#[tokio::test]
+async fn a_lock_table_kept_from_an_earlier_mode_is_deleted_with_the_backend() {
+    let fx = fixture("locks-keep", json!({"mode": "DynamoDB"})).await;
+    let table = fx.table();
+    for mode in ["Both", "Lockfile"] {
+        patch_spec(&fx.api, "tf", json!({"locking": {"mode": mode}})).await;
+        wait_for(&fx.api, "tf", Duration::from_secs(60), "converged in the new mode", |o| {
+            o.status.as_ref().and_then(|s| s.lock_mode).map(|m| format!("{m:?}")) == Some(mode.to_string())
+                && condition(o, "Ready").is_some_and(|(s, _, _)| s == "True")
+        })
+        .await;
+    }
+    assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some(), "kept table gone");
+    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
+    wait_ready(&fx.api, "tf").await;
+    fx.api.delete("tf", &Default::default()).await.expect("delete");
+    wait_deleted(&fx.api, "tf").await;
+    assert!(
+        dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_none(),
+        "the lock table kept from DynamoDB mode outlived its backend"
+    );
+    assert!(!s3::exists(&fx.aws.s3, &fx.bucket).await.expect("HeadBucket"), "the empty bucket was not deleted");
+}
+
+/// Abuse: in Lockfile mode the default table name `<bucket>-lock` is only looked at. A table of
+/// that name that is not this backend's (no ownership tags: somebody else's) is never deleted
+/// with the backend.
+#[tokio::test]
+async fn a_table_of_the_default_name_that_is_not_ours_survives_the_deletion() {
+    let fx = fixture("locks-foreign", json!({"mode": "Lockfile"})).await;
+    let table = fx.table();
+    assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_none());
+    dynamodb::create(&fx.aws.dynamodb, &table, None, false, &Default::default()).await.expect("foreign table");
+    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
+    wait_ready(&fx.api, "tf").await;
+    fx.api.delete("tf", &Default::default()).await.expect("delete");
+    wait_deleted(&fx.api, "tf").await;
+    assert!(
+        dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some(),
+        "a table that was not the backend's was deleted with it"
+    );
+    dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("clean up the foreign table");
 }

@@ -129,8 +129,18 @@ pub async fn check_locks(
     let mut reads = read_all(aws, targets).await;
     let mut pass = LockPass::default();
 
-    if let Some(requested) = obj.annotations().get(FORCE_UNLOCK_ANNOTATION) {
-        let workspace = obj.annotations().get(FORCE_UNLOCK_WORKSPACE_ANNOTATION);
+    let request = obj.annotations().get(FORCE_UNLOCK_ANNOTATION).map(String::as_str);
+    let workspace = obj.annotations().get(FORCE_UNLOCK_WORKSPACE_ANNOTATION).map(String::as_str);
+    if request.is_none() && workspace.is_some() {
+        // Alone it asks for nothing; left there, it would send the next default-workspace
+        // request (the one the StaleLock Event suggests) to that workspace.
+        let msg = "tfstate.dev/force-unlock-workspace without tfstate.dev/force-unlock names no lock: nothing \
+                   changed and the annotation was removed (set both, the lock ID in tfstate.dev/force-unlock)";
+        remove_annotations(api, obj, None, workspace).await?;
+        pass.force_unlock = Some(PartState::not_ready(Reason::ForceUnlockRefused, msg));
+        pass.events.push((EventType::Warning, Reason::ForceUnlockRefused, msg.into()));
+    }
+    if let Some(requested) = request {
         let answer = match workspace
             .map(|ws| (ws, workspace_state_key(targets.workspace_key_prefix, ws, targets.state_key)))
         {
@@ -154,14 +164,14 @@ pub async fn check_locks(
         };
         match answer {
             Unlock::Done(state, event) => {
-                remove_annotations(api, obj, requested).await?;
+                remove_annotations(api, obj, Some(requested), workspace).await?;
                 pass.force_unlock = Some(state);
                 pass.events.push(event);
                 // What is there now, after the deletes.
                 reads = read_all(aws, targets).await;
             }
             Unlock::Refused(reason, msg) => {
-                remove_annotations(api, obj, requested).await?;
+                remove_annotations(api, obj, Some(requested), workspace).await?;
                 pass.force_unlock = Some(PartState::not_ready(reason, msg.clone()));
                 pass.events.push((EventType::Warning, reason, msg));
             }
@@ -274,12 +284,14 @@ async fn force_unlock(
 }
 
 /// Removes the force-unlock annotations (the lock ID and the workspace) by a merge patch of
-/// only those, with the object's resourceVersion as precondition, and only while it still
-/// asks for `requested`: a new request made meanwhile is never dropped unanswered.
+/// only those, with the object's resourceVersion as precondition, and only while they still
+/// ask for what was answered (`requested`, `workspace`): a new request made meanwhile is never
+/// dropped unanswered.
 async fn remove_annotations(
     api: &Api<TerraformStateBackend>,
     obj: &TerraformStateBackend,
-    requested: &str,
+    requested: Option<&str>,
+    workspace: Option<&str>,
 ) -> Result<(), ReconcileError> {
     let name = obj.name_any();
     let mut version = obj.resource_version();
@@ -300,7 +312,8 @@ async fn remove_annotations(
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 // Changed since read: still the same request?
                 let now = api.get(&name).await?;
-                if now.annotations().get(FORCE_UNLOCK_ANNOTATION).map(String::as_str) != Some(requested) {
+                let asks = |key: &str| now.annotations().get(key).map(String::as_str);
+                if asks(FORCE_UNLOCK_ANNOTATION) != requested || asks(FORCE_UNLOCK_WORKSPACE_ANNOTATION) != workspace {
                     return Ok(());
                 }
                 version = now.resource_version();

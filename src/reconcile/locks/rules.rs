@@ -167,19 +167,22 @@ pub const DEFAULT_WORKSPACE_KEY_PREFIX: &str = "env:";
 
 /// The state key of workspace `workspace` (`<workspaceKeyPrefix>/<workspace>/<stateKey>`, as
 /// Terraform's S3 backend keeps it), for a force-unlock of that workspace's lock. The name must
-/// be one Terraform accepts and that stays inside the prefix: URL-safe characters only (no `/`,
-/// so no path of another workspace or backend), not `.` or `..`, and not `default` (whose lock
+/// be one Terraform accepts and that stays inside the prefix: what URL path escaping leaves
+/// unchanged (no `/`, so no path of another workspace or backend), not `.` or `..`, and not
+/// `default` (whose lock
 /// is at the state key itself and is unlocked without naming a workspace).
 ///
 /// # Errors
 ///
 /// What is wrong with the name, for the refusal's message.
 pub fn workspace_state_key(prefix: Option<&str>, workspace: &str, state_key: &str) -> Result<String, String> {
-    let url_safe = workspace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    // What Go's url.PathEscape leaves as it is (Terraform's test of a workspace name): the
+    // unreserved characters and `$&+:=@`; never `/`.
+    let url_safe = workspace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~$&+:=@".contains(&b));
     if workspace.is_empty() || workspace.len() > 90 || !url_safe || workspace == "." || workspace == ".." {
         return Err(format!(
             "the tfstate.dev/force-unlock-workspace annotation {:?} is not a Terraform workspace name (1 to 90 \
-             letters, digits, '-', '.', '_' or '~')",
+             letters, digits and - . _ ~ $ & + : = @; no '/')",
             shown(workspace)
         ));
     }

@@ -234,9 +234,13 @@ fn a_workspace_lock_is_under_the_prefix_and_names_cannot_leave_it() {
         rules::workspace_state_key(Some("workspaces"), "prod-eu_1.v2~x", "k").as_deref(),
         Ok("workspaces/prod-eu_1.v2~x/k")
     );
+    // Terraform accepts what url.PathEscape leaves unchanged, `$&+:=@` included.
+    assert_eq!(rules::workspace_state_key(None, "a$b&c+d:e=f@g", "k").as_deref(), Ok("env:/a$b&c+d:e=f@g/k"));
     // Abuse: a name that would reach another path of the bucket (another workspace's nested
     // key, another backend's key) or is not Terraform's is refused, naming the annotation.
-    for bad in ["", ".", "..", "../other-team", "a/b", "x*", "a b", "é", "ws\n", &"w".repeat(91)] {
+    for bad in
+        ["", ".", "..", "../other-team", "a/b", "x*", "a b", "é", "ws\n", "a?b", "a;b", "a,b", "%2F", &"w".repeat(91)]
+    {
         let err = rules::workspace_state_key(None, bad, "k").expect_err(bad);
         assert!(err.contains("tfstate.dev/force-unlock-workspace"), "{err}");
     }
