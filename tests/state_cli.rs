@@ -44,17 +44,28 @@ async fn proxy_serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-/// The DynamoDB lock item's `Info`, if the item is there.
-async fn lock_item(ddb: &aws_sdk_dynamodb::Client, table: &str, lock_id: &str) -> Option<String> {
+/// String attribute `attribute` of item `id` of the lock table (strongly consistent), if the
+/// item is there.
+async fn item_attribute(ddb: &aws_sdk_dynamodb::Client, table: &str, id: &str, attribute: &str) -> Option<String> {
     let out = ddb
         .get_item()
         .table_name(table)
-        .key("LockID", AttributeValue::S(lock_id.to_owned()))
+        .key("LockID", AttributeValue::S(id.to_owned()))
         .consistent_read(true)
         .send()
         .await
-        .expect("GetItem of the lock");
-    out.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()).cloned()
+        .expect("GetItem");
+    out.item().and_then(|i| i.get(attribute)).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// The DynamoDB lock item's `Info`, if the item is there.
+async fn lock_item(ddb: &aws_sdk_dynamodb::Client, table: &str, lock_id: &str) -> Option<String> {
+    item_attribute(ddb, table, lock_id, "Info").await
+}
+
+/// Terraform's digest of the state (`<lock ID>-md5`, attribute `Digest`).
+async fn digest_item(ddb: &aws_sdk_dynamodb::Client, table: &str, lock_id: &str) -> Option<String> {
+    item_attribute(ddb, table, &format!("{lock_id}-md5"), "Digest").await
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -171,16 +182,8 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     assert_eq!(after.len(), before.len() + 1, "one new version, none deleted");
     assert!(before.iter().all(|v| after.contains(v)), "every earlier version is still there");
     // Terraform's digest now matches the restored state.
-    let digest = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(format!("{lock_id}-md5")))
-        .send()
-        .await
-        .expect("GetItem digest");
     let want: String = Md5::digest(state(2, "lineage-l")).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(digest.item().and_then(|i| i.get("Digest")).and_then(|d| d.as_s().ok()), Some(&want));
+    assert_eq!(digest_item(&aws.dynamodb, &table, &lock_id).await, Some(want));
 
     // Another lineage is refused, then restored with --force.
     let refused = cli(&b, &["restore", "--version", &other]);
@@ -204,17 +207,8 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     let (out, err) = text(&forced);
     assert!(forced.status.success(), "forced restore failed: {err}");
     assert!(out.contains("warning: restored while locked"), "{out}");
-    let held = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(lock_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem");
     assert_eq!(
-        held.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()).map(String::as_str),
+        lock_item(&aws.dynamodb, &table, &lock_id).await.as_deref(),
         Some(info),
         "a forced restore touched the lock it was forced past"
     );
@@ -232,16 +226,8 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
         .expect("unlock");
     let unknown = cli(&b, &["restore", "--version", "no-such-version"]);
     assert!(!unknown.status.success() && text(&unknown).1.contains("is not a version of"), "{}", text(&unknown).1);
-    let item = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(lock_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem");
-    assert!(item.item().is_none(), "a refused restore left its lock: {:?}", item.item());
+    let left = lock_item(&aws.dynamodb, &table, &lock_id).await;
+    assert!(left.is_none(), "a refused restore left its lock: {left:?}");
 }
 
 /// The restore holds the state's lock, as Terraform takes it, from before it reads the versions
@@ -280,17 +266,8 @@ async fn restore_holds_the_lock_while_it_copies() {
     // While it copies: the DynamoDB item is the restore's, with Terraform's lock info ...
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let info = loop {
-        let item = aws
-            .dynamodb
-            .get_item()
-            .table_name(&table)
-            .key("LockID", AttributeValue::S(lock_id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem of the lock");
-        if let Some(info) = item.item().and_then(|i| i.get("Info")).and_then(|v| v.as_s().ok()) {
-            break info.clone();
+        if let Some(info) = lock_item(&aws.dynamodb, &table, &lock_id).await {
+            break info;
         }
         assert!(std::time::Instant::now() < deadline, "the restore took no DynamoDB lock within 15 s");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -334,28 +311,12 @@ async fn restore_holds_the_lock_while_it_copies() {
     assert!(stdout.contains(&format!("held the state lock {id} during the restore, and released it")), "{stdout}");
     assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(1, "lineage-l"), "v1 is current again");
     // Released: no lock item, no lock file; the digest is the restored state's.
-    let item = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(lock_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem");
-    assert!(item.item().is_none(), "the lock item is still there: {:?}", item.item());
+    let left = lock_item(&aws.dynamodb, &table, &lock_id).await;
+    assert!(left.is_none(), "the lock item is still there: {left:?}");
     let head = aws.s3.head_object().bucket(&bucket).key(&lock_file).send().await;
     assert!(head.is_err(), "the lock file is still there");
-    let digest = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(format!("{lock_id}-md5")))
-        .send()
-        .await
-        .expect("GetItem digest");
     let want: String = Md5::digest(state(1, "lineage-l")).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(digest.item().and_then(|i| i.get("Digest")).and_then(|d| d.as_s().ok()), Some(&want));
+    assert_eq!(digest_item(&aws.dynamodb, &table, &lock_id).await, Some(want));
 
     // A lock file held by a runner (Both mode, no DynamoDB item) refuses the restore, and the
     // restore leaves the runner's lock file as it was and takes no DynamoDB item.
@@ -384,16 +345,10 @@ async fn restore_holds_the_lock_while_it_copies() {
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await, versions, "nothing written");
     let file = aws.s3.get_object().bucket(&bucket).key(&lock_file).send().await.expect("the runner's lock file");
     assert_eq!(file.body.collect().await.expect("body").into_bytes().as_ref(), runner_info.as_bytes());
-    let item = aws
-        .dynamodb
-        .get_item()
-        .table_name(&table)
-        .key("LockID", AttributeValue::S(lock_id.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem");
-    assert!(item.item().is_none(), "the refused restore left a DynamoDB lock item");
+    assert!(
+        lock_item(&aws.dynamodb, &table, &lock_id).await.is_none(),
+        "the refused restore left a DynamoDB lock item"
+    );
 }
 
 /// Releasing is conditional and failures are named: a lock replaced by someone else during the
