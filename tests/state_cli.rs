@@ -23,6 +23,15 @@ fn cli(b: &ReadyBackend, args: &[&str]) -> Output {
 
 /// The CLI with its AWS calls sent to the endpoint in the ground's variable `endpoint`.
 fn cli_at(b: &ReadyBackend, endpoint: &str, args: &[&str]) -> Output {
+    let mut cmd = state_command(b, endpoint, args);
+    // Not on the runtime's thread: the in-process operator and the clients' connections
+    // must go on while the CLI runs (a blocked runtime stalls their TLS handshakes).
+    tokio::task::block_in_place(|| cmd.output().expect("run tfstate-operator state"))
+}
+
+/// `tfstate-operator state ARGS -n NS tf` for backend `b`, its AWS calls sent to the endpoint in
+/// the ground's variable `endpoint`; not started, so a test may run it in the background.
+fn state_command(b: &ReadyBackend, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
     cmd.arg("state")
         .args(args)
@@ -33,9 +42,7 @@ fn cli_at(b: &ReadyBackend, endpoint: &str, args: &[&str]) -> Output {
         .env("AWS_REGION", b.ground.var("AWS_REGION"))
         // The backend names no region: the operator's default applies, as with `render`.
         .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"));
-    // Not on the runtime's thread: the in-process operator and the clients' connections
-    // must go on while the CLI runs (a blocked runtime stalls their TLS handshakes).
-    tokio::task::block_in_place(|| cmd.output().expect("run tfstate-operator state"))
+    cmd
 }
 
 /// The tests that steer the fault proxy, one at a time (its rules are global to the ground).
@@ -251,16 +258,8 @@ async fn restore_holds_the_lock_while_it_copies() {
     faults.set_rules(serde_json::json!([
         {"service": "s3", "operation": "CopyObject", "bucket": bucket, "fault": "latency", "latency_ms": 6000}
     ]));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
-    cmd.args(["state", "restore", "--version", &v1, "-n", &b.namespace, "tf"])
-        .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", b.ground.var("TESTGROUND_FAULTS_ENDPOINT_URL"))
-        .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
-        .env("AWS_REGION", b.ground.var("AWS_REGION"))
-        .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"))
-        .env("USER", "ana")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    let mut cmd = state_command(&b, "TESTGROUND_FAULTS_ENDPOINT_URL", &["restore", "--version", &v1]);
+    cmd.env("USER", "ana").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("start the restore");
 
     // While it copies: the DynamoDB item is the restore's, with Terraform's lock info ...
@@ -372,13 +371,7 @@ async fn a_restore_releases_only_its_own_lock_and_names_one_it_cannot_release() 
     faults.set_rules(serde_json::json!([
         {"service": "s3", "operation": "CopyObject", "bucket": bucket, "fault": "latency", "latency_ms": 5000}
     ]));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tfstate-operator"));
-    cmd.args(["state", "restore", "--version", &v1, "-n", &b.namespace, "tf"])
-        .env("KUBECONFIG", b.ground.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", b.ground.var("TESTGROUND_FAULTS_ENDPOINT_URL"))
-        .env("AWS_CA_BUNDLE", b.ground.var("AWS_CA_BUNDLE"))
-        .env("AWS_REGION", b.ground.var("AWS_REGION"))
-        .env("TFSTATE_DEFAULT_REGION", b.ground.var("AWS_REGION"));
+    let mut cmd = state_command(&b, "TESTGROUND_FAULTS_ENDPOINT_URL", &["restore", "--version", &v1]);
     let restore = std::thread::spawn(move || cmd.output().expect("run the restore"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while lock_item(&aws.dynamodb, &table, &lock_id).await.is_none() {

@@ -48,8 +48,10 @@ pub async fn versions(aws: &AwsClients, t: &StateTarget) -> Result<String, State
 ///
 /// # Errors
 ///
-/// [`StateError::NoSuchVersion`], [`StateError::Refused`] (nothing written) or
-/// [`StateError::Aws`].
+/// [`StateError::NoSuchVersion`] or [`StateError::Refused`] (nothing written),
+/// [`StateError::Aws`], [`StateError::DigestNotWritten`] (the copy was made, the digest is
+/// stale), [`StateError::Interrupted`] (Ctrl-C; the lock is released) and
+/// [`StateError::LockLeft`] when the lock could not be released after any of these.
 pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bool) -> Result<String, StateError> {
     let id = uuid::Uuid::new_v4().to_string();
     let who = who(
