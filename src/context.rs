@@ -144,15 +144,26 @@ impl Context {
 
     /// The controller action for a pass that did not fail: when to look again.
     pub fn requeue(&self, uid: &str, requeue: Requeue) -> Action {
-        match requeue {
-            Requeue::Verify => Action::requeue(self.config.verify_delay),
+        self.requeue_within(uid, requeue, None)
+    }
+
+    /// Like [`Context::requeue`], but no later than `bound` when one is given (something
+    /// becomes due then, such as the end of a lock-mode roll-out window).
+    pub fn requeue_within(&self, uid: &str, requeue: Requeue, bound: Option<Duration>) -> Action {
+        let delay = match requeue {
+            Requeue::Verify => Some(self.config.verify_delay),
             Requeue::Resync => {
                 let slot = self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).slot(uid);
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                Action::requeue(resync_delay(slot, self.config.resync_interval, now))
+                Some(resync_delay(slot, self.config.resync_interval, now))
             }
-            Requeue::AwaitChange => Action::await_change(),
-            Requeue::Backoff(policy) => Action::requeue(backoff_delay(policy, 1, fastrand::f64())),
+            Requeue::AwaitChange => None,
+            Requeue::Backoff(policy) => Some(backoff_delay(policy, 1, fastrand::f64())),
+        };
+        match (delay, bound) {
+            (Some(d), Some(b)) => Action::requeue(d.min(b)),
+            (Some(d), None) | (None, Some(d)) => Action::requeue(d),
+            (None, None) => Action::await_change(),
         }
     }
 

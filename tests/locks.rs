@@ -5,7 +5,8 @@
 //! `tfstate.dev/force-unlock` annotation (a wrong ID first: nothing changes, the condition and
 //! an Event say why), conditional deletes that fail safe when the lock changed in between, and
 //! lock-mode migrations (straight DynamoDB -> Lockfile refused without an AWS call; through
-//! Both they work, and the runner role's grants follow each step).
+//! Both they work, one roll-out window of `staleAfter` apart, and the runner role keeps the
+//! grants of the old mode until the window closes).
 
 mod common;
 
@@ -473,12 +474,37 @@ async fn published(fx: &Fixture) -> std::collections::BTreeMap<String, String> {
         .expect("data")
 }
 
+/// Polls the runner role's grants until `UseLockTable` and `ManageLockFiles` are as given.
+async fn wait_grants(fx: &Fixture, table: bool, lockfile: bool, what: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sids = grant_sids(&fx.aws, &fx.ns).await;
+        let has = |sid: &str| sids.iter().any(|s| s == sid);
+        if has("UseLockTable") == table && has("ManageLockFiles") == lockfile {
+            return sids;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: grants still {sids:?} after 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// When `status.lockModeChange` says the published mode last changed.
+fn changed_at(o: &TerraformStateBackend) -> k8s_openapi::jiff::Timestamp {
+    let change = o.status.as_ref().and_then(|s| s.lock_mode_change.as_ref()).expect("status.lockModeChange");
+    change.at.parse().expect("lockModeChange.at")
+}
+
+/// The roll-out window of these tests (`spec.locking.staleAfter`).
+const WINDOW: Duration = Duration::from_secs(10);
+
 /// DynamoDB -> Lockfile is refused with no AWS call and a message naming the Both step;
-/// DynamoDB -> Both -> Lockfile works and the role's grants follow; Lockfile -> DynamoDB is
-/// refused likewise; Lockfile -> Both -> DynamoDB works, the stale digests cleared first.
+/// DynamoDB -> Both -> Lockfile works, but the second step waits for the first one's roll-out
+/// window (`staleAfter`) and then happens by itself; the role keeps the old mode's grants
+/// until its window closes. Lockfile -> DynamoDB is refused likewise; Lockfile -> Both ->
+/// DynamoDB works, the stale digests cleared first.
 #[tokio::test]
 async fn lock_mode_migrates_only_through_both() {
-    let fx = fixture("locks-migrate", json!({"mode": "DynamoDB"})).await;
+    let fx = fixture("locks-migrate", json!({"mode": "DynamoDB", "staleAfter": "10s"})).await;
     let has = |sids: &[String], sid: &str| sids.iter().any(|s| s == sid);
     let sids = grant_sids(&fx.aws, &fx.ns).await;
     assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "{sids:?}");
@@ -511,19 +537,50 @@ async fn lock_mode_migrates_only_through_both() {
     let sids = grant_sids(&fx.aws, &fx.ns).await;
     assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "grants changed: {sids:?}");
 
-    // Through Both: each step converges, is published, recorded, and granted.
-    for (mode, table, lockfile) in [("Both", true, true), ("Lockfile", false, true)] {
-        patch_spec(&fx.api, "tf", json!({"locking": {"mode": mode}})).await;
-        let obj = wait_ready(&fx.api, "tf").await;
-        let expected: LockMode = serde_json::from_value(json!(mode)).expect("mode");
-        assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(expected));
-        let sids = grant_sids(&fx.aws, &fx.ns).await;
-        assert_eq!(has(&sids, "UseLockTable"), table, "{mode}: {sids:?}");
-        assert_eq!(has(&sids, "ManageLockFiles"), lockfile, "{mode}: {sids:?}");
-        let data = published(&fx).await;
-        assert_eq!(data.contains_key("dynamodb_table"), table, "{mode}: {data:?}");
-        assert_eq!(data.get("use_lockfile").map(String::as_str) == Some("true"), lockfile, "{mode}: {data:?}");
+    // To Both: converged, published, recorded as a change, both granted.
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Both"}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Both));
+    let change = obj.status.as_ref().and_then(|s| s.lock_mode_change.clone()).expect("lockModeChange");
+    assert_eq!(change.from, LockMode::DynamoDB);
+    let to_both = changed_at(&obj);
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(has(&sids, "UseLockTable") && has(&sids, "ManageLockFiles"), "Both: {sids:?}");
+    let data = published(&fx).await;
+    assert!(data.contains_key("dynamodb_table") && data["use_lockfile"] == "true", "Both: {data:?}");
+
+    // On to Lockfile at once: DynamoDB-only runs may still be going, so it waits for the
+    // window, says until when, and then happens without another edit.
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile"}})).await;
+    let obj = wait_for(&fx.api, "tf", Duration::from_secs(30), "Lockfile waiting for the window", |o| {
+        condition(o, "Ready").is_some_and(|(_, r, m)| r == "UnsafeLockMigration" && m.contains("by itself"))
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "Ready").expect("Ready");
+    let until = to_both.checked_add(k8s_openapi::jiff::SignedDuration::try_from(WINDOW).expect("window")).expect("+");
+    assert!(message.contains(&format!("until {until}")), "{message}");
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Both), "published during the window");
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= until, "Lockfile was published before {until}");
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+    let data = published(&fx).await;
+    assert!(!data.contains_key("dynamodb_table") && data["use_lockfile"] == "true", "Lockfile: {data:?}");
+    // Runs still on Both keep the right to release their table lock for one more window ...
+    let to_lockfile = changed_at(&obj);
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    if k8s_openapi::jiff::Timestamp::now() < to_lockfile + WINDOW.saturating_sub(Duration::from_secs(2)) {
+        assert!(has(&sids, "UseLockTable") && has(&sids, "ManageLockFiles"), "in the window: {sids:?}");
+        assert!(
+            condition(&obj, "LockTableReady").is_some_and(|(_, _, m)| m.contains("may still lock in")),
+            "LockTableReady does not say the kept table is still granted"
+        );
     }
+    // ... and lose it when it closes, by a pass nobody asked for.
+    wait_grants(&fx, false, true, "after the Lockfile window").await;
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() >= to_lockfile + WINDOW,
+        "the table grant went before the window closed"
+    );
     // The lock file is read in Lockfile mode: a lock taken there shows.
     let key = format!("{}.tflock", fx.state_key());
     take_lock_file(&fx.aws, &fx.bucket, &key, &lock_info("lf-id", "runner@lf", &ago(1), &fx.lock_id())).await;
@@ -595,11 +652,15 @@ async fn lock_mode_migrates_only_through_both() {
     passes(&fx.op, 2).await;
     assert!(item(&ours[0]).await, "a digest written after the return to the table was deleted");
 
+    // To DynamoDB: after the Both window, by itself; lock files stay granted one more window.
     patch_spec(&fx.api, "tf", json!({"locking": {"mode": "DynamoDB"}})).await;
     let obj = wait_ready(&fx.api, "tf").await;
     assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::DynamoDB));
-    let sids = grant_sids(&fx.aws, &fx.ns).await;
-    assert!(has(&sids, "UseLockTable") && !has(&sids, "ManageLockFiles"), "DynamoDB: {sids:?}");
+    let change = obj.status.as_ref().and_then(|s| s.lock_mode_change.clone()).expect("lockModeChange");
+    assert_eq!(change.from, LockMode::Both);
+    let to_dynamodb = changed_at(&obj);
+    wait_grants(&fx, true, false, "after the DynamoDB window").await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= to_dynamodb + WINDOW, "lock files lost their grant in the window");
     let data = published(&fx).await;
     assert!(data.contains_key("dynamodb_table"), "DynamoDB: {data:?}");
     assert_ne!(data.get("use_lockfile").map(String::as_str), Some("true"), "DynamoDB: {data:?}");
@@ -620,7 +681,7 @@ async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
 /// backend's and goes with it. Before, Lockfile mode looked at no table and it leaked.
 #[tokio::test]
 async fn a_lock_table_kept_from_an_earlier_mode_is_deleted_with_the_backend() {
-    let fx = fixture("locks-keep", json!({"mode": "DynamoDB"})).await;
+    let fx = fixture("locks-keep", json!({"mode": "DynamoDB", "staleAfter": "1s"})).await;
     let table = fx.table();
     for mode in ["Both", "Lockfile"] {
         patch_spec(&fx.api, "tf", json!({"locking": {"mode": mode}})).await;
@@ -659,5 +720,36 @@ async fn a_table_of_the_default_name_that_is_not_ours_survives_the_deletion() {
         dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some(),
         "a table that was not the backend's was deleted with it"
     );
+    dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("clean up the foreign table");
+}
+
+/// Abuse: during a roll-out window away from the table, the kept table is granted only while
+/// its tags say it is this backend's. One replaced by a table of the same name that is not
+/// ours (dropped and created by someone else) loses the grant at the next pass, window or not.
+#[tokio::test]
+async fn a_kept_table_replaced_by_a_foreign_one_is_not_granted_in_the_window() {
+    let fx = fixture("locks-window", json!({"mode": "Both", "staleAfter": "1h"})).await;
+    let table = fx.table();
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile"}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+    // The window is open for an hour: runs on Both keep the table.
+    wait_grants(&fx, true, true, "in the window").await;
+
+    dynamodb::update(&fx.aws.dynamodb, &table, Some(false), None, false).await.expect("protection off");
+    dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("drop our table");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the table was not deleted within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    dynamodb::create(&fx.aws.dynamodb, &table, None, false, &Default::default()).await.expect("foreign table");
+    let sids = wait_grants(&fx, false, true, "a foreign table of the kept name").await;
+    // Still in the window: the lock files stay granted, and the foreign table is not touched.
+    assert!(sids.iter().any(|s| s == "ManageLockFiles"), "{sids:?}");
+    passes(&fx.op, 2).await;
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(!sids.iter().any(|s| s == "UseLockTable"), "the foreign table was granted again: {sids:?}");
+    assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some());
     dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("clean up the foreign table");
 }

@@ -10,7 +10,7 @@ pub mod status;
 pub use conditions::{ConditionType, Reason};
 pub use policy::{TerraformStatePolicy, TerraformStatePolicySpec};
 pub use spec::*;
-pub use status::{LockSource, LockStatus, StateObjectStatus, TerraformStateBackendStatus};
+pub use status::{LockModeChange, LockSource, LockStatus, StateObjectStatus, TerraformStateBackendStatus};
 
 /// The finalizer that guards the AWS resources of a backend.
 pub const FINALIZER: &str = "tfstate.dev/cleanup";

@@ -270,8 +270,10 @@ pub struct LockingSpec {
     pub table: LockTableSpec,
 
     /// Age after which a held state lock is reported stale: a Warning Event `StaleLock`,
-    /// once per lock ID. A duration of hours, minutes and seconds, e.g. `2h` (default),
-    /// `90m`, `1h30m`, `45s`; at least 1s, at most 8760h.
+    /// once per lock ID. Also the roll-out window of a `mode` change: for this long after it
+    /// is published, runners keep the old mode's grants and a next change waits
+    /// (`status.lockModeChange`). A duration of hours, minutes and seconds, e.g. `2h`
+    /// (default), `90m`, `1h30m`, `45s`; at least 1s, at most 8760h.
     #[serde(default = "default_stale_after")]
     #[schemars(length(min = 2, max = 32), regex(pattern = patterns::DURATION))]
     pub stale_after: String,
@@ -308,6 +310,16 @@ impl LockMode {
     /// Whether this mode uses the S3 lock file.
     pub fn uses_lockfile(self) -> bool {
         matches!(self, LockMode::Lockfile | LockMode::Both)
+    }
+
+    /// The mode that uses every lock either mode uses: runners on either configuration are
+    /// served by its grants.
+    pub fn union(self, other: LockMode) -> LockMode {
+        match (self.uses_table() || other.uses_table(), self.uses_lockfile() || other.uses_lockfile()) {
+            (true, true) => LockMode::Both,
+            (true, false) => LockMode::DynamoDB,
+            _ => LockMode::Lockfile,
+        }
     }
 }
 

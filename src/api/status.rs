@@ -90,11 +90,28 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_mode: Option<LockMode>,
 
+    /// The last change of the published lock mode: from which mode, and when the new
+    /// configuration was published. Runners that started before may still use the old one
+    /// for `spec.locking.staleAfter` after `at` (the roll-out window): until then the runner
+    /// role keeps the grants of both modes, and a next change is judged against both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode_change: Option<LockModeChange>,
+
     /// The state object of the default workspace (`stateKey`), as the last pass that got
     /// through listed its versions (one ListObjectVersions page; the operator never reads
     /// or decrypts state content). `tfstate-operator state versions|restore` acts on them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateObjectStatus>,
+}
+
+/// A change of the published lock mode (`status.lockMode` is the mode it changed to).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockModeChange {
+    /// The lock mode runners used before.
+    pub from: LockMode,
+    /// When the configuration of the new mode was published (RFC 3339).
+    pub at: String,
 }
 
 /// The state object: its current version and how many are kept.

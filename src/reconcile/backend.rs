@@ -71,7 +71,14 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     // any AWS call.
     let runners_use =
         locks::previous_mode(previous.and_then(|s| s.lock_mode), previous.and_then(|s| s.lock_table_arn.as_deref()));
-    if let Err(message) = locks::check_migration(runners_use, valid.lock_mode) {
+    // And within `staleAfter` of the last change, against the mode before it too: runs that
+    // started then may still lock that way. Such a refusal lifts itself when the window closes.
+    let rollout = locks::open_rollout(previous.and_then(|s| s.lock_mode_change.as_ref()), valid.stale_after, now.0);
+    let refusal = locks::check_migration(runners_use, valid.lock_mode).map_err(|m| (m, None)).and_then(|()| {
+        locks::check_rollout(rollout.as_ref(), valid.lock_mode)
+            .map_err(|m| (m, rollout.as_ref().map(|r| locks::until_closed(r, now.0))))
+    });
+    if let Err((message, window_closes)) = refusal {
         let decision = decide(Outcome::Invalid);
         let reason = Reason::UnsafeLockMigration;
         let report = status::remember(refused_report(reason, &message), previous);
@@ -81,7 +88,7 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         {
             event(ctx, obj, kind, reason, message).await;
         }
-        return Ok(ctx.requeue(&owner.uid, decision.requeue));
+        return Ok(ctx.requeue_within(&owner.uid, decision.requeue, window_closes));
     }
     let policy = ctx.admission.effective(&ctx.client, &owner.namespace).await?;
     // Asked once per process: the operator's own account is what "own account" means.
@@ -121,6 +128,8 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         events: vec![],
         lock_events: vec![],
         assume: assume.clone(),
+        runners_use,
+        rollout: rollout.clone(),
     };
     let result = async {
         let aws = ctx.aws.clients_as(&valid.region, assume.as_ref()).await?;
@@ -173,7 +182,9 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     } else {
         Outcome::Converged
     };
-    Ok(ctx.requeue(&owner.uid, decide(outcome).requeue))
+    // A roll-out window's end narrows the runner role's grants: a pass is due then.
+    let window_closes = rollout.as_ref().map(|r| locks::until_closed(r, now.0));
+    Ok(ctx.requeue_within(&owner.uid, decide(outcome).requeue, window_closes))
 }
 
 /// A condition reason as written into status.
@@ -194,9 +205,18 @@ struct Run<'a> {
     lock_events: Vec<(EventType, Reason, String)>,
     /// The policy's operator role, assumed for this object (hub and spoke), in every region.
     assume: Option<AssumeAs>,
+    /// The lock mode runners use now (`status.lockMode`, or what it is taken to be).
+    runners_use: Option<LockMode>,
+    /// The last lock-mode change, while runners may still use the mode before it.
+    rollout: Option<locks::Rollout>,
 }
 
 impl Run<'_> {
+    /// The lock mode the runner role is granted in this pass (see [`locks::granted_mode`]).
+    fn granted_mode(&self) -> LockMode {
+        locks::granted_mode(self.valid.lock_mode, self.runners_use, self.rollout.as_ref())
+    }
+
     async fn converge(&mut self, aws: &AwsClients) -> Result<(), ReconcileError> {
         let (ctx, valid, owner) = (self.ctx, self.valid, self.owner);
         let id = ctx.identity(aws).await?;
@@ -217,7 +237,17 @@ impl Run<'_> {
             account_id: id.account_id.clone(),
         };
         let previous_trail = previous.and_then(|s| s.trail_arn.as_deref());
-        let observed = observe(aws, valid, &d_key, owner, &hints, previous_trail).await?;
+        // The spec's lock table, or while runners may still lock there (a roll-out away from
+        // the table), the one kept: the name status recorded, else the default.
+        let granted = self.granted_mode();
+        let kept_table = || {
+            previous
+                .and_then(|s| s.lock_table_arn.as_deref())
+                .and_then(|arn| arn.rsplit_once(":table/").map(|(_, name)| name.to_owned()))
+                .unwrap_or_else(|| super::validate::default_lock_table(&valid.bucket))
+        };
+        let table = valid.lock_table.as_ref().map(|t| t.name.clone()).or_else(|| granted.uses_table().then(kept_table));
+        let observed = observe(aws, valid, &d_key, owner, &hints, previous_trail, table.as_deref()).await?;
         let adopt = valid.adopt_existing;
 
         // The role first: the key policy names it, and KMS refuses unknown principals.
@@ -342,12 +372,20 @@ impl Run<'_> {
         };
         let table_owned =
             table_plan.is_ok() && (t.is_ok() || observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags)));
+        // During a roll-out away from the table, runs on the old configuration still lock
+        // there: the kept table stays granted while its tags say it is ours.
+        let granted = self.granted_mode();
+        let kept_table = observed
+            .table
+            .as_ref()
+            .filter(|o| res.table.is_none() && granted.uses_table() && owner.owns(&o.settings.tags))
+            .map(|o| o.info.arn.as_str());
         let grants = Owned {
             bucket: bucket_owned,
-            table_arn: res.table.as_ref().filter(|_| table_owned).map(|t| t.arn.as_str()),
+            table_arn: res.table.as_ref().filter(|_| table_owned).map(|t| t.arn.as_str()).or(kept_table),
             kms_key_arn: key_arn,
         };
-        let runner_policy = desired_runner_policy(valid, id, &grants);
+        let runner_policy = desired_runner_policy(valid, id, &grants, granted);
         let inline = if role_ok { plan_inline_policy(runner_policy.as_ref(), observed.role.as_ref()) } else { vec![] };
         let i = if inline.is_empty() {
             Ok(())
@@ -385,7 +423,15 @@ impl Run<'_> {
         }
         match (table_plan, &res.table, t) {
             (_, None, _) => {
-                let msg = "lock files in S3 (use_lockfile): no DynamoDB table";
+                let mut msg = "lock files in S3 (use_lockfile): no DynamoDB table".to_string();
+                // The same words in the pass that changes the mode and in the window's passes:
+                // one status write for the change, one when the window closes.
+                if let Some(arn) = kept_table {
+                    msg = format!(
+                        "{msg}; runs that started before the last lock-mode change may still lock in {arn}: runners \
+                         keep that grant until spec.locking.staleAfter has passed since status.lockModeChange.at"
+                    );
+                }
                 self.report.parts.insert(C::LockTableReady, PartState::ready(Reason::NotRequired, msg));
             }
             (Ok(_), Some(_), Err(e)) => {
@@ -527,8 +573,12 @@ impl Run<'_> {
                     self.ctx.record_own_config_map_write(&self.owner.namespace, name, version);
                 }
                 let tofu = if backend.open_tofu_encryption.is_some() { ", encryption.tf, TF_ENCRYPTION" } else { "" };
-                // Runners now get this lock mode: later mode changes are judged against it.
+                // Runners now get this lock mode: later mode changes are judged against it,
+                // and against the one before for `staleAfter` (the roll-out window).
                 self.report.lock_mode = Some(self.valid.lock_mode);
+                let last = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
+                let now = k8s_openapi::jiff::Timestamp::now();
+                self.report.lock_mode_change = locks::record_change(self.runners_use, self.valid.lock_mode, last, now);
                 let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend{tofu} and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())

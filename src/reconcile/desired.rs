@@ -1,6 +1,7 @@
 //! Step 2, pure: the desired AWS state of a backend, from its validated spec and the
 //! identities involved. Everything AWS must look like is decided here, once.
 
+use crate::api::LockMode;
 use crate::aws::Tags;
 use crate::aws::cloudtrail::{EventSelector, FieldSelector, TrailConfig};
 use crate::aws::s3::{Lifecycle, Logging, PublicAccessBlock};
@@ -232,16 +233,23 @@ pub struct Owned<'a> {
 }
 
 /// The role's inline policy granting what `owned` names, and nothing of any part that is
-/// not ours (a `Conflict` contributes no statement). `None` when nothing is owned: IAM
-/// refuses a policy without statements, so the inline policy is removed instead.
-pub fn desired_runner_policy(valid: &ValidSpec, id: &Identity, owned: &Owned<'_>) -> Option<PolicyDocument> {
+/// not ours (a `Conflict` contributes no statement), for runners locking the `lock_mode` way
+/// (the spec's mode, or during a roll-out window the union with the one before: see
+/// [`super::locks::granted_mode`]). `None` when nothing is owned: IAM refuses a policy
+/// without statements, so the inline policy is removed instead.
+pub fn desired_runner_policy(
+    valid: &ValidSpec,
+    id: &Identity,
+    owned: &Owned<'_>,
+    lock_mode: LockMode,
+) -> Option<PolicyDocument> {
     let policy = runner_policy(&RunnerPolicyInput {
         partition: &id.partition,
         region: &valid.region,
         bucket: owned.bucket.then_some(valid.bucket.as_str()),
         state_key: &valid.state_key,
         workspace_key_prefix: valid.workspace_key_prefix.as_deref().unwrap_or(TERRAFORM_DEFAULT_WORKSPACE_PREFIX),
-        lockfile: valid.lock_mode.uses_lockfile(),
+        lockfile: lock_mode.uses_lockfile(),
         table_arn: owned.table_arn,
         kms_key_arn: owned.kms_key_arn,
         open_tofu_encryption: valid.open_tofu_encryption,

@@ -406,7 +406,7 @@ fn endpoints_only_with_an_endpoint_url() {
 fn full_policy(v: &ValidSpec, id: &Identity, key: Option<&str>) -> PolicyDocument {
     let table = desired_resources(v, id, key, None).table.map(|t| t.arn);
     let owned = Owned { bucket: true, table_arn: table.as_deref(), kms_key_arn: key };
-    desired_runner_policy(v, id, &owned).expect("statements")
+    desired_runner_policy(v, id, &owned, v.lock_mode).expect("statements")
 }
 
 /// Grants follow ownership: a part in Conflict contributes no statement, and nothing owned
@@ -416,7 +416,8 @@ fn runner_policy_follows_ownership() {
     let v = valid("locking: {mode: Both}");
     let all = Owned { bucket: true, table_arn: Some(TABLE_ARN), kms_key_arn: Some(KEY) };
     let sids_of = |o: Owned<'_>| {
-        desired_runner_policy(&v, &id(), &o).map(|p| sids(&p).into_iter().map(str::to_owned).collect::<Vec<_>>())
+        desired_runner_policy(&v, &id(), &o, v.lock_mode)
+            .map(|p| sids(&p).into_iter().map(str::to_owned).collect::<Vec<_>>())
     };
     assert_eq!(
         sids_of(Owned { bucket: false, ..all }),

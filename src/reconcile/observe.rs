@@ -122,6 +122,7 @@ pub async fn observe(
     owner: &Owner,
     hints: &KeyHints,
     previous_trail_arn: Option<&str>,
+    table: Option<&str>,
 ) -> Result<ObservedBackend, AwsError> {
     let trail_name = valid.audit.as_ref().map(|a| a.trail_name.as_str());
     // The trail status remembers, unless it is the one the spec names (same name: same ARN).
@@ -131,7 +132,7 @@ pub async fn observe(
         observe_key(aws, key, owner, hints),
         observe_bucket(aws, &valid.bucket, valid.access_logging.is_some(), owner, valid.adopt_existing),
         observe_role(aws, &valid.role.name),
-        observe_table(aws, valid.lock_table.as_ref().map(|t| t.name.as_str())),
+        observe_table(aws, table),
         observe_trail(aws, trail_name, owner, adopt),
         observe_trail(aws, stale, owner, false),
     )?;

@@ -10,7 +10,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::api::{
-    ConditionType, LockMode, LockStatus, Reason, StateObjectStatus, TerraformStateBackend, TerraformStateBackendStatus,
+    ConditionType, LockMode, LockModeChange, LockStatus, Reason, StateObjectStatus, TerraformStateBackend,
+    TerraformStateBackendStatus,
 };
 
 /// Field manager of everything the operator writes.
@@ -75,6 +76,8 @@ pub struct StatusReport {
     pub lock: Option<LockStatus>,
     /// The lock mode of the configuration published by this pass.
     pub lock_mode: Option<LockMode>,
+    /// `status.lockModeChange` as of this pass (the last change of the published mode).
+    pub lock_mode_change: Option<LockModeChange>,
     /// The answer to a force-unlock request made in this pass (`ForceUnlock` condition);
     /// `None` keeps the previous answer as it was.
     pub force_unlock: Option<PartState>,
@@ -183,6 +186,7 @@ pub fn next_status(
         // A pass that did not get to the lock (or to publishing) keeps what was known.
         lock: report.lock.or_else(|| previous.and_then(|p| p.lock.clone())),
         lock_mode: report.lock_mode.or(previous.and_then(|p| p.lock_mode)),
+        lock_mode_change: report.lock_mode_change.or_else(|| previous.and_then(|p| p.lock_mode_change.clone())),
         state: report.state.or_else(|| previous.and_then(|p| p.state.clone())),
         replica_bucket_arn: report.replica.as_ref().and_then(|r| r.bucket_arn.clone()),
         replica_region: report.replica.as_ref().and_then(|r| r.region.clone()),
@@ -215,6 +219,9 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     }
     if report.lock_mode.is_none() {
         report.lock_mode = p.lock_mode;
+    }
+    if report.lock_mode_change.is_none() {
+        report.lock_mode_change.clone_from(&p.lock_mode_change);
     }
     if report.state.is_none() {
         report.state.clone_from(&p.state);

@@ -261,11 +261,23 @@ fn remember_keeps_what_was_known() {
         role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
         account_id: Some("123456789012".into()),
         lock_table_arn: Some("arn:aws:dynamodb:eu-west-1:123456789012:table/t".into()),
+        lock_mode: Some(crate::api::LockMode::Lockfile),
+        lock_mode_change: Some(crate::api::LockModeChange {
+            from: crate::api::LockMode::Both,
+            at: "2026-12-01T10:00:00Z".into(),
+        }),
         ..Default::default()
     };
     let report =
         StatusReport { kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/new".into()), ..Default::default() };
-    let got = remember(report, Some(&previous));
+    let got = remember(report.clone(), Some(&previous));
+    // A forgotten change would close its roll-out window early: runners would lose grants.
+    assert_eq!(
+        (got.lock_mode, got.lock_mode_change.as_ref()),
+        (previous.lock_mode, previous.lock_mode_change.as_ref())
+    );
+    let next = next_status(Some(&previous), GEN, report, &at(1));
+    assert_eq!(next.lock_mode_change, previous.lock_mode_change, "a pass that did not publish keeps the change");
     assert_eq!(got.kms_key_arn.as_deref(), Some("arn:aws:kms:eu-west-1:123456789012:key/new"));
     assert_eq!(got.role_arn, previous.role_arn);
     assert_eq!(got.account_id, previous.account_id);

@@ -7,14 +7,18 @@
 //! (`<workspaceKeyPrefix>/<workspace>/<stateKey>`) instead. Workspace locks are read only for
 //! such a request, never in every pass: listing every workspace is unbounded.
 //!
-//! `info` and `rules` are pure; `pass` makes the AWS calls.
+//! A lock-mode change opens a roll-out window (`rollout`) of `staleAfter`.
+//!
+//! `info`, `rules` and `rollout` are pure; `pass` makes the AWS calls.
 
 pub mod info;
 pub mod pass;
+pub mod rollout;
 pub mod rules;
 
 pub use info::{LockInfo, LockInfoError, parse_lock_info};
 pub use pass::{LockPass, LockTargets, check_locks, clear_stale_digests};
+pub use rollout::{Rollout, check_rollout, granted_mode, open_rollout, record_change, until_closed};
 pub use rules::{
     ReadLock, UnlockPlan, check_migration, is_stale, lock_status, parse_stale_after, plan_unlock, previous_mode,
     stale_event_due,

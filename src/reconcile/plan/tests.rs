@@ -70,7 +70,7 @@ fn backend(extra: &str) -> Backend {
     };
     let res = desired_resources(&v, &id, key_arn, None);
     let owned = Owned { bucket: true, table_arn: res.table.as_ref().map(|t| t.arn.as_str()), kms_key_arn: key_arn };
-    let runner_policy = desired_runner_policy(&v, &id, &owned).expect("statements");
+    let runner_policy = desired_runner_policy(&v, &id, &owned, v.lock_mode).expect("statements");
     Backend { role: desired_role(&v, &id, &owner()), key, res, runner_policy, tags: resource_tags(&v, &owner()) }
 }
 
