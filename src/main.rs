@@ -51,8 +51,8 @@ enum StateCommand {
     /// serial and lineage when your credentials may read and decrypt them.
     Versions(StateArgs),
     /// Make an earlier version current again by a server-side copy with the backend's
-    /// encryption. Refuses while the state is locked or for a version of another lineage
-    /// (unless --force); never deletes a version.
+    /// encryption. Refuses while the state is locked (unless --force) or for a version of
+    /// another lineage (unless --skip-lineage-check or --force); never deletes a version.
     Restore(RestoreArgs),
 }
 
@@ -81,9 +81,15 @@ struct RestoreArgs {
     /// The version id to make current (from `state versions`).
     #[arg(long)]
     version: String,
-    /// Restore even while a lock is held or for another lineage (never a delete marker).
+    /// Restore even while a lock is held (left alone) or for another lineage (never a
+    /// delete marker).
     #[arg(long)]
     force: bool,
+    /// Restore without checking the version's lineage (another state's, or one that cannot
+    /// be read, such as an OpenTofu-encrypted state), still under the state's lock and
+    /// refused while someone else holds it.
+    #[arg(long)]
+    skip_lineage_check: bool,
 }
 
 #[derive(Args, Debug)]
@@ -259,7 +265,10 @@ fn read_input(file: &PathBuf) -> Result<String, String> {
 fn state(cmd: StateCommand) -> Result<String, String> {
     let (args, restore) = match cmd {
         StateCommand::Versions(args) => (args, None),
-        StateCommand::Restore(r) => (r.state, Some((r.version, r.force))),
+        StateCommand::Restore(r) => {
+            let opts = tfstate_operator::state::RestoreOptions { force: r.force, skip_lineage: r.skip_lineage_check };
+            (r.state, Some((r.version, opts)))
+        }
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
     runtime.block_on(async move {
@@ -284,7 +293,7 @@ fn state(cmd: StateCommand) -> Result<String, String> {
         let aws = AwsClientFactory::new(settings).await.map_err(|e| e.to_string())?.clients(&target.region);
         let out = match restore {
             None => tfstate_operator::state::versions(&aws, &target).await,
-            Some((version, force)) => tfstate_operator::state::restore(&aws, &target, &version, force).await,
+            Some((version, opts)) => tfstate_operator::state::restore(&aws, &target, &version, opts).await,
         };
         out.map_err(|e| e.to_string())
     })

@@ -4,8 +4,8 @@
 //! SSE-KMS with the backend's key); the CLI runs as a separate process with the caller's own
 //! credentials and reads the backend from the cluster (`-n NS NAME`). A restore must make the old
 //! content current by a server-side copy encrypted with the backend's key, delete no version,
-//! update Terraform's DynamoDB digest, and refuse while locked or for another lineage unless
-//! `--force`.
+//! update Terraform's DynamoDB digest, and refuse while locked (unless `--force`) or for another
+//! lineage (unless `--skip-lineage-check`, which still respects the lock, or `--force`).
 
 mod common;
 
@@ -144,7 +144,7 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     let refused = cli(&b, &["restore", "--version", &other]);
     let (_, err) = text(&refused);
     assert!(!refused.status.success(), "another lineage restored over garbage without --force");
-    assert!(err.contains("lineage lineage-m") && err.contains(&v3) && err.contains("--force"), "{err}");
+    assert!(err.contains("lineage lineage-m") && err.contains(&v3) && err.contains("--skip-lineage-check"), "{err}");
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await, before, "nothing written");
 
     // A held lock (Terraform's item) refuses the restore, and nothing changes.
@@ -164,6 +164,12 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     assert!(!refused.status.success(), "restore while locked must fail");
     assert!(err.contains("locked") && err.contains("ci@runner-7") && err.contains("--force"), "{err}");
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await, before, "nothing written while locked");
+    // Skipping the lineage check does not skip the lock.
+    let refused = cli(&b, &["restore", "--version", &other, "--skip-lineage-check"]);
+    let (_, err) = text(&refused);
+    assert!(!refused.status.success() && err.contains("ci@runner-7"), "--skip-lineage-check past a lock: {err}");
+    assert_eq!(version_ids(&aws.s3, &bucket, &key).await, before, "nothing written while locked");
+    assert_eq!(lock_item(&aws.dynamodb, &table, &lock_id).await.as_deref(), Some(info), "the runner's lock changed");
     aws.dynamodb
         .delete_item()
         .table_name(&table)
@@ -192,14 +198,17 @@ async fn versions_and_restore_with_lock_and_lineage_checks() {
     let want: String = Md5::digest(state(2, "lineage-l")).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(digest_item(&aws.dynamodb, &table, &lock_id).await, Some(want));
 
-    // Another lineage is refused, then restored with --force.
+    // Another lineage is refused, then restored with --skip-lineage-check, under the lock.
     let refused = cli(&b, &["restore", "--version", &other]);
     let (_, err) = text(&refused);
-    assert!(!refused.status.success() && err.contains("lineage lineage-m") && err.contains("--force"), "{err}");
+    assert!(!refused.status.success() && err.contains("lineage lineage-m"), "{err}");
     assert_eq!(version_ids(&aws.s3, &bucket, &key).await.len(), after.len(), "nothing written");
-    let forced = cli(&b, &["restore", "--version", &other, "--force"]);
-    assert!(forced.status.success(), "forced restore failed: {}", text(&forced).1);
+    let skipped = cli(&b, &["restore", "--version", &other, "--skip-lineage-check"]);
+    let (out, err) = text(&skipped);
+    assert!(skipped.status.success(), "restore with --skip-lineage-check failed: {err}");
+    assert!(out.contains("lineage was not checked") && out.contains("released it"), "{out}");
     assert_eq!(current(&aws.s3, &bucket, &key).await.0, state(5, "lineage-m"));
+    assert_eq!(lock_item(&aws.dynamodb, &table, &lock_id).await, None, "the restore's lock was left");
 
     // A held lock with --force: restored, and said so.
     aws.dynamodb

@@ -87,8 +87,12 @@ pub struct RestoreCheck<'a> {
     pub newer: &'a [Version],
     /// Who holds the lock, when it is held (DynamoDB item and/or `.tflock`).
     pub lock: Option<String>,
-    /// `--force`.
+    /// `--force`: past a held lock and the lineage checks.
     pub force: bool,
+    /// `--skip-lineage-check`: past the lineage checks only (a state whose lineage cannot be
+    /// read, such as an OpenTofu-encrypted one, or a deliberate switch to another state);
+    /// a held lock still refuses.
+    pub skip_lineage: bool,
 }
 
 /// Why a restore is refused.
@@ -107,7 +111,7 @@ pub enum Refusal {
     AlreadyCurrent(String),
     /// The version belongs to another state (another lineage).
     #[error(
-        "version {target} has lineage {target_lineage}, the state (its newest version with a lineage, {of}) {current_lineage}: it is another state, not an earlier version of this one (pass --force to restore it anyway)"
+        "version {target} has lineage {target_lineage}, the state (its newest version with a lineage, {of}) {current_lineage}: it is another state, not an earlier version of this one (pass --skip-lineage-check to restore it anyway)"
     )]
     OtherLineage {
         /// The version.
@@ -120,7 +124,9 @@ pub enum Refusal {
         of: String,
     },
     /// The version's lineage cannot be read (content not JSON, or not readable by the caller).
-    #[error("the lineage of version {target} cannot be checked ({why}); pass --force to restore it unchecked")]
+    #[error(
+        "the lineage of version {target} cannot be checked ({why}); pass --skip-lineage-check to restore it unchecked"
+    )]
     LineageUnknown {
         /// The version.
         target: String,
@@ -147,7 +153,8 @@ pub fn state_lineage(newer: &[Version]) -> Option<(&str, &str)> {
 /// # Errors
 ///
 /// The [`Refusal`], most important first: a delete marker or the current version always; a
-/// held lock and a lineage mismatch or an unreadable lineage unless forced.
+/// held lock unless forced, a lineage mismatch or an unreadable lineage unless forced or
+/// skipped.
 pub fn check_restore(c: &RestoreCheck<'_>) -> Result<(), Refusal> {
     let id = || c.target.id.clone();
     if c.target.delete_marker {
@@ -161,6 +168,9 @@ pub fn check_restore(c: &RestoreCheck<'_>) -> Result<(), Refusal> {
     }
     if let Some(holder) = &c.lock {
         return Err(Refusal::Locked(holder.clone()));
+    }
+    if c.skip_lineage {
+        return Ok(());
     }
     let target_lineage = match &c.target.head {
         Ok(StateHead { lineage: Some(l), .. }) => l.clone(),

@@ -59,7 +59,13 @@ fn table_shows_dashes_and_says_why_once() {
 fn restore_of_an_earlier_version_of_the_same_lineage_goes_ahead() {
     let (cur, old) = (version("v2", true, head(2, "L")), version("v1", false, head(1, "L")));
     assert_eq!(
-        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        check_restore(&RestoreCheck {
+            target: &old,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force: false,
+            skip_lineage: false
+        }),
         Ok(())
     );
 }
@@ -68,13 +74,25 @@ fn restore_of_an_earlier_version_of_the_same_lineage_goes_ahead() {
 fn garbage_current_state_does_not_block_the_restore() {
     let (cur, old) = (version("v2", true, Ok(StateHead::default())), version("v1", false, head(1, "L")));
     assert_eq!(
-        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        check_restore(&RestoreCheck {
+            target: &old,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force: false,
+            skip_lineage: false
+        }),
         Ok(())
     );
     // Nor does a current version the caller cannot read.
     let cur = version("v2", true, Err("denied".into()));
     assert_eq!(
-        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock: None, force: false }),
+        check_restore(&RestoreCheck {
+            target: &old,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force: false,
+            skip_lineage: false
+        }),
         Ok(())
     );
 }
@@ -88,15 +106,28 @@ fn garbage_over_a_state_keeps_its_lineage() {
     let good = version("v2", false, head(2, "L"));
     let (same, other) = (version("v1", false, head(1, "L")), version("v0", false, head(7, "M")));
     let newer = [garbage.clone(), good.clone()];
-    assert_eq!(check_restore(&RestoreCheck { target: &same, newer: &newer, lock: None, force: false }), Ok(()));
-    let refused = check_restore(&RestoreCheck { target: &other, newer: &newer, lock: None, force: false });
+    assert_eq!(
+        check_restore(&RestoreCheck { target: &same, newer: &newer, lock: None, force: false, skip_lineage: false }),
+        Ok(())
+    );
+    let refused =
+        check_restore(&RestoreCheck { target: &other, newer: &newer, lock: None, force: false, skip_lineage: false });
     assert!(
         matches!(&refused, Err(Refusal::OtherLineage { of, current_lineage, .. }) if of == "v2" && current_lineage == "L"),
         "{refused:?}"
     );
     assert_eq!(state_lineage(&newer), Some(("v2", "L")));
     let only_garbage = [garbage, version("v2", false, Err("denied".into()))];
-    assert_eq!(check_restore(&RestoreCheck { target: &other, newer: &only_garbage, lock: None, force: false }), Ok(()));
+    assert_eq!(
+        check_restore(&RestoreCheck {
+            target: &other,
+            newer: &only_garbage,
+            lock: None,
+            force: false,
+            skip_lineage: false
+        }),
+        Ok(())
+    );
 }
 
 #[test]
@@ -108,10 +139,17 @@ fn a_held_lock_refuses_unless_forced() {
         newer: std::slice::from_ref(&cur),
         lock: lock.clone(),
         force: false,
+        skip_lineage: false,
     });
     assert!(matches!(refused, Err(Refusal::Locked(ref who)) if who.contains("ci@runner")), "{refused:?}");
     assert_eq!(
-        check_restore(&RestoreCheck { target: &old, newer: std::slice::from_ref(&cur), lock, force: true }),
+        check_restore(&RestoreCheck {
+            target: &old,
+            newer: std::slice::from_ref(&cur),
+            lock,
+            force: true,
+            skip_lineage: false
+        }),
         Ok(())
     );
 }
@@ -119,8 +157,13 @@ fn a_held_lock_refuses_unless_forced() {
 #[test]
 fn another_lineage_refuses_unless_forced() {
     let (cur, other) = (version("v2", true, head(2, "L")), version("v1", false, head(9, "M")));
-    let refused =
-        check_restore(&RestoreCheck { target: &other, newer: std::slice::from_ref(&cur), lock: None, force: false });
+    let refused = check_restore(&RestoreCheck {
+        target: &other,
+        newer: std::slice::from_ref(&cur),
+        lock: None,
+        force: false,
+        skip_lineage: false,
+    });
     assert_eq!(
         refused,
         Err(Refusal::OtherLineage {
@@ -131,7 +174,13 @@ fn another_lineage_refuses_unless_forced() {
         })
     );
     assert_eq!(
-        check_restore(&RestoreCheck { target: &other, newer: std::slice::from_ref(&cur), lock: None, force: true }),
+        check_restore(&RestoreCheck {
+            target: &other,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force: true,
+            skip_lineage: false
+        }),
         Ok(())
     );
 }
@@ -145,6 +194,7 @@ fn an_unreadable_target_refuses_unless_forced() {
             newer: std::slice::from_ref(&cur),
             lock: None,
             force: false,
+            skip_lineage: false,
         });
         assert!(matches!(refused, Err(Refusal::LineageUnknown { .. })), "{refused:?}");
         assert_eq!(
@@ -152,11 +202,38 @@ fn an_unreadable_target_refuses_unless_forced() {
                 target: &target,
                 newer: std::slice::from_ref(&cur),
                 lock: None,
-                force: true
+                force: true,
+                skip_lineage: false,
             }),
             Ok(())
         );
     }
+}
+
+/// `--skip-lineage-check` lifts the lineage checks (an unreadable lineage, such as an
+/// OpenTofu-encrypted state's, or another state), but never the lock, nor the rules that
+/// hold even with `--force`.
+#[test]
+fn skipping_the_lineage_check_still_respects_the_lock() {
+    let cur = version("v3", true, head(3, "L"));
+    let check = |target: &Version, lock: Option<String>| {
+        check_restore(&RestoreCheck {
+            target,
+            newer: std::slice::from_ref(&cur),
+            lock,
+            force: false,
+            skip_lineage: true,
+        })
+    };
+    let encrypted = version("v1", false, Ok(StateHead::default()));
+    let other = version("v2", false, head(9, "M"));
+    assert_eq!(check(&encrypted, None), Ok(()));
+    assert_eq!(check(&other, None), Ok(()));
+    let held = Some("lock file held by ci@runner".to_owned());
+    assert!(matches!(check(&encrypted, held), Err(Refusal::Locked(_))));
+    assert!(matches!(check(&cur, None), Err(Refusal::AlreadyCurrent(_))));
+    let marker = Version { delete_marker: true, ..version("v0", false, Ok(StateHead::default())) };
+    assert!(matches!(check(&marker, None), Err(Refusal::DeleteMarker(_))));
 }
 
 #[test]
@@ -164,11 +241,21 @@ fn delete_markers_and_the_current_version_are_refused_even_forced() {
     let cur = version("v2", true, head(2, "L"));
     let marker = Version { delete_marker: true, ..version("dm", false, Ok(StateHead::default())) };
     for force in [false, true] {
-        let refused =
-            check_restore(&RestoreCheck { target: &marker, newer: std::slice::from_ref(&cur), lock: None, force });
+        let refused = check_restore(&RestoreCheck {
+            target: &marker,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force,
+            skip_lineage: false,
+        });
         assert_eq!(refused, Err(Refusal::DeleteMarker("dm".into())));
-        let refused =
-            check_restore(&RestoreCheck { target: &cur, newer: std::slice::from_ref(&cur), lock: None, force });
+        let refused = check_restore(&RestoreCheck {
+            target: &cur,
+            newer: std::slice::from_ref(&cur),
+            lock: None,
+            force,
+            skip_lineage: false,
+        });
         assert_eq!(refused, Err(Refusal::AlreadyCurrent("v2".into())));
     }
 }

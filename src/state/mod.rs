@@ -18,7 +18,7 @@ pub mod run;
 pub mod target;
 
 pub use decide::{Refusal, RestoreCheck, StateHead, Version, check_restore, format_versions, state_head};
-pub use run::{restore, versions};
+pub use run::{RestoreOptions, restore, versions};
 pub use target::{Sse, StateTarget, target_from_object};
 
 /// Why a `state` command failed.

@@ -42,6 +42,17 @@ pub async fn versions(aws: &AwsClients, t: &StateTarget) -> Result<String, State
     Ok(format_versions(&t.bucket, &t.key, &list, truncated))
 }
 
+/// What a restore may go past.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// `--force`: a lock someone else holds (left alone) and the lineage checks.
+    pub force: bool,
+    /// `--skip-lineage-check`: the lineage checks only; the lock is still taken and a held
+    /// one still refuses (the way for an OpenTofu-encrypted state, whose lineage the CLI
+    /// cannot read).
+    pub skip_lineage: bool,
+}
+
 /// `state restore --version ID`: what it did, in words. The state's lock is taken first, as
 /// Terraform takes it, and held until the copy and the digest are written: what is checked
 /// (the lineage, the current version) is what is replaced, and no run writes meanwhile.
@@ -52,7 +63,13 @@ pub async fn versions(aws: &AwsClients, t: &StateTarget) -> Result<String, State
 /// [`StateError::Aws`], [`StateError::DigestNotWritten`] (the copy was made, the digest is
 /// stale), [`StateError::Interrupted`] (Ctrl-C; the lock is released) and
 /// [`StateError::LockLeft`] when the lock could not be released after any of these.
-pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bool) -> Result<String, StateError> {
+pub async fn restore(
+    aws: &AwsClients,
+    t: &StateTarget,
+    version: &str,
+    opts: RestoreOptions,
+) -> Result<String, StateError> {
+    let force = opts.force;
     let id = uuid::Uuid::new_v4().to_string();
     let who = who(
         std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok(),
@@ -80,7 +97,7 @@ pub async fn restore(aws: &AwsClients, t: &StateTarget, version: &str, force: bo
     }
     // Ctrl-C ends the restore but not before the lock is released.
     let done = tokio::select! {
-        done = restore_locked(aws, t, version, force, busy) => done,
+        done = restore_locked(aws, t, version, opts, busy) => done,
         _ = tokio::signal::ctrl_c() => Err(StateError::Interrupted),
     };
     let released = release_lock(&aws.s3, &aws.dynamodb, t, &held, &info).await;
@@ -121,9 +138,10 @@ async fn restore_locked(
     aws: &AwsClients,
     t: &StateTarget,
     version: &str,
-    force: bool,
+    opts: RestoreOptions,
     lock: Option<String>,
 ) -> Result<String, StateError> {
+    let RestoreOptions { force, skip_lineage } = opts;
     let (mut list, _) = list_versions(&aws.s3, t).await?;
     let no_such =
         || StateError::NoSuchVersion { version: version.to_owned(), bucket: t.bucket.clone(), key: t.key.clone() };
@@ -145,7 +163,7 @@ async fn restore_locked(
         }
     }
     let target = &rest[0];
-    check_restore(&RestoreCheck { target, newer, lock: lock.clone(), force })?;
+    check_restore(&RestoreCheck { target, newer, lock: lock.clone(), force, skip_lineage })?;
 
     let new_id = copy_version(&aws.s3, t, version).await?;
     let old = newer.iter().chain(rest.iter()).find(|v| v.latest).map_or_else(|| "(none)".to_owned(), |v| v.id.clone());
@@ -162,6 +180,9 @@ async fn restore_locked(
          encrypted {sse}; no version was deleted\n",
         t.bucket, t.key
     );
+    if skip_lineage && !force {
+        out.push_str("warning: the lineage was not checked (--skip-lineage-check)\n");
+    }
     if force && lock.is_some() {
         out.push_str(&format!("warning: restored while locked (--force): {}\n", lock.unwrap_or_default()));
     }
