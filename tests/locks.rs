@@ -57,11 +57,16 @@ impl Fixture {
 /// Backend `tf` with `locking` (JSON) in a namespace of its own, Ready, under an operator
 /// that resyncs every [`RESYNC`].
 async fn fixture(prefix: &str, locking: Value) -> Fixture {
+    fixture_with(prefix, locking, RESYNC).await
+}
+
+/// As [`fixture`], under an operator that resyncs every `resync`.
+async fn fixture_with(prefix: &str, locking: Value, resync: Duration) -> Fixture {
     let ground = Ground::load();
     let client = ground.kube().await;
     install_crd(&client).await;
     let ns = test_namespace(&client, prefix).await;
-    let op = start_operator(&ground, &ns, RESYNC).await;
+    let op = start_operator(&ground, &ns, resync).await;
     let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
     let bucket = unique_bucket(prefix);
     let obj = json!({"apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
@@ -136,6 +141,26 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<String> {
             e.note.unwrap_or_default()
         })
         .collect()
+}
+
+/// Waits (polled, with a deadline) for an Event of `tf` with `reason` whose note contains
+/// `needle`. Events of one reason may repeat here, so series are allowed.
+async fn wait_note(client: &Client, ns: &str, reason: &str, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await.expect("Events");
+        let mut notes = list
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("tf"))
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note);
+        if notes.any(|n| n.contains(needle)) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {reason} Event saying {needle:?} within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn wait_event(client: &Client, ns: &str, reason: &str) -> Vec<String> {
@@ -500,8 +525,9 @@ const WINDOW: Duration = Duration::from_secs(10);
 /// DynamoDB -> Lockfile is refused with no AWS call and a message naming the Both step;
 /// DynamoDB -> Both -> Lockfile works, but the second step waits for the first one's roll-out
 /// window (`staleAfter`) and then happens by itself; the role keeps the old mode's grants
-/// until its window closes. Lockfile -> DynamoDB is refused likewise; Lockfile -> Both ->
-/// DynamoDB works, the stale digests cleared first.
+/// until its window closes, and their narrowing is an update, not drift. Lockfile -> DynamoDB
+/// is refused likewise; Lockfile -> Both -> DynamoDB works, the stale digests cleared at
+/// both steps.
 #[tokio::test]
 async fn lock_mode_migrates_only_through_both() {
     let fx = fixture("locks-migrate", json!({"mode": "DynamoDB", "staleAfter": "10s"})).await;
@@ -550,32 +576,20 @@ async fn lock_mode_migrates_only_through_both() {
     assert!(data.contains_key("dynamodb_table") && data["use_lockfile"] == "true", "Both: {data:?}");
 
     // On to Lockfile at once: DynamoDB-only runs may still be going, so it waits for the
-    // window, says until when, and then happens without another edit.
+    // window (Reconciling, not Stalled: it ends by itself), says until when, and then happens
+    // without another edit. Seen in its Event, which outlives the short window.
     patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile"}})).await;
-    let obj = wait_for(&fx.api, "tf", Duration::from_secs(30), "Lockfile waiting for the window", |o| {
-        condition(o, "Ready").is_some_and(|(_, r, m)| r == "UnsafeLockMigration" && m.contains("by itself"))
-    })
-    .await;
-    let (_, _, message) = condition(&obj, "Ready").expect("Ready");
-    let until = to_both.checked_add(k8s_openapi::jiff::SignedDuration::try_from(WINDOW).expect("window")).expect("+");
-    assert!(message.contains(&format!("until {until}")), "{message}");
-    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Both), "published during the window");
+    let notes = wait_event(&fx.client, &fx.ns, "LockModeRollout").await;
+    let until = to_both + WINDOW;
+    assert!(notes.iter().any(|n| n.contains(&format!("until {until}")) && n.contains("by itself")), "{notes:#?}");
     let obj = wait_ready(&fx.api, "tf").await;
-    assert!(k8s_openapi::jiff::Timestamp::now() >= until, "Lockfile was published before {until}");
     assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+    let to_lockfile = changed_at(&obj);
+    assert!(to_lockfile >= until, "Lockfile was published at {to_lockfile}, before the window closed at {until}");
     let data = published(&fx).await;
     assert!(!data.contains_key("dynamodb_table") && data["use_lockfile"] == "true", "Lockfile: {data:?}");
-    // Runs still on Both keep the right to release their table lock for one more window ...
-    let to_lockfile = changed_at(&obj);
-    let sids = grant_sids(&fx.aws, &fx.ns).await;
-    if k8s_openapi::jiff::Timestamp::now() < to_lockfile + WINDOW.saturating_sub(Duration::from_secs(2)) {
-        assert!(has(&sids, "UseLockTable") && has(&sids, "ManageLockFiles"), "in the window: {sids:?}");
-        assert!(
-            condition(&obj, "LockTableReady").is_some_and(|(_, _, m)| m.contains("may still lock in")),
-            "LockTableReady does not say the kept table is still granted"
-        );
-    }
-    // ... and lose it when it closes, by a pass nobody asked for.
+    // Runs still on Both lose the table grant when the window closes (that it is kept while
+    // open: a_kept_table_stays_granted_only_while_it_is_ours, with a window of an hour).
     wait_grants(&fx, false, true, "after the Lockfile window").await;
     assert!(
         k8s_openapi::jiff::Timestamp::now() >= to_lockfile + WINDOW,
@@ -647,6 +661,7 @@ async fn lock_mode_migrates_only_through_both() {
     }
     let sids = grant_sids(&fx.aws, &fx.ns).await;
     assert!(has(&sids, "UseLockTable") && has(&sids, "ManageLockFiles"), "Both: {sids:?}");
+    let to_both = changed_at(&obj);
     // A digest written under Both is current: the next passes leave it.
     digest(ours[0].clone()).await;
     passes(&fx.op, 2).await;
@@ -659,12 +674,18 @@ async fn lock_mode_migrates_only_through_both() {
     let change = obj.status.as_ref().and_then(|s| s.lock_mode_change.clone()).expect("lockModeChange");
     assert_eq!(change.from, LockMode::Both);
     let to_dynamodb = changed_at(&obj);
+    assert!(to_dynamodb >= to_both + WINDOW, "DynamoDB was published at {to_dynamodb}, inside the Both window");
     wait_grants(&fx, true, false, "after the DynamoDB window").await;
     assert!(k8s_openapi::jiff::Timestamp::now() >= to_dynamodb + WINDOW, "lock files lost their grant in the window");
+    // Each narrowing was an update of the operator's own making, never reported as drift.
+    wait_note(&fx.client, &fx.ns, "Updated", "roll-out window closed").await;
+    let drift = events(&fx.client, &fx.ns, "DriftRepaired").await;
+    assert!(drift.is_empty(), "a window's close was reported as drift: {drift:#?}");
     let data = published(&fx).await;
     assert!(data.contains_key("dynamodb_table"), "DynamoDB: {data:?}");
     assert_ne!(data.get("use_lockfile").map(String::as_str), Some("true"), "DynamoDB: {data:?}");
-    assert!(item(&ours[0]).await, "the current digest survived the step to DynamoDB");
+    // Lock-file runs still going in the Both window may have made it stale: cleared once more.
+    assert!(!item(&ours[0]).await, "the digest was not cleared at the step from Both (after Lockfile) to DynamoDB");
 }
 
 /// Waits (polled, with a deadline) until the backend object is gone: its finalizer ran.
@@ -723,33 +744,60 @@ async fn a_table_of_the_default_name_that_is_not_ours_survives_the_deletion() {
     dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("clean up the foreign table");
 }
 
-/// Abuse: during a roll-out window away from the table, the kept table is granted only while
-/// its tags say it is this backend's. One replaced by a table of the same name that is not
-/// ours (dropped and created by someone else) loses the grant at the next pass, window or not.
+/// During a roll-out window away from the table (an hour here), the kept table stays granted
+/// and remembered by its ARN, a custom name included (the spec no longer names it), and
+/// `LockTableReady` says so. Abuse: only while its tags say it is this backend's. Replaced by
+/// a table of the same name that is not ours (dropped and created by someone else), it loses
+/// the grant at the next pass, window or not, and is not touched.
 #[tokio::test]
-async fn a_kept_table_replaced_by_a_foreign_one_is_not_granted_in_the_window() {
-    let fx = fixture("locks-window", json!({"mode": "Both", "staleAfter": "1h"})).await;
-    let table = fx.table();
-    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile"}})).await;
+async fn a_kept_table_stays_granted_only_while_it_is_ours() {
+    let bucket_hint = unique_bucket("locks-window");
+    let custom = format!("{bucket_hint}-custom");
+    let locking = json!({"mode": "Both", "staleAfter": "1h", "table": {"name": custom, "deletionProtection": false}});
+    let fx = fixture("locks-window", locking).await;
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile", "table": null}})).await;
     let obj = wait_ready(&fx.api, "tf").await;
     assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
-    // The window is open for an hour: runs on Both keep the table.
-    wait_grants(&fx, true, true, "in the window").await;
+    // Passes after the one that published: the window, not the pass's own memory, keeps it.
+    passes(&fx.op, 2).await;
+    let sids = grant_sids(&fx.aws, &fx.ns).await;
+    assert!(sids.iter().any(|s| s == "UseLockTable"), "runs on Both lost the table in the window: {sids:?}");
+    let obj = fx.api.get("tf").await.expect("get");
+    let arn = obj.status.as_ref().and_then(|s| s.lock_table_arn.clone()).unwrap_or_default();
+    assert!(arn.ends_with(&format!(":table/{custom}")), "the kept table was forgotten: {arn:?}");
+    let (_, _, message) = condition(&obj, "LockTableReady").expect("LockTableReady");
+    assert!(message.contains("may still lock in") && message.contains(&custom), "{message}");
 
-    dynamodb::update(&fx.aws.dynamodb, &table, Some(false), None, false).await.expect("protection off");
-    dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("drop our table");
+    dynamodb::delete(&fx.aws.dynamodb, &custom).await.expect("drop our table");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some() {
+    while dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the table was not deleted within 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    dynamodb::create(&fx.aws.dynamodb, &table, None, false, &Default::default()).await.expect("foreign table");
+    dynamodb::create(&fx.aws.dynamodb, &custom, None, false, &Default::default()).await.expect("foreign table");
     let sids = wait_grants(&fx, false, true, "a foreign table of the kept name").await;
     // Still in the window: the lock files stay granted, and the foreign table is not touched.
     assert!(sids.iter().any(|s| s == "ManageLockFiles"), "{sids:?}");
     passes(&fx.op, 2).await;
     let sids = grant_sids(&fx.aws, &fx.ns).await;
     assert!(!sids.iter().any(|s| s == "UseLockTable"), "the foreign table was granted again: {sids:?}");
-    assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some());
-    dynamodb::delete(&fx.aws.dynamodb, &table).await.expect("clean up the foreign table");
+    assert!(dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_some());
+    dynamodb::delete(&fx.aws.dynamodb, &custom).await.expect("clean up the foreign table");
+}
+
+/// The window's close is a due date of its own: with a resync of ten minutes, the grants of
+/// the old mode go within seconds of the close, reported as an update.
+#[tokio::test]
+async fn the_grants_narrow_when_the_window_closes_without_waiting_for_a_resync() {
+    let locking = json!({"mode": "Both", "staleAfter": "5s"});
+    let fx = fixture_with("locks-close", locking, Duration::from_secs(600)).await;
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "DynamoDB"}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::DynamoDB));
+    let closes = changed_at(&obj) + Duration::from_secs(5);
+    wait_grants(&fx, true, false, "after the window").await;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    assert!(now >= closes, "lock files lost their grant at {now}, inside the window (closes {closes})");
+    wait_note(&fx.client, &fx.ns, "Updated", "roll-out window closed").await;
+    assert!(events(&fx.client, &fx.ns, "DriftRepaired").await.is_empty(), "the close was reported as drift");
 }

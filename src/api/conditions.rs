@@ -114,6 +114,10 @@ pub enum Reason {
     /// `spec.locking.mode` changed straight between `DynamoDB` and `Lockfile`: refused, the
     /// message explains the `Both` step. No AWS call was made.
     UnsafeLockMigration,
+    /// `spec.locking.mode` changed within the roll-out window of the last change, to a mode
+    /// that runs still on the mode before it would not exclude: it waits, and is applied by
+    /// itself when the window closes (the message says when). No AWS call was made.
+    LockModeRollout,
     /// A state lock is older than `spec.locking.staleAfter` (Event).
     StaleLock,
     /// A lock was removed on request of the force-unlock annotation.
@@ -150,6 +154,7 @@ impl Reason {
             Reason::AwsError => "AwsError",
             Reason::KubernetesError => "KubernetesError",
             Reason::UnsafeLockMigration => "UnsafeLockMigration",
+            Reason::LockModeRollout => "LockModeRollout",
             Reason::StaleLock => "StaleLock",
             Reason::ForceUnlocked => "ForceUnlocked",
             Reason::LockIdMismatch => "LockIdMismatch",
@@ -194,6 +199,7 @@ mod tests {
             Reason::InvalidSpec,
             Reason::KubernetesError,
             Reason::UnsafeLockMigration,
+            Reason::LockModeRollout,
             Reason::StaleLock,
             Reason::ForceUnlocked,
             Reason::LockIdMismatch,
@@ -211,5 +217,7 @@ mod tests {
         assert!(Reason::Conflict.is_permanent());
         assert!(!Reason::AwsError.is_permanent());
         assert!(!Reason::Creating.is_permanent());
+        // It ends by itself: kstatus Reconciling, not Stalled.
+        assert!(!Reason::LockModeRollout.is_permanent());
     }
 }

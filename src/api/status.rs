@@ -112,6 +112,10 @@ pub struct LockModeChange {
     pub from: LockMode,
     /// When the configuration of the new mode was published (RFC 3339).
     pub at: String,
+    /// When its roll-out window closes (RFC 3339): `at` plus `spec.locking.staleAfter` as it
+    /// was then. A shorter `staleAfter` set later does not close it earlier (runs that
+    /// started before were promised that long); a longer one keeps it open longer.
+    pub until: String,
 }
 
 /// The state object: its current version and how many are kept.

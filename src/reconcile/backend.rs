@@ -79,9 +79,16 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
             .map_err(|m| (m, rollout.as_ref().map(|r| locks::until_closed(r, now.0))))
     });
     if let Err((message, window_closes)) = refusal {
-        let decision = decide(Outcome::Invalid);
-        let reason = Reason::UnsafeLockMigration;
-        let report = status::remember(refused_report(reason, &message), previous);
+        // A straight change waits for an edit (Stalled); one inside a window for its close
+        // (Reconciling: it ends by itself).
+        let (decision, reason) = match window_closes {
+            None => (decide(Outcome::Invalid), Reason::UnsafeLockMigration),
+            Some(_) => (decide(Outcome::AwaitingRollout), Reason::LockModeRollout),
+        };
+        let mut report = status::remember(refused_report(reason, &message), previous);
+        if window_closes.is_some() {
+            report.reconciling = Some(message.clone());
+        }
         let status = next_status(previous, generation, report, &now);
         if status::write(&api, &owner.name, previous, &status).await?
             && let Some(kind) = decision.event
@@ -215,6 +222,14 @@ impl Run<'_> {
     /// The lock mode the runner role is granted in this pass (see [`locks::granted_mode`]).
     fn granted_mode(&self) -> LockMode {
         locks::granted_mode(self.valid.lock_mode, self.runners_use, self.rollout.as_ref())
+    }
+
+    /// Whether the last lock-mode change's window is closed and granted more than `granted`.
+    fn window_closed_wider(&self, granted: LockMode) -> bool {
+        let change = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
+        self.rollout.is_none()
+            && change.is_some()
+            && locks::window_mode(self.valid.lock_mode, self.runners_use, change) != granted
     }
 
     async fn converge(&mut self, aws: &AwsClients) -> Result<(), ReconcileError> {
@@ -387,6 +402,20 @@ impl Run<'_> {
         };
         let runner_policy = desired_runner_policy(valid, id, &grants, granted);
         let inline = if role_ok { plan_inline_policy(runner_policy.as_ref(), observed.role.as_ref()) } else { vec![] };
+        // A window that closed since the last pass narrows the policy the operator itself
+        // widened: an update, not drift. Told by the policy found: exactly the window's.
+        let narrowing = !inline.is_empty() && self.window_closed_wider(granted) && {
+            let change = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
+            let wide = locks::window_mode(valid.lock_mode, self.runners_use, change);
+            let known_table = self.obj.status.as_ref().and_then(|s| s.lock_table_arn.as_deref());
+            let table_arn = grants.table_arn.or(known_table.filter(|_| wide.uses_table()));
+            let window = desired_runner_policy(valid, id, &Owned { table_arn, ..grants }, wide);
+            plan_inline_policy(window.as_ref(), observed.role.as_ref()).is_empty()
+        };
+        if kept_table.is_some() {
+            // Still ours and still granted: remembered, so the next pass finds it by name.
+            self.report.lock_table_arn = kept_table.map(str::to_owned);
+        }
         let i = if inline.is_empty() {
             Ok(())
         } else {
@@ -424,8 +453,8 @@ impl Run<'_> {
         match (table_plan, &res.table, t) {
             (_, None, _) => {
                 let mut msg = "lock files in S3 (use_lockfile): no DynamoDB table".to_string();
-                // The same words in the pass that changes the mode and in the window's passes:
-                // one status write for the change, one when the window closes.
+                // The same words in the pass that changes the mode and in the window's passes,
+                // so the window's resyncs write nothing; the close changes them (with the role).
                 if let Some(arn) = kept_table {
                     msg = format!(
                         "{msg}; runs that started before the last lock-mode change may still lock in {arn}: runners \
@@ -462,6 +491,12 @@ impl Run<'_> {
                 self.fail(C::RoleReady, &e);
                 first_error.get_or_insert(e);
             }
+            Ok(()) if narrowing => {
+                let what = format!("IAM role {}", valid.role.name);
+                let list = inline.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
+                let message = format!("{what} updated: the lock-mode roll-out window closed: {list}");
+                self.record(C::RoleReady, Reason::Updated, message);
+            }
             // A role created in this pass has been announced already, inline policy included.
             Ok(()) if role_ok && !inline.is_empty() && observed.role.is_some() => {
                 // The role part settled before the key existed; now its inline policy too.
@@ -495,10 +530,16 @@ impl Run<'_> {
         // runners that did not update them, and Terraform refuses a state that does not
         // match its digest. Cleared before runners get the table again (Terraform skips the
         // check without a digest, and writes a new one with the next state).
-        let runners_use = self.obj.status.as_ref().and_then(|s| s.lock_mode);
-        if runners_use == Some(LockMode::Lockfile)
-            && let Some(table) = res.table.as_ref().filter(|_| table_owned && observed.table.is_some())
-        {
+        // Once more at `Both -> DynamoDB` after `Lockfile -> Both`: lock-file runs still going
+        // in the Both window did not update them either (a one-time cleanup: the window
+        // keeps lock-file-only runs from reaching the DynamoDB step).
+        let status = self.obj.status.as_ref();
+        let runners_use = status.and_then(|s| s.lock_mode);
+        let from_lockfile =
+            status.and_then(|s| s.lock_mode_change.as_ref()).map(|c| c.from) == Some(LockMode::Lockfile);
+        let digests_stale = runners_use == Some(LockMode::Lockfile)
+            || (runners_use == Some(LockMode::Both) && valid.lock_mode == LockMode::DynamoDB && from_lockfile);
+        if digests_stale && let Some(table) = res.table.as_ref().filter(|_| table_owned && observed.table.is_some()) {
             let cleared = locks::clear_stale_digests(aws, &table.name, &valid.bucket).await?;
             if cleared > 0 {
                 let note = format!(
@@ -578,7 +619,8 @@ impl Run<'_> {
                 self.report.lock_mode = Some(self.valid.lock_mode);
                 let last = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
                 let now = k8s_openapi::jiff::Timestamp::now();
-                self.report.lock_mode_change = locks::record_change(self.runners_use, self.valid.lock_mode, last, now);
+                self.report.lock_mode_change =
+                    locks::record_change(self.runners_use, self.valid.lock_mode, last, self.valid.stale_after, now);
                 let msg = format!("ConfigMap {name} holds backend.tf, backend.tfbackend{tofu} and one key per setting");
                 self.report.parts.insert(C::BackendConfigPublished, PartState::ready(reason, msg));
                 Ok(())
@@ -618,6 +660,11 @@ impl Run<'_> {
                 return;
             }
         };
+        self.record(part, reason, message);
+    }
+
+    /// Records a part's converged state and the Event a change deserves.
+    fn record(&mut self, part: C, reason: Reason, message: String) {
         if reason == Reason::DriftRepaired {
             self.ctx
                 .metrics

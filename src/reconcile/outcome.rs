@@ -41,6 +41,9 @@ pub enum Outcome {
     Blocked(Reason),
     /// The spec is invalid: nothing was done in AWS, and only an edit can help.
     Invalid,
+    /// A lock-mode change waits for the roll-out window of the last one: nothing was done in
+    /// AWS, and it is applied by itself when the window closes (the caller bounds the wait).
+    AwaitingRollout,
     /// The cluster policy refuses the spec: nothing was done in AWS; a changed policy (which
     /// is not watched per object) or an edit can help.
     Refused,
@@ -110,6 +113,8 @@ pub fn decide(outcome: Outcome) -> Decision {
         // The blocked part has published its own Warning, saying what to do.
         Outcome::Blocked(reason) => d(reason, None, Requeue::Resync, true),
         Outcome::Invalid => d(Reason::InvalidSpec, Some(EventType::Warning), Requeue::AwaitChange, true),
+        // Nothing is wrong: the backend serves the previous configuration meanwhile.
+        Outcome::AwaitingRollout => d(Reason::LockModeRollout, Some(EventType::Normal), Requeue::AwaitChange, true),
         Outcome::Refused => d(Reason::PolicyViolation, Some(EventType::Warning), Requeue::Resync, true),
         Outcome::Failed(reason, class) => {
             let backoff = match class {

@@ -20,6 +20,8 @@ fn every_outcome_maps_to_one_decision() {
         (O::Blocked(Reason::Conflict), Reason::Conflict, None, R::Resync, true),
         (O::Blocked(Reason::DependencyNotReady), Reason::DependencyNotReady, None, R::Resync, true),
         (O::Invalid, Reason::InvalidSpec, W, R::AwaitChange, true),
+        // Bounded by the window's close in the driver.
+        (O::AwaitingRollout, Reason::LockModeRollout, Some(EventType::Normal), R::AwaitChange, true),
         (O::Refused, Reason::PolicyViolation, W, R::Resync, true),
         (O::Failed(Reason::AwsError, F::Transient), Reason::AwsError, W, R::Backoff(Backoff::TRANSIENT), false),
         (

@@ -265,6 +265,7 @@ fn remember_keeps_what_was_known() {
         lock_mode_change: Some(crate::api::LockModeChange {
             from: crate::api::LockMode::Both,
             at: "2026-12-01T10:00:00Z".into(),
+            until: "2026-12-01T12:00:00Z".into(),
         }),
         ..Default::default()
     };

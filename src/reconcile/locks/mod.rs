@@ -18,7 +18,7 @@ pub mod rules;
 
 pub use info::{LockInfo, LockInfoError, parse_lock_info};
 pub use pass::{LockPass, LockTargets, check_locks, clear_stale_digests};
-pub use rollout::{Rollout, check_rollout, granted_mode, open_rollout, record_change, until_closed};
+pub use rollout::{Rollout, check_rollout, granted_mode, open_rollout, record_change, until_closed, window_mode};
 pub use rules::{
     ReadLock, UnlockPlan, check_migration, is_stale, lock_status, parse_stale_after, plan_unlock, previous_mode,
     stale_event_due,

@@ -24,14 +24,22 @@ pub struct Rollout {
     pub until: Timestamp,
 }
 
-/// The window of `change` if it is still open at `now`. A change whose time cannot be read
-/// (status is written by the operator only, so this means tampering or a bug) opens none:
-/// the behaviour before windows existed, rather than a window that never closes.
+/// The window of `change` if it is still open at `now`: until the later of the close
+/// recorded with the change and `at` plus today's `stale_after`. A change whose time cannot
+/// be read (status is written by the operator only, so this means tampering or a bug) opens
+/// none: the behaviour before windows existed, rather than a window that never closes.
 pub fn open_rollout(change: Option<&LockModeChange>, stale_after: Duration, now: Timestamp) -> Option<Rollout> {
     let change = change?;
     let at: Timestamp = change.at.parse().ok()?;
-    let until = at.checked_add(SignedDuration::try_from(stale_after).ok()?).ok()?;
+    let now_rule = at.checked_add(SignedDuration::try_from(stale_after).ok()?).ok()?;
+    let until = change.until.parse::<Timestamp>().map_or(now_rule, |recorded| recorded.max(now_rule));
     (now < until).then(|| Rollout { from: change.from, at: change.at.clone(), until })
+}
+
+/// The mode the runner role was granted while the window of `change` was open: what a
+/// policy narrowed at its close looked like (so that the narrowing is an update, not drift).
+pub fn window_mode(next: LockMode, runners_use: Option<LockMode>, change: Option<&LockModeChange>) -> LockMode {
+    [runners_use, change.map(|c| c.from)].into_iter().flatten().fold(next, LockMode::union)
 }
 
 /// Whether runners on `a` and runners on `b` would take no lock in common.
@@ -63,15 +71,21 @@ pub fn granted_mode(next: LockMode, runners_use: Option<LockMode>, rollout: Opti
 }
 
 /// `status.lockModeChange` after `published` was published at `now`: a new change when the
-/// configuration runners had (`before`) was of another mode, else the last one, kept.
+/// configuration runners had (`before`) was of another mode, its window `stale_after` long,
+/// else the last one, kept.
 pub fn record_change(
     before: Option<LockMode>,
     published: LockMode,
     last: Option<&LockModeChange>,
+    stale_after: Duration,
     now: Timestamp,
 ) -> Option<LockModeChange> {
     match before {
-        Some(from) if from != published => Some(LockModeChange { from, at: now.to_string() }),
+        Some(from) if from != published => {
+            let until = SignedDuration::try_from(stale_after).ok().and_then(|d| now.checked_add(d).ok());
+            let until = until.unwrap_or(Timestamp::MAX);
+            Some(LockModeChange { from, at: now.to_string(), until: until.to_string() })
+        }
         _ => last.cloned(),
     }
 }

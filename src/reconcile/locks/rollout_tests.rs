@@ -9,8 +9,10 @@ fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
+/// A change at `at` whose window was recorded an hour long.
 fn change(from: LockMode, at: &str) -> LockModeChange {
-    LockModeChange { from, at: at.into() }
+    let until = (t(at) + HOUR).to_string();
+    LockModeChange { from, at: at.into(), until }
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -37,8 +39,23 @@ fn a_window_is_open_for_stale_after_from_its_publication() {
     assert_eq!(open_rollout(Some(&c), HOUR, t("2026-12-01T11:00:00Z")), None, "closed at at + staleAfter");
     assert_eq!(open_rollout(None, HOUR, t("2026-12-01T10:00:00Z")), None);
     // An unreadable time opens no window (rather than one that never closes).
-    let garbage = change(DynamoDB, "yesterday");
+    let garbage = LockModeChange { from: DynamoDB, at: "yesterday".into(), until: "tomorrow".into() };
     assert_eq!(open_rollout(Some(&garbage), HOUR, t("2026-12-01T10:00:00Z")), None);
+}
+
+/// Abuse of the window: a staleAfter shortened after the change does not close it early
+/// (runs that started before were promised the old length); a longer one extends it.
+#[test]
+fn a_shorter_stale_after_set_later_does_not_close_the_window_early() {
+    let c = change(DynamoDB, "2026-12-01T10:00:00Z");
+    let second = Duration::from_secs(1);
+    let open = open_rollout(Some(&c), second, t("2026-12-01T10:30:00Z")).expect("still open");
+    assert_eq!(open.until, t("2026-12-01T11:00:00Z"));
+    let longer = open_rollout(Some(&c), 2 * HOUR, t("2026-12-01T11:30:00Z")).expect("extended");
+    assert_eq!(longer.until, t("2026-12-01T12:00:00Z"));
+    // A recorded close that cannot be read falls back to today's staleAfter.
+    let unreadable = LockModeChange { until: "garbage".into(), ..c };
+    assert_eq!(open_rollout(Some(&unreadable), second, t("2026-12-01T10:00:02Z")), None);
 }
 
 #[test]
@@ -102,10 +119,22 @@ fn a_change_allowed_inside_a_window_still_grants_the_mode_before_it() {
 fn a_change_is_recorded_when_the_published_mode_differs_and_kept_otherwise() {
     let now = t("2026-12-01T12:00:00Z");
     let last = change(DynamoDB, "2026-12-01T10:00:00Z");
-    assert_eq!(record_change(Some(Both), Lockfile, Some(&last), now), Some(change(Both, "2026-12-01T12:00:00Z")));
-    assert_eq!(record_change(Some(Lockfile), Lockfile, Some(&last), now), Some(last.clone()));
+    assert_eq!(
+        record_change(Some(Both), Lockfile, Some(&last), HOUR, now),
+        Some(change(Both, "2026-12-01T12:00:00Z")),
+        "recorded with its window's close"
+    );
+    assert_eq!(record_change(Some(Lockfile), Lockfile, Some(&last), HOUR, now), Some(last.clone()));
     // The first publication is no change.
-    assert_eq!(record_change(None, Lockfile, None, now), None);
+    assert_eq!(record_change(None, Lockfile, None, HOUR, now), None);
+}
+
+#[test]
+fn the_window_mode_is_what_the_open_window_granted() {
+    let c = change(Both, "2026-12-01T10:00:00Z");
+    assert_eq!(window_mode(Lockfile, Some(Lockfile), Some(&c)), Both);
+    assert_eq!(window_mode(DynamoDB, Some(DynamoDB), Some(&change(Both, "2026-12-01T10:00:00Z"))), Both);
+    assert_eq!(window_mode(Lockfile, Some(Lockfile), None), Lockfile);
 }
 
 #[test]
