@@ -9,6 +9,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, Event, finalizer};
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
+use tracing::Instrument;
 
 use crate::api::{FINALIZER, Reason, TerraformStateBackend};
 use crate::cache;
@@ -137,10 +138,22 @@ fn key_of(obj: &TerraformStateBackend) -> String {
 }
 
 /// The top-level action: the finalizer helper decides between Apply and Cleanup.
-async fn reconcile(
+///
+/// kube-runtime creates this future inside its `reconciling object` span (`object.ref`,
+/// `object.reason`: why the pass runs) but polls it outside that span; the span is carried
+/// along, so every line a pass logs names its object and what triggered it.
+fn reconcile(
+    obj: Arc<TerraformStateBackend>,
+    ctx: Arc<Context>,
+) -> impl std::future::Future<Output = Result<Action, finalizer::Error<ReconcileError>>> + Send + 'static {
+    reconcile_pass(obj, ctx).instrument(tracing::Span::current())
+}
+
+async fn reconcile_pass(
     obj: Arc<TerraformStateBackend>,
     ctx: Arc<Context>,
 ) -> Result<Action, finalizer::Error<ReconcileError>> {
+    tracing::debug!("pass started");
     let key = key_of(&obj);
     let started = std::time::Instant::now();
     let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
