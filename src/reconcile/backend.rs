@@ -603,16 +603,15 @@ impl Run<'_> {
         }
         let cms: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
         let name = &self.valid.config_map_name;
+        // Before the write: its watch event may arrive before the write's answer does.
+        self.ctx.expect_own_config_map(&self.owner.namespace, name, &data, &self.owner.uid);
         match publish(&cms, self.obj, name, &data).await {
             Ok(published) => {
                 let reason = match &published {
-                    Published::Created(_) => Reason::Created,
-                    Published::Updated(_) => Reason::Updated,
+                    Published::Created => Reason::Created,
+                    Published::Updated => Reason::Updated,
                     Published::Unchanged => Reason::Converged,
                 };
-                if let Published::Created(Some(version)) | Published::Updated(Some(version)) = published {
-                    self.ctx.record_own_config_map_write(&self.owner.namespace, name, version);
-                }
                 let tofu = if backend.open_tofu_encryption.is_some() { ", encryption.tf, TF_ENCRYPTION" } else { "" };
                 // Runners now get this lock mode: later mode changes are judged against it,
                 // and against the one before for `staleAfter` (the roll-out window).

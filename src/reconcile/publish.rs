@@ -44,10 +44,10 @@ pub enum PublishError {
 pub enum Published {
     /// The ConfigMap already held exactly this.
     Unchanged,
-    /// The ConfigMap was created; its resourceVersion after the write.
-    Created(Option<String>),
-    /// The ConfigMap was changed; its resourceVersion after the write.
-    Updated(Option<String>),
+    /// The ConfigMap was created.
+    Created,
+    /// The ConfigMap was changed.
+    Updated,
 }
 
 /// Makes ConfigMap `name` hold exactly `data`.
@@ -82,8 +82,6 @@ pub async fn publish(
         },
         "data": data,
     });
-    let written =
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
-    let version = written.metadata.resource_version;
-    Ok(if created { Published::Created(version) } else { Published::Updated(version) })
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map_err(kube_err)?;
+    Ok(if created { Published::Created } else { Published::Updated })
 }
