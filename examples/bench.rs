@@ -286,12 +286,17 @@ async fn run(args: Args) -> Result<bool> {
             l.endpoint = Some(endpoint);
             let mut op = Operator::start(l).await?;
             op.wait_ready(Duration::from_secs(60)).await?;
-            // The restart reconciles phase 1's backends once: let that pass end, uncounted.
+            // The restart reconciles phase 1's backends, and as their ConfigMaps now name the
+            // fault endpoint, rewrites and verifies them: let all of that end, uncounted. It
+            // lasts longer than a fixed cap: with 30 s, 97 passes over old backends fell into
+            // the measured window of a 400-backend run (the operator's logs name each pass's
+            // object and trigger), and more at N=1,000. So wait for a quiet longer than the
+            // verify delay (5 s), however long it takes.
             let until = Instant::now() + Duration::from_secs(args.ready_timeout);
             while op.scrape().await?.reconciles_total() < n as u64 && Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            settle(&mut op, Duration::from_secs(2), Duration::from_secs(30)).await?;
+            settle(&mut op, Duration::from_secs(8), Duration::from_secs(args.ready_timeout)).await?;
             control.reset()?;
             control.inject(*rate)?;
             let base = op.scrape().await?;
