@@ -125,7 +125,7 @@ impl Context {
     /// Remembers, before publishing, what ConfigMap `namespace/name` is to hold (`data`, owned
     /// by `owner_uid`). Before, not after: the watch event of the write can arrive before the
     /// write's answer (it did for 45% of the creates of a 400-backend benchmark, each then
-    /// costing a pass for nothing).
+    /// triggering a pass early, before AWS showed the pass's own writes).
     pub fn expect_own_config_map(
         &self,
         namespace: &str,
