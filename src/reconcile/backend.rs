@@ -224,14 +224,6 @@ impl Run<'_> {
         locks::granted_mode(self.valid.lock_mode, self.runners_use, self.rollout.as_ref())
     }
 
-    /// Whether the last lock-mode change's window is closed and granted more than `granted`.
-    fn window_closed_wider(&self, granted: LockMode) -> bool {
-        let change = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
-        self.rollout.is_none()
-            && change.is_some()
-            && locks::window_mode(self.valid.lock_mode, self.runners_use, change) != granted
-    }
-
     async fn converge(&mut self, aws: &AwsClients) -> Result<(), ReconcileError> {
         let (ctx, valid, owner) = (self.ctx, self.valid, self.owner);
         let id = ctx.identity(aws).await?;
@@ -255,13 +247,14 @@ impl Run<'_> {
         // The spec's lock table, or while runners may still lock there (a roll-out away from
         // the table), the one kept: the name status recorded, else the default.
         let granted = self.granted_mode();
-        let kept_table = || {
+        let kept_table_name = || {
             previous
                 .and_then(|s| s.lock_table_arn.as_deref())
                 .and_then(|arn| arn.rsplit_once(":table/").map(|(_, name)| name.to_owned()))
                 .unwrap_or_else(|| super::validate::default_lock_table(&valid.bucket))
         };
-        let table = valid.lock_table.as_ref().map(|t| t.name.clone()).or_else(|| granted.uses_table().then(kept_table));
+        let table =
+            valid.lock_table.as_ref().map(|t| t.name.clone()).or_else(|| granted.uses_table().then(kept_table_name));
         let observed = observe(aws, valid, &d_key, owner, &hints, previous_trail, table.as_deref()).await?;
         let adopt = valid.adopt_existing;
 
@@ -404,13 +397,17 @@ impl Run<'_> {
         let inline = if role_ok { plan_inline_policy(runner_policy.as_ref(), observed.role.as_ref()) } else { vec![] };
         // A window that closed since the last pass narrows the policy the operator itself
         // widened: an update, not drift. Told by the policy found: exactly the window's.
-        let narrowing = !inline.is_empty() && self.window_closed_wider(granted) && {
-            let change = self.obj.status.as_ref().and_then(|s| s.lock_mode_change.as_ref());
-            let wide = locks::window_mode(valid.lock_mode, self.runners_use, change);
-            let known_table = self.obj.status.as_ref().and_then(|s| s.lock_table_arn.as_deref());
-            let table_arn = grants.table_arn.or(known_table.filter(|_| wide.uses_table()));
-            let window = desired_runner_policy(valid, id, &Owned { table_arn, ..grants }, wide);
-            plan_inline_policy(window.as_ref(), observed.role.as_ref()).is_empty()
+        let status = self.obj.status.as_ref();
+        let change = status.and_then(|s| s.lock_mode_change.as_ref()).filter(|_| self.rollout.is_none());
+        let wide = change.map(|c| locks::window_mode(valid.lock_mode, self.runners_use, Some(c)));
+        let narrowing = match wide {
+            Some(wide) if wide != granted && !inline.is_empty() => {
+                let known_table = status.and_then(|s| s.lock_table_arn.as_deref()).filter(|_| wide.uses_table());
+                let table_arn = grants.table_arn.or(known_table);
+                let window = desired_runner_policy(valid, id, &Owned { table_arn, ..grants }, wide);
+                plan_inline_policy(window.as_ref(), observed.role.as_ref()).is_empty()
+            }
+            _ => false,
         };
         if kept_table.is_some() {
             // Still ours and still granted: remembered, so the next pass finds it by name.
@@ -533,7 +530,6 @@ impl Run<'_> {
         // Once more at `Both -> DynamoDB` after `Lockfile -> Both`: lock-file runs still going
         // in the Both window did not update them either (a one-time cleanup: the window
         // keeps lock-file-only runs from reaching the DynamoDB step).
-        let status = self.obj.status.as_ref();
         let runners_use = status.and_then(|s| s.lock_mode);
         let from_lockfile =
             status.and_then(|s| s.lock_mode_change.as_ref()).map(|c| c.from) == Some(LockMode::Lockfile);
