@@ -1,5 +1,7 @@
 //! The pure parts of the `state` commands, one decision per test.
 
+use std::slice::from_ref;
+
 use super::*;
 
 fn version(id: &str, latest: bool, head: Result<StateHead, String>) -> Version {
@@ -11,6 +13,12 @@ fn version(id: &str, latest: bool, head: Result<StateHead, String>) -> Version {
         delete_marker: false,
         head,
     }
+}
+
+/// A check of `target` against `newer` with no lock held and no check lifted; a test
+/// changes the one field it is about with `..plain(..)`.
+fn plain<'a>(target: &'a Version, newer: &'a [Version]) -> RestoreCheck<'a> {
+    RestoreCheck { target, newer, lock: None, force: false, skip_lineage: false }
 }
 
 fn head(serial: u64, lineage: &str) -> Result<StateHead, String> {
@@ -58,43 +66,16 @@ fn table_shows_dashes_and_says_why_once() {
 #[test]
 fn restore_of_an_earlier_version_of_the_same_lineage_goes_ahead() {
     let (cur, old) = (version("v2", true, head(2, "L")), version("v1", false, head(1, "L")));
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &old,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force: false,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&plain(&old, from_ref(&cur))), Ok(()));
 }
 
 #[test]
 fn garbage_current_state_does_not_block_the_restore() {
     let (cur, old) = (version("v2", true, Ok(StateHead::default())), version("v1", false, head(1, "L")));
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &old,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force: false,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&plain(&old, from_ref(&cur))), Ok(()));
     // Nor does a current version the caller cannot read.
     let cur = version("v2", true, Err("denied".into()));
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &old,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force: false,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&plain(&old, from_ref(&cur))), Ok(()));
 }
 
 /// Abuse of the garbage exemption: garbage written over a state must not let another state
@@ -106,64 +87,30 @@ fn garbage_over_a_state_keeps_its_lineage() {
     let good = version("v2", false, head(2, "L"));
     let (same, other) = (version("v1", false, head(1, "L")), version("v0", false, head(7, "M")));
     let newer = [garbage.clone(), good.clone()];
-    assert_eq!(
-        check_restore(&RestoreCheck { target: &same, newer: &newer, lock: None, force: false, skip_lineage: false }),
-        Ok(())
-    );
-    let refused =
-        check_restore(&RestoreCheck { target: &other, newer: &newer, lock: None, force: false, skip_lineage: false });
+    assert_eq!(check_restore(&plain(&same, &newer)), Ok(()));
+    let refused = check_restore(&plain(&other, &newer));
     assert!(
         matches!(&refused, Err(Refusal::OtherLineage { of, current_lineage, .. }) if of == "v2" && current_lineage == "L"),
         "{refused:?}"
     );
     assert_eq!(state_lineage(&newer), Some(("v2", "L")));
     let only_garbage = [garbage, version("v2", false, Err("denied".into()))];
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &other,
-            newer: &only_garbage,
-            lock: None,
-            force: false,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&plain(&other, &only_garbage)), Ok(()));
 }
 
 #[test]
 fn a_held_lock_refuses_unless_forced() {
     let (cur, old) = (version("v2", true, head(2, "L")), version("v1", false, head(1, "L")));
     let lock = Some("DynamoDB lock held by ci@runner, operation OperationTypeApply".to_owned());
-    let refused = check_restore(&RestoreCheck {
-        target: &old,
-        newer: std::slice::from_ref(&cur),
-        lock: lock.clone(),
-        force: false,
-        skip_lineage: false,
-    });
+    let refused = check_restore(&RestoreCheck { lock: lock.clone(), ..plain(&old, from_ref(&cur)) });
     assert!(matches!(refused, Err(Refusal::Locked(ref who)) if who.contains("ci@runner")), "{refused:?}");
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &old,
-            newer: std::slice::from_ref(&cur),
-            lock,
-            force: true,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&RestoreCheck { lock, force: true, ..plain(&old, from_ref(&cur)) }), Ok(()));
 }
 
 #[test]
 fn another_lineage_refuses_unless_forced() {
     let (cur, other) = (version("v2", true, head(2, "L")), version("v1", false, head(9, "M")));
-    let refused = check_restore(&RestoreCheck {
-        target: &other,
-        newer: std::slice::from_ref(&cur),
-        lock: None,
-        force: false,
-        skip_lineage: false,
-    });
+    let refused = check_restore(&plain(&other, from_ref(&cur)));
     assert_eq!(
         refused,
         Err(Refusal::OtherLineage {
@@ -173,40 +120,16 @@ fn another_lineage_refuses_unless_forced() {
             of: "v2".into()
         })
     );
-    assert_eq!(
-        check_restore(&RestoreCheck {
-            target: &other,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force: true,
-            skip_lineage: false
-        }),
-        Ok(())
-    );
+    assert_eq!(check_restore(&RestoreCheck { force: true, ..plain(&other, from_ref(&cur)) }), Ok(()));
 }
 
 #[test]
 fn an_unreadable_target_refuses_unless_forced() {
     let cur = version("v2", true, head(2, "L"));
     for target in [version("v1", false, Ok(StateHead::default())), version("v1", false, Err("AccessDenied".into()))] {
-        let refused = check_restore(&RestoreCheck {
-            target: &target,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force: false,
-            skip_lineage: false,
-        });
+        let refused = check_restore(&plain(&target, from_ref(&cur)));
         assert!(matches!(refused, Err(Refusal::LineageUnknown { .. })), "{refused:?}");
-        assert_eq!(
-            check_restore(&RestoreCheck {
-                target: &target,
-                newer: std::slice::from_ref(&cur),
-                lock: None,
-                force: true,
-                skip_lineage: false,
-            }),
-            Ok(())
-        );
+        assert_eq!(check_restore(&RestoreCheck { force: true, ..plain(&target, from_ref(&cur)) }), Ok(()));
     }
 }
 
@@ -217,13 +140,7 @@ fn an_unreadable_target_refuses_unless_forced() {
 fn skipping_the_lineage_check_still_respects_the_lock() {
     let cur = version("v3", true, head(3, "L"));
     let check = |target: &Version, lock: Option<String>| {
-        check_restore(&RestoreCheck {
-            target,
-            newer: std::slice::from_ref(&cur),
-            lock,
-            force: false,
-            skip_lineage: true,
-        })
+        check_restore(&RestoreCheck { lock, skip_lineage: true, ..plain(target, from_ref(&cur)) })
     };
     let encrypted = version("v1", false, Ok(StateHead::default()));
     let other = version("v2", false, head(9, "M"));
@@ -241,21 +158,9 @@ fn delete_markers_and_the_current_version_are_refused_even_forced() {
     let cur = version("v2", true, head(2, "L"));
     let marker = Version { delete_marker: true, ..version("dm", false, Ok(StateHead::default())) };
     for force in [false, true] {
-        let refused = check_restore(&RestoreCheck {
-            target: &marker,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force,
-            skip_lineage: false,
-        });
+        let refused = check_restore(&RestoreCheck { force, ..plain(&marker, from_ref(&cur)) });
         assert_eq!(refused, Err(Refusal::DeleteMarker("dm".into())));
-        let refused = check_restore(&RestoreCheck {
-            target: &cur,
-            newer: std::slice::from_ref(&cur),
-            lock: None,
-            force,
-            skip_lineage: false,
-        });
+        let refused = check_restore(&RestoreCheck { force, ..plain(&cur, from_ref(&cur)) });
         assert_eq!(refused, Err(Refusal::AlreadyCurrent("v2".into())));
     }
 }
