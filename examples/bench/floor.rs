@@ -93,6 +93,8 @@ pub struct Replay {
     pub made: CallTotals,
     /// Calls that failed although they should not have.
     pub unexpected_errors: u64,
+    /// Where the CPU went meanwhile.
+    pub cpu: crate::cpu::Usage,
 }
 
 /// What the replays measured.
@@ -117,6 +119,7 @@ pub async fn measure(
     run: &str,
     mix: &BTreeMap<CallKey, u64>,
     levels: &[usize],
+    procs: &crate::cpu::Processes,
 ) -> Result<Floor> {
     let c = factory.clients(region);
     let fixtures = setup(&c, run).await?;
@@ -136,6 +139,7 @@ pub async fn measure(
     let (c, f) = (&c, &fixtures);
     for (round, &concurrency) in levels.iter().enumerate() {
         let before = factory.calls().snapshot();
+        let cpu_before = procs.sample();
         let started = Instant::now();
         // Call numbers name fresh resources: each round has its own range.
         let calls = plan.iter().enumerate().map(|(i, &(op, absent))| (round * 1_000_000 + i, op, absent));
@@ -145,13 +149,14 @@ pub async fn measure(
             .collect()
             .await;
         let elapsed = started.elapsed();
+        let cpu = procs.sample().since(&cpu_before);
         let made = totals(&difference(&before, &factory.calls().snapshot()));
         let unexpected: Vec<String> =
             results.into_iter().filter_map(|(absent, r)| r.err().filter(|_| !absent)).collect();
         eprintln!("bench: floor replay with {concurrency} in flight: {:.1} s", elapsed.as_secs_f64());
         floor.elapsed = floor.elapsed.min(elapsed);
         floor.first_errors.extend(unexpected.iter().take(5 - floor.first_errors.len().min(5)).cloned());
-        floor.replays.push(Replay { concurrency, elapsed, made, unexpected_errors: unexpected.len() as u64 });
+        floor.replays.push(Replay { concurrency, elapsed, made, unexpected_errors: unexpected.len() as u64, cpu });
     }
     Ok(floor)
 }

@@ -48,6 +48,9 @@ pub struct Results {
     pub time_to_ready: Duration,
     /// Operator counters over the creation phase (until it settled).
     pub create: Scrape,
+    /// Where the CPU went from the first create to all Ready, and to the end of the
+    /// creation phase's counts (its verify passes included).
+    pub create_cpu: (crate::cpu::Usage, crate::cpu::Usage),
     /// Operator counters over the steady-state window.
     pub steady: Scrape,
     /// Length of the steady-state window.
@@ -160,6 +163,7 @@ pub fn print(r: &Results) -> bool {
             p.made.writes,
             p.unexpected_errors
         );
+        println!("         CPU, cores: {}", p.cpu.line());
     }
     for e in &r.floor.first_errors {
         println!("    error: {e}");
@@ -173,6 +177,7 @@ pub fn print(r: &Results) -> bool {
         (create.reads + create.writes) as f64 / r.time_to_ready.as_secs_f64().max(1e-9),
         r.floor.planned as f64 / floor.max(1e-9)
     );
+    print_cpu(r);
     println!(
         "peak RSS: creation {:.1} MiB, steady state {:.1} MiB",
         r.rss.0 as f64 / 1048576.0,
@@ -253,7 +258,7 @@ fn print_scale(r: &Results, ratio: f64, calls_per_create: f64) -> bool {
     }
     let rates = r.rates.rates();
     println!(
-        "  AWS request rate per service over {:.0} s of steady state (after the restart's first pass), calls/s:",
+        "  AWS request rate per service over {:.0} s of periodic resyncs (from half an interval after the restart's pass), calls/s:",
         r.rates.window().as_secs_f64()
     );
     // Peaks mean something only with headroom: a saturated emulator serves resyncs as fast
@@ -319,6 +324,24 @@ fn print_scale(r: &Results, ratio: f64, calls_per_create: f64) -> bool {
         }
     }
     all
+}
+
+/// Where the CPU went while creating, against the fastest replay: the emulator's CPU
+/// seconds per call tell whether it did more work per call while sharing the machine, and
+/// its busy share whether the operator kept it fed.
+fn print_cpu(r: &Results) {
+    let (to_ready, to_settled) = &r.create_cpu;
+    println!("  CPU while creating (to all Ready), cores: {}", to_ready.line());
+    let Some(fastest) = r.floor.replays.iter().min_by_key(|p| p.elapsed) else { return };
+    let per_call = |u: &crate::cpu::Usage, calls: u64| 1e3 * u.of("moto") * u.wall / calls.max(1) as f64;
+    let created = totals(&r.create.aws);
+    println!(
+        "  emulator (moto) busy {:.0}% of the creation, {:.2} ms CPU per call; {:.0}% of the fastest replay, {:.2} ms per call",
+        100.0 * to_ready.of("moto"),
+        per_call(to_settled, created.reads + created.writes),
+        100.0 * fastest.cpu.of("moto"),
+        per_call(&fastest.cpu, r.floor.planned)
+    );
 }
 
 /// The 1-minute load average.
