@@ -14,8 +14,8 @@ use tfstate_operator::api::TerraformStateBackend;
 
 use crate::{Ctx, Result};
 
-/// Both CRDs as `crds/` holds them: without the policy CRD admission never syncs (and the operator never becomes
-/// ready), so every reconcile would wait for it and fail.
+/// Both CRDs as `crds/` holds them: without the policy CRD admission never syncs (and the
+/// operator never becomes ready), so every reconcile would wait for it and fail.
 const CRD_FILES: [&str; 2] = [
     concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatebackends.tfstate.dev.yaml"),
     concat!(env!("CARGO_MANIFEST_DIR"), "/crds/terraformstatepolicies.tfstate.dev.yaml"),
