@@ -244,6 +244,7 @@ async fn run(args: Args) -> Result<bool> {
     let objects = (0..n).map(|i| k8s::backend(i, &run, &env.account)).collect::<Result<Vec<_>>>()?;
     eprintln!("bench: creating {n} backends");
     let cpu_before = procs.sample();
+    let api_before = k8s::api_requests(&client).await?;
     let started = Instant::now();
     k8s::create_all(&api, objects).await?;
     k8s::wait_all_ready(&api, n, started, Duration::from_secs(args.ready_timeout)).await?;
@@ -252,6 +253,7 @@ async fn run(args: Args) -> Result<bool> {
     eprintln!("bench: all {n} Ready after {:.1} s; letting the operator settle", time_to_ready.as_secs_f64());
     let create = settle(&mut op, AFTER_READY_QUIET, Duration::from_secs(30)).await?.since(&base);
     let create_cpu = (create_cpu, procs.sample().since(&cpu_before));
+    let create_api = k8s::requests_between(&api_before, &k8s::api_requests(&client).await?);
     let rss_create = op.peak_rss()?;
     op.stop();
 
@@ -353,6 +355,7 @@ async fn run(args: Args) -> Result<bool> {
         time_to_ready,
         create,
         create_cpu,
+        create_api,
         steady,
         steady_window,
         k8s_writes,

@@ -229,3 +229,57 @@ pub fn writes_between(before: &Versions, after: &Versions) -> BTreeMap<String, u
     }
     by_kind
 }
+
+/// The API server's request counters (`apiserver_request_total`: every client's requests,
+/// the benchmark's own included), summed over response codes by verb and resource, e.g.
+/// `PATCH terraformstatebackends/status`.
+pub async fn api_requests(client: &Client) -> Result<BTreeMap<String, u64>> {
+    let request = http::Request::get("/metrics").body(Vec::new()).map_err(|e| format!("metrics request: {e}"))?;
+    let text = client.request_text(request).await.ctx("reading the API server's /metrics")?;
+    Ok(api_requests_of(&text))
+}
+
+/// [`api_requests`] from the text exposition.
+fn api_requests_of(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((_, labels, value)) = crate::operator::split_sample(line) else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let label = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+        let resource = match label("subresource") {
+            "" => label("resource").to_string(),
+            sub => format!("{}/{sub}", label("resource")),
+        };
+        *out.entry(format!("{} {resource}", label("verb"))).or_default() += value as u64;
+    }
+    out
+}
+
+/// Requests counted between two [`api_requests`] readings (keys that did not grow left out).
+pub fn requests_between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_api_requests_over_codes() {
+        let text = "# TYPE apiserver_request_total counter\n\
+            apiserver_request_total{code=\"200\",component=\"apiserver\",dry_run=\"\",group=\"tfstate.dev\",resource=\"terraformstatebackends\",scope=\"resource\",subresource=\"status\",verb=\"PATCH\",version=\"v1alpha1\"} 7\n\
+            apiserver_request_total{code=\"409\",component=\"apiserver\",dry_run=\"\",group=\"tfstate.dev\",resource=\"terraformstatebackends\",scope=\"resource\",subresource=\"status\",verb=\"PATCH\",version=\"v1alpha1\"} 2\n\
+            apiserver_request_total{code=\"201\",component=\"apiserver\",dry_run=\"\",group=\"events.k8s.io\",resource=\"events\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 4\n\
+            apiserver_request_duration_seconds_count{verb=\"POST\",resource=\"events\"} 4\n";
+        let before = api_requests_of(text);
+        assert_eq!(before["PATCH terraformstatebackends/status"], 9);
+        assert_eq!(before["POST events"], 4);
+        assert_eq!(before.len(), 2);
+        let after = api_requests_of(&text.replace("} 4\n", "} 10\n"));
+        assert_eq!(requests_between(&before, &after), BTreeMap::from([("POST events".to_string(), 6)]));
+    }
+}

@@ -239,7 +239,7 @@ impl Scrape {
 }
 
 /// `name{k="v",...} value` (or `name value`) into its parts.
-fn split_sample(line: &str) -> Option<(&str, BTreeMap<String, String>, &str)> {
+pub fn split_sample(line: &str) -> Option<(&str, BTreeMap<String, String>, &str)> {
     let (series, value) = line.rsplit_once(' ')?;
     let Some((name, rest)) = series.split_once('{') else { return Some((series, BTreeMap::new(), value)) };
     let mut labels = BTreeMap::new();

@@ -51,6 +51,9 @@ pub struct Results {
     /// Where the CPU went from the first create to all Ready, and to the end of the
     /// creation phase's counts (its verify passes included).
     pub create_cpu: (crate::cpu::Usage, crate::cpu::Usage),
+    /// The API server's requests over the creation phase (to settled), by verb and
+    /// resource: the operator's, the benchmark's creates and watch, the ground's own.
+    pub create_api: BTreeMap<String, u64>,
     /// Operator counters over the steady-state window.
     pub steady: Scrape,
     /// Length of the steady-state window.
@@ -142,6 +145,7 @@ pub fn print(r: &Results) -> bool {
         create.reads, create.writes
     );
     print_ops(&r.create.aws, n);
+    print_api_requests(&r.create_api, n);
     println!("steady state ({:.0} s window after the restart, startup pass included):", r.steady_window.as_secs_f64());
     println!("  reconciles: {} = {resyncs:.2} resyncs per backend", results(&r.steady));
     println!("  AWS calls: {} reads + {} writes; per backend per resync by operation:", steady.reads, steady.writes);
@@ -336,12 +340,28 @@ fn print_cpu(r: &Results) {
     let per_call = |u: &crate::cpu::Usage, calls: u64| 1e3 * u.of("moto") * u.wall / calls.max(1) as f64;
     let created = totals(&r.create.aws);
     println!(
-        "  emulator (moto) busy {:.0}% of the creation, {:.2} ms CPU per call; {:.0}% of the fastest replay, {:.2} ms per call",
-        100.0 * to_ready.of("moto"),
+        "  emulator (moto) used {:.2} cores while creating, {:.2} ms CPU per call; {:.2} cores in the fastest replay, {:.2} ms per call",
+        to_ready.of("moto"),
         per_call(to_settled, created.reads + created.writes),
-        100.0 * fastest.cpu.of("moto"),
+        fastest.cpu.of("moto"),
         per_call(&fastest.cpu, r.floor.planned)
     );
+}
+
+/// The API server's requests per create, by verb and resource (lists and watches too: a
+/// write costs the API server its watchers' events as well, and the writes come first).
+fn print_api_requests(requests: &BTreeMap<String, u64>, n: f64) {
+    let is_write = |k: &str| ["POST ", "PUT ", "PATCH ", "APPLY ", "DELETE "].iter().any(|v| k.starts_with(v));
+    let (writes, reads): (Vec<_>, Vec<_>) = requests.iter().partition(|(k, _)| is_write(k));
+    let total = |v: &[(&String, &u64)]| v.iter().map(|(_, c)| **c).sum::<u64>() as f64 / n;
+    println!(
+        "  Kubernetes API requests per create (every client): {:.2} writes, {:.2} other",
+        total(&writes),
+        total(&reads)
+    );
+    for (k, c) in writes.iter().chain(&reads).filter(|(_, c)| **c as f64 / n >= 0.01) {
+        println!("    {k:<44} {:>7.2}", **c as f64 / n);
+    }
 }
 
 /// The 1-minute load average.
