@@ -477,12 +477,16 @@ async fn check_config_map(h: &Harness, obj: &TerraformStateBackend, e: &Expect, 
     }
 }
 
-/// `Created` Events naming every resource the operator created (names or ARNs in `created`),
-/// and neither warnings nor drift repairs on a fresh backend.
+/// One `Created` Event naming every resource the operator created (names or ARNs in
+/// `created`: the emulator creates them all in one pass, and a pass folds its Events by
+/// reason), and neither warnings nor drift repairs on a fresh backend.
 async fn check_events(h: &Harness, name: &str, created: &[String]) {
     let list = events_naming(h, name, "Created", created).await;
     assert!(list.iter().all(|e| e.0.as_deref() == Some("Normal")), "no Warning Events: {list:#?}");
     assert!(list.iter().all(|e| e.1.as_deref() != Some("DriftRepaired")), "no drift repaired: {list:#?}");
+    let creates: Vec<_> = list.iter().filter(|e| e.1.as_deref() == Some("Created")).collect();
+    assert_eq!(creates.len(), 1, "one Created Event for the pass that created every part: {list:#?}");
+    assert_eq!(creates[0].3, None, "published once, not as a series: {list:#?}");
 }
 
 /// (type, reason, note, series count) of an Event.

@@ -20,6 +20,7 @@ use super::desired::{
 };
 use super::error::ReconcileError;
 use super::locks::{self, LockTargets, check_locks};
+use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
@@ -166,13 +167,12 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     tracing::debug!(wrote, events = events.len(), "status of the pass");
     // Events only for what changed: a no-op resync is silent. Lock Events answer a request
     // or are remembered in status.lock (StaleLock): published once each, after the status.
+    // One Event per type and reason, naming every part (a create: one, not four).
     if !wrote {
         events.clear();
     }
-    futures::future::join_all(
-        events.into_iter().chain(lock_events).map(|(kind, reason, note)| event(ctx, obj, kind, reason, note)),
-    )
-    .await;
+    let notes = notes::fold(events.into_iter().chain(lock_events));
+    futures::future::join_all(notes.into_iter().map(|(kind, reason, note)| event(ctx, obj, kind, reason, note))).await;
     // A failure goes to the controller's error policy, which backs off by its class.
     result?;
     let has = |t: C| status.conditions.iter().any(|c| c.type_ == t.as_str());
@@ -207,9 +207,9 @@ struct Run<'a> {
     owner: &'a Owner,
     valid: &'a ValidSpec,
     report: StatusReport,
-    events: Vec<(EventType, Reason, String)>,
+    events: Vec<Note>,
     /// Events of the lock part (published even when the status did not change).
-    lock_events: Vec<(EventType, Reason, String)>,
+    lock_events: Vec<Note>,
     /// The policy's operator role, assumed for this object (hub and spoke), in every region.
     assume: Option<AssumeAs>,
     /// The lock mode runners use now (`status.lockMode`, or what it is taken to be).
@@ -719,10 +719,11 @@ fn observed_ours(bucket: &ObservedBucket, owner: &Owner) -> bool {
     matches!(bucket, ObservedBucket::Exists { tags, .. } if owner.owns(tags))
 }
 
-/// Publishes an Event about `obj` (failures are logged, never fatal).
+/// Publishes an Event about `obj` (failures are logged, never fatal); a note longer than
+/// the API server accepts is cut ([`notes::cut`]) rather than losing the Event.
 pub async fn event(ctx: &Context, obj: &TerraformStateBackend, type_: EventType, reason: Reason, note: String) {
-    let ev =
-        Event { type_, reason: reason.as_str().into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    let note = Some(notes::cut(note));
+    let ev = Event { type_, reason: reason.as_str().into(), note, action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder().publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish an Event");
     }

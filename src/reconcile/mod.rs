@@ -1,6 +1,7 @@
 //! The reconcile pipeline, one step per file:
 //! validate (pure) -> desired (pure) -> observe -> plan (pure) -> apply -> publish -> status,
-//! and outcome (pure): what the pass's result means for the object.
+//! outcome (pure): what the pass's result means for the object, and notes (pure): its
+//! Events, folded into one per type and reason.
 
 pub mod admit;
 pub mod apply;
@@ -9,6 +10,7 @@ pub mod cleanup;
 pub mod desired;
 pub mod error;
 pub mod locks;
+pub mod notes;
 pub mod observe;
 pub mod outcome;
 pub mod plan;
