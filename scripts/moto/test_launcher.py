@@ -714,3 +714,60 @@ def test_a_client_stalled_before_its_tls_handshake_blocks_no_one(server):
     finally:
         for s in stalled:
             s.close()
+
+
+def raw_request(conn, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    """One request on an http.client connection kept by the caller; the response, read."""
+    conn.request(method, path, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    resp.read()
+    return resp
+
+
+def tls_connection(server):
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(server.cert))
+    return http.client.HTTPSConnection("127.0.0.1", server.tls_port, context=ctx, timeout=10)
+
+
+STS_CALL = (b"Action=GetCallerIdentity&Version=2011-06-15",
+            {"Content-Type": "application/x-www-form-urlencoded",
+             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request, "
+                              "SignedHeaders=host, Signature=00"})
+
+
+def test_connections_are_kept_alive_between_requests(server):
+    """AWS keeps connections open, and the SDKs reuse them: ten calls with bodies (STS over
+    POST) and without (S3 ListBuckets) on one TLS connection, each answered without
+    `Connection: close` on the same socket. werkzeug alone closes after every response."""
+    conn = tls_connection(server)
+    try:
+        raw_request(conn, "GET", "/")
+        sock = conn.sock
+        for i in range(10):
+            resp = raw_request(conn, "POST", "/", *STS_CALL) if i % 2 else raw_request(conn, "GET", "/")
+            assert resp.status == 200, resp.status
+            assert resp.getheader("Connection") is None and not resp.will_close, f"call {i} closed the connection"
+            assert conn.sock is sock, f"call {i} needed a new connection"
+    finally:
+        conn.close()
+
+
+def test_a_request_whose_body_is_unread_closes_its_connection(server):
+    """A body the application did not read would be parsed as the next request on a kept
+    connection: such a response says `Connection: close` and the server closes. A client
+    asking to close is answered the same way."""
+    conn = tls_connection(server)
+    try:
+        resp = raw_request(conn, "GET", "/moto-api/", b"unread body")
+        assert resp.getheader("Connection") == "close" and resp.will_close
+    finally:
+        conn.close()
+    conn = tls_connection(server)
+    try:
+        resp = raw_request(conn, "POST", "/", STS_CALL[0], {**STS_CALL[1], "Connection": "close"})
+        assert resp.status == 200 and resp.getheader("Connection") == "close"
+    finally:
+        conn.close()
