@@ -520,10 +520,13 @@ def keep_connections_alive() -> None:
     against 1.9 ms of wall time (500 GetCallerIdentity calls, one connection each). AWS
     keeps connections alive, and the SDK's pool reuses them.
 
-    Patched: the `Connection: close` header is dropped unless the client asked to close,
-    the drain is skipped, and a request whose body the application did not read to its end
-    (or sent chunked) still closes its connection, so that no unread body is ever parsed as
-    the next request."""
+    Patched: the `Connection: close` header is dropped on an HTTP/1.1 answer of the
+    application unless the client asked to close; a request whose body the application did
+    not read to its end, or whose length is not a plain Content-Length, still closes its
+    connection, so that no unread body is ever parsed as the next request; the drain runs
+    only on a connection that closes. A response cut off after its headers (werkzeug closes
+    only chunked ones) would now leave the client waiting for the rest: no moto handler
+    fails that late (its bodies are built before the headers go out)."""
     import werkzeug.serving
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -532,20 +535,33 @@ def keep_connections_alive() -> None:
     _require("selectors.DefaultSelector()" in run_wsgi, "werkzeug run_wsgi draining through selectors")
     _require(getattr(werkzeug.serving, "selectors", None) is not None, "werkzeug.serving.selectors")
 
-    class NoDrainSelector:
-        """What the drain sees: a socket with nothing to read (the drain reads nothing)."""
+    real_selectors = werkzeug.serving.selectors
+    # The handler whose response the drain follows (werkzeug runs one request per thread).
+    current = threading.local()
 
-        def register(self, *args: Any, **kwargs: Any) -> None:
-            pass
+    class DrainOnlyWhenClosing:
+        """werkzeug's drain, kept for a connection that closes (so that a client still
+        sending an unread body sees the response, not a reset), skipped on a kept one,
+        where it would read the client's next request."""
+
+        def __init__(self) -> None:
+            handler = getattr(current, "handler", None)
+            self.real = real_selectors.DefaultSelector() if handler is None or handler.close_connection else None
+
+        def register(self, *args: Any, **kwargs: Any) -> Any:
+            return self.real.register(*args, **kwargs) if self.real else None
 
         def select(self, timeout: float | None = None) -> list[Any]:
-            return []
+            return self.real.select(timeout) if self.real else []
 
         def close(self) -> None:
-            pass
+            if self.real:
+                self.real.close()
 
     # werkzeug.serving uses `selectors` only for that drain.
-    werkzeug.serving.selectors = type("selectors", (), {"DefaultSelector": NoDrainSelector, "EVENT_READ": 1})
+    werkzeug.serving.selectors = type(
+        "selectors", (), {"DefaultSelector": DrainOnlyWhenClosing, "EVENT_READ": real_selectors.EVENT_READ}
+    )
 
     real_make_environ = MotoRequestHandler.make_environ
     real_run_wsgi = MotoRequestHandler.run_wsgi
@@ -553,28 +569,50 @@ def keep_connections_alive() -> None:
 
     def make_environ(self: Any) -> dict[str, Any]:
         environ = real_make_environ(self)
-        self.counted_input = None
         if not environ.get("wsgi.input_terminated"):
             self.counted_input = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
         return environ
 
     def body_unread(self: Any) -> bool:
+        """Whether part of the request body may still be in the socket. Anything but a
+        plain Content-Length (chunked or other transfer codings, "+5", "5,5") counts as
+        unread: the connection closes rather than guess where the next request starts."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            return True
         length = self.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else 0
-        return self.counted_input is None or self.counted_input.consumed < expected
+        if length is None:
+            return self.counted_input is None
+        length = length.strip(" \t")
+        if not (length.isascii() and length.isdigit()):
+            return True
+        return self.counted_input is None or self.counted_input.consumed < int(length)
 
     def send_header(self: Any, keyword: str, value: str) -> None:
-        # werkzeug sends it on every response, when the application has answered (and so
-        # has read what it wanted of the body). Kept when the client asked to close (that
-        # set close_connection when the request was parsed) or when the body is unread.
+        # werkzeug sends it on every response, once the application has answered (and so
+        # has read what it wanted of the body). Kept outside run_wsgi (http.server's own
+        # error answers: 414, 431, 505), for anything but HTTP/1.1, when the client asked to
+        # close (close_connection was set when the request was parsed), or when the body
+        # is unread.
         if keyword.lower() == "connection" and value.lower() == "close":
-            if not self.close_connection and not body_unread(self):
+            keep_alive = (
+                getattr(self, "in_wsgi", False)
+                and self.request_version == "HTTP/1.1"
+                and not self.close_connection
+                and not body_unread(self)
+            )
+            if keep_alive:
                 return
         real_send_header(self, keyword, value)
 
     def run_wsgi(self: Any) -> None:
         self.counted_input = None
-        real_run_wsgi(self)
+        self.in_wsgi = True
+        current.handler = self
+        try:
+            real_run_wsgi(self)
+        finally:
+            self.in_wsgi = False
+            current.handler = None
         # A body read only after the headers went out (none of moto's handlers do that):
         # the connection still closes, so no unread byte is parsed as the next request.
         if body_unread(self):
@@ -603,6 +641,7 @@ def main(argv: list[str]) -> None:
             rest.append(arg)
     try:
         version = apply_patches()
+        keep_connections_alive()
     except MotoMismatch as e:
         sys.exit(
             f"moto-launcher: this moto does not have the internals the launcher patches ({e}); "
@@ -611,7 +650,6 @@ def main(argv: list[str]) -> None:
     if version != VERIFIED_MOTO_VERSION:
         print(f"moto-launcher: warning: moto {version}, verified with {VERIFIED_MOTO_VERSION}", file=sys.stderr)
     handshake_in_request_threads()
-    keep_connections_alive()
     if plain_port is not None:
         if not plain_port.isdigit():
             sys.exit(f"moto-launcher: --plain-port {plain_port!r} is not a port number")

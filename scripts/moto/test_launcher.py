@@ -755,19 +755,45 @@ def test_connections_are_kept_alive_between_requests(server):
         conn.close()
 
 
-def test_a_request_whose_body_is_unread_closes_its_connection(server):
-    """A body the application did not read would be parsed as the next request on a kept
-    connection: such a response says `Connection: close` and the server closes. A client
-    asking to close is answered the same way."""
-    conn = tls_connection(server)
-    try:
-        resp = raw_request(conn, "GET", "/moto-api/", b"unread body")
-        assert resp.getheader("Connection") == "close" and resp.will_close
-    finally:
-        conn.close()
+SMUGGLED = b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("length", [str(len(SMUGGLED)), f"+{len(SMUGGLED)}", f"{len(SMUGGLED)},{len(SMUGGLED)}"])
+def test_an_unread_body_is_never_parsed_as_the_next_request(server, length):
+    """The body of a request the application does not read (moto-api's GET) is itself a
+    complete request: on a kept connection it would be answered as one. It is not: exactly
+    one answer, `Connection: close`, then the end of the connection; the same when the
+    Content-Length is not plain digits (werkzeug reads "+N" as no body at all)."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(server.cert))
+    with socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length.encode()
+                      + b"\r\n\r\n" + SMUGGLED)
+            received = b""
+            while chunk := s.recv(65536):
+                received += chunk
+    assert received.count(b"HTTP/1.1 ") == 1, f"answers on one connection: {received.count(b'HTTP/1.1 ')}"
+    assert b"\r\nConnection: close\r\n" in received
+
+
+def test_a_client_asking_to_close_is_answered_so(server):
     conn = tls_connection(server)
     try:
         resp = raw_request(conn, "POST", "/", STS_CALL[0], {**STS_CALL[1], "Connection": "close"})
         assert resp.status == 200 and resp.getheader("Connection") == "close"
+    finally:
+        conn.close()
+
+
+def test_an_error_of_the_http_layer_closes_its_connection(server):
+    """http.server's own answers (here 431, too many headers) come before the application
+    and keep werkzeug's `Connection: close`, on a first request and on a kept connection."""
+    conn = tls_connection(server)
+    try:
+        raw_request(conn, "GET", "/")
+        resp = raw_request(conn, "GET", "/", headers={f"X-H{i}": "v" for i in range(120)})
+        assert resp.status == 431 and resp.getheader("Connection") == "close", (resp.status, resp.getheaders())
     finally:
         conn.close()
