@@ -482,6 +482,41 @@ def handshake_in_request_threads() -> None:
     werkzeug.serving.load_ssl_context = load_ssl_context
 
 
+def update_table_applies_sse() -> None:
+    """Make DynamoDB UpdateTable apply its `SSESpecification`, as AWS does.
+
+    moto 5.2.5's UpdateTable ignores it, so a lock table whose KMS key must change (its key
+    was recreated: moto lost it on a restart while a pass created the table with the old
+    ARN, which moto's CreateTable does not check) could never converge: the operator's
+    UpdateTable went through and DescribeTable kept the old key. Enabled with a key id: that
+    key; enabled without one: the AWS managed key (moto's default); disabled: the AWS owned
+    key (no SSEDescription)."""
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    real = DynamoHandler.update_table
+    _require(callable(real), "moto.dynamodb.responses.DynamoHandler.update_table")
+    _require("sse_specification" not in inspect.getsource(real), "UpdateTable ignoring SSESpecification")
+
+    def update_table(self: Any) -> Any:
+        result = real(self)
+        sse = self.body.get("SSESpecification")
+        if sse is None:
+            return result
+        table = self.dynamodb_backend.get_table(self.body["TableName"])
+        if sse.get("Enabled") is False:
+            table.sse_specification = None
+        else:
+            spec = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
+            spec["KMSMasterKeyId"] = sse.get("KMSMasterKeyId") or table._get_default_encryption_key(
+                self.current_account, self.region
+            )
+            table.sse_specification = spec
+        return DynamoResult(table.describe())
+
+    update_table.__doc__ = "UpdateTable applying SSESpecification (launcher.py)."
+    DynamoHandler.update_table = update_table
+
+
 class _CountingInput(io.RawIOBase):
     """A request body stream that counts what the application read from it."""
 
@@ -641,6 +676,7 @@ def main(argv: list[str]) -> None:
             rest.append(arg)
     try:
         version = apply_patches()
+        update_table_applies_sse()
         keep_connections_alive()
     except MotoMismatch as e:
         sys.exit(

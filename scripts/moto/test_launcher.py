@@ -797,3 +797,24 @@ def test_an_error_of_the_http_layer_closes_its_connection(server):
         assert resp.status == 431 and resp.getheader("Connection") == "close", (resp.status, resp.getheaders())
     finally:
         conn.close()
+
+
+def test_update_table_applies_its_sse_specification(server, kms_keys):
+    """A lock table moved to another KMS key (the operator's repair when its key was
+    recreated) reports the new key, as on AWS; moto alone keeps the old one."""
+    ddb = server.client("dynamodb")
+    name = f"tfstate-lock-{uuid.uuid4().hex[:12]}"
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+                     SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_keys[0]})
+    key_of = lambda: ddb.describe_table(TableName=name)["Table"].get("SSEDescription", {}).get("KMSMasterKeyArn")  # noqa: E731
+    assert key_of() == kms_keys[0]
+    answer = ddb.update_table(TableName=name, SSESpecification={"Enabled": True, "SSEType": "KMS",
+                                                                 "KMSMasterKeyId": kms_keys[1]})
+    assert answer["TableDescription"]["SSEDescription"]["KMSMasterKeyArn"] == kms_keys[1]
+    assert key_of() == kms_keys[1]
+    ddb.update_table(TableName=name, SSESpecification={"Enabled": False})
+    assert key_of() is None
+    ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")
+    assert key_of() is None, "an UpdateTable without SSESpecification changed the encryption"
