@@ -10,8 +10,10 @@ conditions do not match into an explicit DENIED. A hardened bucket policy (deny 
 puts stating another encryption) therefore denies every object request. It also names the
 action after the HTTP verb, so CreateMultipartUpload and CompleteMultipartUpload (POST) are
 asked as `s3:PostObject`, which S3 authorises as `s3:PutObject`. This launcher replaces
-bucket-policy evaluation (and only that: identity and trust policies keep moto's own evaluator)
-before handing over to `moto.server.main`.
+bucket-policy evaluation (identity and trust policies keep moto's own evaluator) before handing
+over to `moto.server.main`; the other gaps it mends are listed below and in README.md
+(CreateBucket tags, UpdateTable's SSESpecification, TLS handshakes in the request threads,
+connections kept alive).
 
 It also applies the tags of CreateBucket's `<CreateBucketConfiguration><Tags>`, which moto
 5.2.5 ignores, to the bucket it creates (see `bucket_tags_from_create_body`).

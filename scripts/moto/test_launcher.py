@@ -724,12 +724,16 @@ def raw_request(conn, method: str, path: str, body: bytes = b"", headers: dict |
     return resp
 
 
-def tls_connection(server):
-    import http.client
+def tls_context(server):
     import ssl
 
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    return http.client.HTTPSConnection("127.0.0.1", server.tls_port, context=ctx, timeout=10)
+    return ssl.create_default_context(cafile=str(server.cert))
+
+
+def tls_connection(server):
+    import http.client
+
+    return http.client.HTTPSConnection("127.0.0.1", server.tls_port, context=tls_context(server), timeout=10)
 
 
 STS_CALL = (b"Action=GetCallerIdentity&Version=2011-06-15",
@@ -764,11 +768,8 @@ def test_an_unread_body_is_never_parsed_as_the_next_request(server, length):
     complete request: on a kept connection it would be answered as one. It is not: exactly
     one answer, `Connection: close`, then the end of the connection; the same when the
     Content-Length is not plain digits (werkzeug reads "+N" as no body at all)."""
-    import ssl
-
-    ctx = ssl.create_default_context(cafile=str(server.cert))
     with socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        with tls_context(server).wrap_socket(raw, server_hostname="127.0.0.1") as s:
             s.sendall(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length.encode()
                       + b"\r\n\r\n" + SMUGGLED)
             received = b""
@@ -789,7 +790,8 @@ def test_a_client_asking_to_close_is_answered_so(server):
 
 def test_an_error_of_the_http_layer_closes_its_connection(server):
     """http.server's own answers (here 431, too many headers) come before the application
-    and keep werkzeug's `Connection: close`, on a first request and on a kept connection."""
+    and keep `Connection: close`, also on a connection kept from an earlier request (whose
+    read body must not decide for this one)."""
     conn = tls_connection(server)
     try:
         raw_request(conn, "GET", "/")
