@@ -724,6 +724,34 @@ async fn a_lock_table_kept_from_an_earlier_mode_is_deleted_with_the_backend() {
     assert!(!s3::exists(&fx.aws.s3, &fx.bucket).await.expect("HeadBucket"), "the empty bucket was not deleted");
 }
 
+/// The same with a custom-named table, and deleted after the roll-out window has closed: the
+/// spec no longer names it and passes no longer look at it, but status keeps its ARN, so
+/// deletion finds it. Before, deletion looked at the default name only and it leaked.
+#[tokio::test]
+async fn a_custom_named_table_kept_past_its_window_is_deleted_with_the_backend() {
+    let custom = format!("{}-custom", unique_bucket("locks-keepc"));
+    let locking = json!({"mode": "Both", "staleAfter": "1s", "table": {"name": custom}});
+    let fx = fixture("locks-keepc", locking).await;
+    patch_spec(&fx.api, "tf", json!({"locking": {"mode": "Lockfile", "table": null}})).await;
+    let obj = wait_ready(&fx.api, "tf").await;
+    assert_eq!(obj.status.as_ref().and_then(|s| s.lock_mode), Some(LockMode::Lockfile));
+    // The window closed and a pass narrowed the grants: the table is no longer looked at.
+    wait_grants(&fx, false, true, "after the Lockfile window").await;
+    passes(&fx.op, 1).await;
+    let obj = fx.api.get("tf").await.expect("get");
+    let arn = obj.status.as_ref().and_then(|s| s.lock_table_arn.clone()).unwrap_or_default();
+    assert!(arn.ends_with(&format!(":table/{custom}")), "the kept table was forgotten after its window: {arn:?}");
+    assert!(dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_some(), "kept table gone");
+    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
+    wait_ready(&fx.api, "tf").await;
+    fx.api.delete("tf", &Default::default()).await.expect("delete");
+    wait_deleted(&fx.api, "tf").await;
+    assert!(
+        dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_none(),
+        "the custom-named lock table kept from Both mode outlived its backend"
+    );
+}
+
 /// Abuse: in Lockfile mode the default table name `<bucket>-lock` is only looked at. A table of
 /// that name that is not this backend's (no ownership tags: somebody else's) is never deleted
 /// with the backend.

@@ -30,7 +30,9 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
 
-    /// ARN of the DynamoDB lock table.
+    /// ARN of the DynamoDB lock table; in lock mode `Lockfile`, of the table kept from an
+    /// earlier mode (a mode change never deletes it; with `deletionPolicy: Delete` it goes
+    /// with the backend if its ownership tags still say it is this backend's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_table_arn: Option<String>,
 

@@ -412,6 +412,11 @@ impl Run<'_> {
         if kept_table.is_some() {
             // Still ours and still granted: remembered, so the next pass finds it by name.
             self.report.lock_table_arn = kept_table.map(str::to_owned);
+        } else if res.table.is_none() {
+            // Lockfile mode: a table kept from an earlier mode (a mode change never deletes
+            // one) is not looked at once its window has closed, but stays remembered, so that
+            // deletion finds it, a custom name included, and deletes it if still ours.
+            self.report.lock_table_arn = status.and_then(|s| s.lock_table_arn.clone());
         }
         let i = if inline.is_empty() {
             Ok(())

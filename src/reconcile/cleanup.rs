@@ -83,6 +83,19 @@ pub fn judge_bucket(bucket: &str, finding: &BucketFinding) -> BucketVerdict {
     }
 }
 
+/// The lock tables deletion looks at, each deleted only if its ownership tags say it is this
+/// object's: the spec's (in mode Lockfile the default name, `<bucket>-lock`, where a table
+/// kept from an earlier mode would be), and the one status recorded. A mode change never
+/// deletes a table, so a custom-named one kept from DynamoDB or Both mode is known by its
+/// recorded ARN only: without it, it would outlive the backend.
+pub fn lock_tables(spec_table: Option<&str>, bucket: &str, recorded_arn: Option<&str>) -> Vec<String> {
+    let spec = spec_table.map_or_else(|| super::validate::default_lock_table(bucket), str::to_owned);
+    let recorded = recorded_arn.and_then(|arn| arn.rsplit_once(":table/")).map(|(_, name)| name.to_owned());
+    let mut names = vec![spec];
+    names.extend(recorded.filter(|r| !r.is_empty() && !names.contains(r)));
+    names
+}
+
 /// Cleans up a deleted backend according to its deletion policy.
 pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result<Action, ReconcileError> {
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
@@ -229,20 +242,17 @@ async fn delete_owned(
             cloudtrail::delete_trail(&aws.cloudtrail, &info.config.name).await.map_err(on)?;
         }
     }
-    // In mode Lockfile the spec names no table, but one kept from an earlier mode (a mode
-    // change never deletes it) is still ours: the default name, `<bucket>-lock`, is looked
-    // at then, and deleted only if its ownership tags say so.
-    let table_name = valid
-        .lock_table
-        .as_ref()
-        .map_or_else(|| super::validate::default_lock_table(&valid.bucket), |t| t.name.clone());
-    if let Some(info) = dynamodb::describe(&aws.dynamodb, &table_name).await? {
-        let settings = dynamodb::get_settings(&aws.dynamodb, &table_name, &info.arn).await?;
-        if owner.owns(&settings.tags) {
-            if info.deletion_protection {
-                dynamodb::update(&aws.dynamodb, &table_name, Some(false), None, false).await?;
+    let recorded = obj.status.as_ref().and_then(|s| s.lock_table_arn.as_deref());
+    let spec_table = valid.lock_table.as_ref().map(|t| t.name.as_str());
+    for table_name in lock_tables(spec_table, &valid.bucket, recorded) {
+        if let Some(info) = dynamodb::describe(&aws.dynamodb, &table_name).await? {
+            let settings = dynamodb::get_settings(&aws.dynamodb, &table_name, &info.arn).await?;
+            if owner.owns(&settings.tags) {
+                if info.deletion_protection {
+                    dynamodb::update(&aws.dynamodb, &table_name, Some(false), None, false).await?;
+                }
+                dynamodb::delete(&aws.dynamodb, &table_name).await?;
             }
-            dynamodb::delete(&aws.dynamodb, &table_name).await?;
         }
     }
     if let Some(role) = iam::get_role(&aws.iam, &valid.role.name).await?
@@ -310,6 +320,22 @@ async fn delete_owned_replica(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletion_looks_at_the_spec_table_and_the_one_status_recorded() {
+        let arn = |name: &str| format!("arn:aws:dynamodb:eu-west-1:123456789012:table/{name}");
+        // Lockfile mode: the default name, and a custom-named table kept from an earlier mode.
+        let kept = arn("acme-custom");
+        assert_eq!(lock_tables(None, "acme", Some(&kept)), ["acme-lock", "acme-custom"]);
+        assert_eq!(lock_tables(None, "acme", None), ["acme-lock"]);
+        // The spec's table, recorded under its own name: looked at once.
+        assert_eq!(lock_tables(Some("t"), "acme", Some(&arn("t"))), ["t"]);
+        // A renamed table: both, each only deleted if its tags say it is ours.
+        assert_eq!(lock_tables(Some("new"), "acme", Some(&arn("old"))), ["new", "old"]);
+        // Not an ARN of a table: nothing more.
+        assert_eq!(lock_tables(None, "acme", Some("arn:aws:s3:::acme")), ["acme-lock"]);
+        assert_eq!(lock_tables(None, "acme", Some("arn:aws:dynamodb:eu-west-1:1:table/")), ["acme-lock"]);
+    }
 
     fn blocked(finding: BucketFinding, needles: &[&str]) {
         match judge_bucket("acme-tfstate", &finding) {
