@@ -92,7 +92,12 @@ pub fn lock_tables(spec_table: Option<&str>, bucket: &str, recorded_arn: Option<
     let spec = spec_table.map_or_else(|| super::validate::default_lock_table(bucket), str::to_owned);
     let recorded = recorded_arn.and_then(|arn| arn.rsplit_once(":table/")).map(|(_, name)| name.to_owned());
     let mut names = vec![spec];
-    names.extend(recorded.filter(|r| !r.is_empty() && !names.contains(r)));
+    // A name DynamoDB would refuse (a status edited by hand) is not asked about: the
+    // ValidationException would block the deletion for good.
+    let valid = |r: &String| {
+        (3..=255).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    names.extend(recorded.filter(|r| valid(r) && !names.contains(r)));
     names
 }
 
@@ -335,6 +340,10 @@ mod tests {
         // Not an ARN of a table: nothing more.
         assert_eq!(lock_tables(None, "acme", Some("arn:aws:s3:::acme")), ["acme-lock"]);
         assert_eq!(lock_tables(None, "acme", Some("arn:aws:dynamodb:eu-west-1:1:table/")), ["acme-lock"]);
+        // Abuse (a status edited by hand): a name DynamoDB would refuse is not asked about.
+        for bad in ["a b", "x/../y", "ab", &"t".repeat(256)] {
+            assert_eq!(lock_tables(None, "acme", Some(&arn(bad))), ["acme-lock"], "{bad}");
+        }
     }
 
     fn blocked(finding: BucketFinding, needles: &[&str]) {
