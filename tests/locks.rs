@@ -697,6 +697,14 @@ async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
     }
 }
 
+/// Sets `deletionPolicy: Delete`, deletes the backend and waits until its finalizer ran.
+async fn delete_with_its_resources(fx: &Fixture) {
+    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
+    wait_ready(&fx.api, "tf").await;
+    fx.api.delete("tf", &Default::default()).await.expect("delete");
+    wait_deleted(&fx.api, "tf").await;
+}
+
 /// `deletionPolicy: Delete` after DynamoDB -> Both -> Lockfile: the lock table, which the mode
 /// change kept (runners may still hold locks there during the roll-out), is still this
 /// backend's and goes with it. Before, Lockfile mode looked at no table and it leaked.
@@ -713,10 +721,7 @@ async fn a_lock_table_kept_from_an_earlier_mode_is_deleted_with_the_backend() {
         .await;
     }
     assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some(), "kept table gone");
-    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
-    wait_ready(&fx.api, "tf").await;
-    fx.api.delete("tf", &Default::default()).await.expect("delete");
-    wait_deleted(&fx.api, "tf").await;
+    delete_with_its_resources(&fx).await;
     assert!(
         dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_none(),
         "the lock table kept from DynamoDB mode outlived its backend"
@@ -742,10 +747,7 @@ async fn a_custom_named_table_kept_past_its_window_is_deleted_with_the_backend()
     let arn = obj.status.as_ref().and_then(|s| s.lock_table_arn.clone()).unwrap_or_default();
     assert!(arn.ends_with(&format!(":table/{custom}")), "the kept table was forgotten after its window: {arn:?}");
     assert!(dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_some(), "kept table gone");
-    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
-    wait_ready(&fx.api, "tf").await;
-    fx.api.delete("tf", &Default::default()).await.expect("delete");
-    wait_deleted(&fx.api, "tf").await;
+    delete_with_its_resources(&fx).await;
     assert!(
         dynamodb::describe(&fx.aws.dynamodb, &custom).await.expect("DescribeTable").is_none(),
         "the custom-named lock table kept from Both mode outlived its backend"
@@ -761,10 +763,7 @@ async fn a_table_of_the_default_name_that_is_not_ours_survives_the_deletion() {
     let table = fx.table();
     assert!(dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_none());
     dynamodb::create(&fx.aws.dynamodb, &table, None, false, &Default::default()).await.expect("foreign table");
-    patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
-    wait_ready(&fx.api, "tf").await;
-    fx.api.delete("tf", &Default::default()).await.expect("delete");
-    wait_deleted(&fx.api, "tf").await;
+    delete_with_its_resources(&fx).await;
     assert!(
         dynamodb::describe(&fx.aws.dynamodb, &table).await.expect("DescribeTable").is_some(),
         "a table that was not the backend's was deleted with it"

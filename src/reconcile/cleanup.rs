@@ -94,10 +94,7 @@ pub fn lock_tables(spec_table: Option<&str>, bucket: &str, recorded_arn: Option<
     let mut names = vec![spec];
     // A name DynamoDB would refuse (a status edited by hand) is not asked about: the
     // ValidationException would block the deletion for good.
-    let valid = |r: &String| {
-        (3..=255).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    };
-    names.extend(recorded.filter(|r| valid(r) && !names.contains(r)));
+    names.extend(recorded.filter(|r| super::validate::is_table_name(r) && !names.contains(r)));
     names
 }
 

@@ -310,6 +310,11 @@ fn check_open_tofu_encryption(p: &mut Problems, spec: &TerraformStateBackendSpec
     }
 }
 
+/// Whether DynamoDB accepts `name` as a table name: 3-255 letters, digits, `_`, `-`, `.`.
+pub fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len()) && TABLE.is_match(name)
+}
+
 /// The lock table's name when `spec.locking.table.name` is not set: `<bucket>-lock`.
 pub fn default_lock_table(bucket: &str) -> String {
     format!("{bucket}-lock")
@@ -334,7 +339,7 @@ fn resolve_lock_table(p: &mut Problems, spec: &TerraformStateBackendSpec) -> Opt
             t.name.is_none(),
             &name,
             255,
-            TABLE.is_match(&name) && name.len() >= 3,
+            is_table_name(&name),
             "a DynamoDB table name (3-255 letters, digits, '_', '-' or '.')",
         );
     }
