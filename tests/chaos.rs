@@ -742,3 +742,58 @@ async fn answers_lost_after_creates_leave_no_duplicates() {
     assert!(conflicts.is_empty(), "a lost answer was reported as Conflict:\n{}", conflicts.join("\n"));
     t.assert_one_of_everything(&uids).await;
 }
+
+/// (i) Two objects race for one bucket name, and S3 holds the first one's CreateBucket (it
+/// hangs) until the second has claimed the name: the second must then own the bucket *and*
+/// the lock table named after it, and be Ready; once the held call is let go (reset, and
+/// retried), the first owns neither and is a Conflict. Before the table waited for the
+/// bucket's claim, the first created the table while its CreateBucket was on the way, and
+/// each object held one name, both stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_racer_that_loses_the_bucket_creates_no_lock_table() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-i").await;
+    let bucket = format!("{}-raced", t.run);
+    t.faults.set_rules(json!([{"service": "s3", "operation": "CreateBucket", "bucket": bucket, "fault": "hang",
+                                "count": 1}]));
+    // Attempts of 60 s: the held CreateBucket waits for the test, not for a timeout.
+    let _op = t.operator(Duration::from_secs(3), limits(60, 90, 3)).await;
+    let api = &t.api;
+    let create = |name: &str| {
+        let obj: TerraformStateBackend = serde_json::from_value(json!({
+            "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
+            "metadata": {"name": name},
+            "spec": {
+                "bucket": {"name": bucket},
+                "access": {"roleName": format!("tfstate-{}-{name}", t.run),
+                           "trust": {"awsPrincipals": ["arn:aws:iam::123456789012:root"]}},
+            },
+        }))
+        .expect("test backend");
+        async move { api.create(&PostParams::default(), &obj).await.expect("create backend").uid().expect("uid") }
+    };
+    let first = create("first").await;
+    let started = Instant::now();
+    while t.faults.stats()["hanging"].as_u64().unwrap_or(0) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the first object's CreateBucket was never held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = create("second").await;
+    let won = wait_for(&t.api, "second", Duration::from_secs(60), "Ready", is_ready).await;
+    let stats = print_stats("chaos-i", &t.faults);
+    t.faults.clear_rules();
+    let lost = wait_for(&t.api, "first", Duration::from_secs(60), "BucketReady Conflict", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, r, _)| r == "Conflict")
+    })
+    .await;
+    assert_eq!(stats["injected"]["s3:CreateBucket:hang"], json!(1), "the first CreateBucket was not held");
+    let (buckets, tables) = (buckets_by_owner(&t.aws, &t.run).await, tables_by_owner(&t.aws, &t.run).await);
+    assert_eq!(buckets.get(&second), Some(&vec![bucket.clone()]), "the bucket's owner: {buckets:?}");
+    assert_eq!(tables.get(&second), Some(&vec![format!("{bucket}-lock")]), "the table's owner: {tables:?}");
+    assert!(!buckets.contains_key(&first) && !tables.contains_key(&first), "the loser holds a name: {tables:?}");
+    assert!(!is_ready(&lost), "the loser is Ready: {:?}", lost.status);
+    let table = condition(&lost, "LockTableReady").expect("LockTableReady");
+    assert_ne!(table.0, "True", "the loser's lock table part: {table:?}");
+    assert_eq!(won.status.and_then(|s| s.lock_table_arn).map(|a| a.ends_with(&format!("/{bucket}-lock"))), Some(true));
+    t.assert_one_of_everything(&BTreeMap::from([("second".to_string(), second)])).await;
+}

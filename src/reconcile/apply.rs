@@ -136,11 +136,27 @@ pub enum BucketApplied {
 /// while after CreateBucket, above all from another region.
 const NEW_BUCKET_VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Applies bucket changes: the bucket first when it is new (tagged in the same call, then
-/// its tags read back once S3 shows it: ownership is what AWS says, not what the create call
-/// answered), then each setting in turn. One at a time on purpose: S3 answers concurrent
-/// configuration requests on one bucket with `409 OperationAborted`.
+/// Applies bucket changes: the bucket is claimed first ([`claim_bucket`]), then each
+/// setting is written ([`apply_bucket_settings`]).
 pub async fn apply_bucket(
+    aws: &AwsClients,
+    desired: &DesiredBucket,
+    changes: &[BucketChange],
+    tags: &Tags,
+    failpoints: &Failpoints,
+) -> Result<BucketApplied, AwsError> {
+    let claimed = claim_bucket(aws, desired, changes, tags, failpoints).await?;
+    if claimed == BucketApplied::Done {
+        apply_bucket_settings(aws, desired, changes, tags).await?;
+    }
+    Ok(claimed)
+}
+
+/// Claims a new bucket (nothing to do when `changes` do not create it): CreateBucket, tagged
+/// in the same call, then its tags read back once S3 shows it. Ownership is what AWS says,
+/// not what the create call answered. `Done` means the bucket is ours and its settings may
+/// be written.
+pub async fn claim_bucket(
     aws: &AwsClients,
     desired: &DesiredBucket,
     changes: &[BucketChange],
@@ -149,29 +165,42 @@ pub async fn apply_bucket(
 ) -> Result<BucketApplied, AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
     let on = |e: AwsError| e.on(format!("S3 bucket {b}"));
-    if changes.contains(&BucketChange::Create) {
-        match s3::create_bucket(c, b, &aws.region, tags).await {
-            // Another pass (ours or another object's) created it since observe: the tags say whose.
-            Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
-            other => other.map_err(on)?,
-        }
-        failpoints.hit("after-create-bucket");
-        if !s3::wait_until_exists(c, b, NEW_BUCKET_VISIBLE_WITHIN).await.map_err(on)? {
-            return Err(on(not_visible_yet(b)));
-        }
-        let Some(now) = s3::get_tags(c, b).await.map_err(on)? else {
-            // Visible to HeadBucket, not yet to GetBucketTagging: the next pass looks again.
-            return Err(on(not_visible_yet(b)));
-        };
-        // `tags` always holds our UID, so an untagged bucket is not ours either.
-        if now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
-            return Ok(BucketApplied::LostCreationRace);
-        }
+    if !changes.contains(&BucketChange::Create) {
+        return Ok(BucketApplied::Done);
     }
+    match s3::create_bucket(c, b, &aws.region, tags).await {
+        // Another pass (ours or another object's) created it since observe: the tags say whose.
+        Err(e) if e.code == "BucketAlreadyOwnedByYou" => {}
+        other => other.map_err(on)?,
+    }
+    failpoints.hit("after-create-bucket");
+    if !s3::wait_until_exists(c, b, NEW_BUCKET_VISIBLE_WITHIN).await.map_err(on)? {
+        return Err(on(not_visible_yet(b)));
+    }
+    let Some(now) = s3::get_tags(c, b).await.map_err(on)? else {
+        // Visible to HeadBucket, not yet to GetBucketTagging: the next pass looks again.
+        return Err(on(not_visible_yet(b)));
+    };
+    // `tags` always holds our UID, so an untagged bucket is not ours either.
+    if now.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID) {
+        return Ok(BucketApplied::LostCreationRace);
+    }
+    Ok(BucketApplied::Done)
+}
+
+/// Writes each planned setting of a bucket of ours, one at a time on purpose: S3 answers
+/// concurrent configuration requests on one bucket with `409 OperationAborted`.
+pub async fn apply_bucket_settings(
+    aws: &AwsClients,
+    desired: &DesiredBucket,
+    changes: &[BucketChange],
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    let on = |e: AwsError| e.on(format!("S3 bucket {}", desired.name));
     for change in changes.iter().filter(|c| **c != BucketChange::Create) {
         apply_bucket_setting(aws, desired, change, tags).await.map_err(on)?;
     }
-    Ok(BucketApplied::Done)
+    Ok(())
 }
 
 fn not_visible_yet(bucket: &str) -> AwsError {

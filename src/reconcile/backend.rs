@@ -13,7 +13,9 @@ use crate::context::Context;
 use crate::render::render;
 
 use super::admit::admit;
-use super::apply::{BucketApplied, apply_bucket, apply_inline_policy, apply_key, apply_role, apply_table};
+use super::apply::{
+    BucketApplied, apply_bucket_settings, apply_inline_policy, apply_key, apply_role, apply_table, claim_bucket,
+};
 use super::desired::{
     DesiredKey, Identity, Owned, Owner, desired_key, desired_resources, desired_role, desired_runner_policy,
     resource_tags,
@@ -23,7 +25,9 @@ use super::locks::{self, LockTargets, check_locks};
 use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
-use super::plan::{KeyChange, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table};
+use super::plan::{
+    Before, Claim, KeyChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table,
+};
 use super::publish::{Published, publish};
 use super::state_object::state_status;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
@@ -352,15 +356,49 @@ impl Run<'_> {
     ) -> Result<(), ReconcileError> {
         let (valid, owner, adopt) = (self.valid, self.owner, self.valid.adopt_existing);
         let res = desired_resources(valid, id, key_arn, self.ctx.config.endpoint_url.as_deref());
+        // Names are taken in order (see plan::in_claim_order): no bucket while the role is
+        // not ours...
+        let (bucket_name, role_name) = (format!("S3 bucket {}", valid.bucket), format!("IAM role {}", valid.role.name));
+        let role = Before {
+            what: &role_name,
+            claim: if role_ok { Claim::Ours } else { Claim::NotOurs },
+            condition: C::RoleReady,
+        };
+        let bucket_is_ours = observed_ours(&observed.bucket, owner);
         let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
+        let bucket_plan = in_claim_order(bucket_plan, &bucket_name, bucket_is_ours, role);
+        let claim = match &bucket_plan {
+            Ok(changes) => claim_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await.map(Some),
+            Err(_) => Ok(None),
+        };
+        // ...and no lock table while the bucket is not: a new bucket is created and its tags
+        // read back first; an adopted one is confirmed by the next pass.
+        let bucket_claim = match (&bucket_plan, &claim) {
+            (Ok(_), Ok(Some(BucketApplied::Done)))
+                if bucket_is_ours || matches!(observed.bucket, ObservedBucket::Missing) =>
+            {
+                Claim::Ours
+            }
+            (Ok(_), Ok(Some(BucketApplied::Done)) | Err(_)) => Claim::Pending,
+            _ => Claim::NotOurs,
+        };
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
-        // Independent resources are written concurrently; each part's outcome is recorded
-        // on its own, so one failing part does not hide the others.
-        let (b, t) = tokio::join!(
+        let table_plan = match &res.table {
+            Some(table) => {
+                let table_is_ours = observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags));
+                let bucket = Before { what: &bucket_name, claim: bucket_claim, condition: C::BucketReady };
+                in_claim_order(table_plan, &format!("DynamoDB table {}", table.name), table_is_ours, bucket)
+            }
+            None => table_plan,
+        };
+        let bucket_claimed = matches!(claim, Ok(Some(BucketApplied::Done)));
+        // Then the bucket's settings and the table are written concurrently; each part's
+        // outcome is recorded on its own, so one failing part does not hide the others.
+        let (settings, t) = tokio::join!(
             async {
                 match &bucket_plan {
-                    Ok(changes) => apply_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await.map(Some),
-                    Err(_) => Ok(None),
+                    Ok(changes) if bucket_claimed => apply_bucket_settings(aws, &res.bucket, changes, tags).await,
+                    _ => Ok(()),
                 }
             },
             async {
@@ -370,6 +408,7 @@ impl Run<'_> {
                 }
             },
         );
+        let b = claim.and_then(|claimed| settings.map(|()| claimed));
         // Grants follow ownership as AWS reports it in this pass: a part that is ours
         // (tagged with our UID when observed, or created or adopted by this pass) is granted;
         // a Conflict, or a creation another object won, contributes nothing.

@@ -4,6 +4,7 @@
 
 mod bucket;
 mod key;
+mod order;
 mod replication;
 mod role;
 mod table;
@@ -11,6 +12,7 @@ mod trail;
 
 pub use bucket::{BucketChange, plan_bucket};
 pub use key::{KeyChange, plan_key};
+pub use order::{Before, Claim, in_claim_order};
 pub use replication::{ReplicationChange, plan_replication};
 pub use role::{RoleChange, plan_inline_policy, plan_role};
 pub use table::{TableChange, plan_table};
@@ -25,7 +27,8 @@ use super::desired::{Owner, TAG_OWNER_UID};
 /// Why a part cannot be converged now; nothing is written for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocked {
-    /// Conflict or DependencyNotReady.
+    /// Conflict or DependencyNotReady; Creating while the part before is not confirmed yet
+    /// ([`in_claim_order`]).
     pub reason: Reason,
     /// What is wrong and what to do.
     pub message: String,

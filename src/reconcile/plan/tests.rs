@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use super::*;
-use crate::api::TerraformStateBackendSpec;
+use crate::api::{ConditionType, TerraformStateBackendSpec};
 use crate::aws::dynamodb::{TableInfo, TableSettings};
 use crate::aws::iam::RoleInfo;
 use crate::aws::kms::{KeyInfo, KeySettings};
@@ -422,6 +422,48 @@ fn table_with_wrong_key_schema_is_a_conflict() {
     let mut t = table(&b);
     t.info.has_range_key = true;
     assert_blocked(plan_t(&b, &t, false), Reason::Conflict, &["range key"]);
+}
+
+/// Two objects racing for the same names: a part that is not ours yet (to be created or
+/// adopted) is taken only once the part before it is ours (a lost bucket means no lock
+/// table); one that is ours is still repaired whoever owns the part before; a plan already
+/// blocked keeps its reason; while the part before is not confirmed yet, the wait is not
+/// permanent (no Stalled, no Warning).
+#[test]
+fn a_part_is_taken_only_once_the_part_before_it_is_ours() {
+    let b = backend("");
+    let create = || plan_table(b.res.table.as_ref(), None, &b.tags, &owner(), false);
+    let what = "DynamoDB table acme-tfstate-lock";
+    let bucket = |claim| Before { what: "S3 bucket acme-tfstate", claim, condition: ConditionType::BucketReady };
+    assert_eq!(in_claim_order(create(), what, false, bucket(Claim::Ours)), create(), "held back, the bucket ours");
+    assert_blocked(
+        in_claim_order(create(), what, false, bucket(Claim::NotOurs)),
+        Reason::DependencyNotReady,
+        &["DynamoDB table acme-tfstate-lock waits for S3 bucket acme-tfstate (see BucketReady)"],
+    );
+    let pending = in_claim_order(create(), what, false, bucket(Claim::Pending));
+    assert_blocked(pending.clone(), Reason::Creating, &["confirmed to be this backend's", "BucketReady"]);
+    assert!(!pending.unwrap_err().reason.is_permanent());
+    // An untagged table of the name, to be adopted: taken over only after the bucket too.
+    let mut untagged = table(&b);
+    untagged.settings.tags = Tags::new();
+    let adopt = plan_table(b.res.table.as_ref(), Some(&untagged), &b.tags, &owner(), true);
+    assert_eq!(adopt, Ok(vec![TableChange::SyncTags]));
+    assert_blocked(in_claim_order(adopt, what, false, bucket(Claim::NotOurs)), Reason::DependencyNotReady, &[]);
+    let repairs = Ok(vec![TableChange::SetPitr(true), TableChange::SyncTags]);
+    for claim in [Claim::NotOurs, Claim::Pending] {
+        assert_eq!(in_claim_order(repairs.clone(), what, true, bucket(claim)), repairs, "ours: repaired");
+    }
+    let conflict: PartPlan<TableChange> =
+        Err(Blocked { reason: Reason::Conflict, message: "managed by another TerraformStateBackend".into() });
+    assert_eq!(in_claim_order(conflict.clone(), what, false, bucket(Claim::NotOurs)), conflict);
+    let new_bucket = plan_bucket(&b.res.bucket, &ObservedBucket::Missing, &b.tags, &owner(), false);
+    let role = Before { what: "IAM role r", claim: Claim::NotOurs, condition: ConditionType::RoleReady };
+    assert_blocked(
+        in_claim_order(new_bucket, "S3 bucket acme-tfstate", false, role),
+        Reason::DependencyNotReady,
+        &["S3 bucket acme-tfstate waits for IAM role r (see RoleReady)"],
+    );
 }
 
 /// The four parts, converged but for their tags, planned; changes as Debug text.
