@@ -25,7 +25,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tfstate_operator::api::TerraformStateBackend;
 use tfstate_operator::aws::calls::{difference, totals};
-use tfstate_operator::aws::{AwsClients, AwsSettings, CallLimits, dynamodb, iam, s3};
+use tfstate_operator::aws::{AwsClients, AwsSettings, CallLimits, dynamodb, iam, kms, s3};
 use tokio::time::Instant;
 
 /// The ownership tag every AWS resource of a backend carries.
@@ -796,4 +796,52 @@ async fn a_racer_that_loses_the_bucket_creates_no_lock_table() {
     assert_ne!(table.0, "True", "the loser's lock table part: {table:?}");
     assert_eq!(won.status.and_then(|s| s.lock_table_arn).map(|a| a.ends_with(&format!("/{bucket}-lock"))), Some(true));
     t.assert_one_of_everything(&BTreeMap::from([("second".to_string(), second)])).await;
+}
+
+/// (j) The abuse side of restoring a deleted alias: while the operator points its key's
+/// alias back (CreateAlias held by the proxy), another key takes the alias name. The
+/// operator's CreateAlias then fails with AlreadyExists, and it must not move the alias
+/// off that live key (UpdateAlias would take it from its owner); the backend reports the
+/// alias's key as a Conflict instead, keeps its own key's ARN, and heals with that key once
+/// the name is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_taken_meanwhile_is_never_moved_off_its_key() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-j").await;
+    let _op = t.operator(Duration::from_secs(3), limits(60, 90, 3)).await;
+    let uids = t.create(1).await;
+    let (name, _, _) = t.names(0);
+    t.wait_all_settled(&uids, Duration::from_secs(60)).await;
+    let alias = format!("alias/tfstate-{}-{name}", t.ns);
+    let ours = t.api.get(&name).await.expect("get").status.and_then(|s| s.kms_key_arn).expect("kmsKeyArn");
+
+    t.faults.set_rules(json!([{"service": "kms", "operation": "CreateAlias", "fault": "hang", "count": 1}]));
+    t.aws.kms.delete_alias().alias_name(&alias).send().await.expect("DeleteAlias");
+    let started = Instant::now();
+    while t.faults.stats()["hanging"].as_u64().unwrap_or(0) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the operator never restored the alias");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = t.aws.kms.create_key().description("another key").send().await.expect("CreateKey");
+    let other = other.key_metadata().map(|m| m.arn().unwrap_or_default().to_string()).expect("key metadata");
+    t.aws.kms.create_alias().alias_name(&alias).target_key_id(&other).send().await.expect("CreateAlias");
+    print_stats("chaos-j", &t.faults);
+    t.faults.clear_rules();
+
+    let obj = wait_for(&t.api, &name, Duration::from_secs(60), "EncryptionKeyReady Conflict", |o| {
+        condition(o, "EncryptionKeyReady").is_some_and(|(_, r, _)| r == "Conflict")
+    })
+    .await;
+    let target = kms::describe_key(&t.aws.kms, &alias).await.expect("DescribeKey").map(|k| k.arn);
+    assert_eq!(target.as_deref(), Some(other.as_str()), "the alias was moved off the key that took it");
+    assert_eq!(obj.status.and_then(|s| s.kms_key_arn).as_deref(), Some(ours.as_str()), "status forgot its key");
+
+    // The name is released: the backend heals with its own key (found by the ARN status
+    // kept), never a second one while state may be encrypted with the first.
+    t.aws.kms.delete_alias().alias_name(&alias).send().await.expect("DeleteAlias");
+    let healed = t.wait_all_ready(&uids, Duration::from_secs(60)).await;
+    eprintln!("chaos-j: Ready {:?} after the alias was released", healed.values().max());
+    let target = kms::describe_key(&t.aws.kms, &alias).await.expect("DescribeKey").map(|k| k.arn);
+    assert_eq!(target.as_deref(), Some(ours.as_str()), "the alias does not name the backend's own key");
+    t.assert_one_of_everything(&uids).await;
 }

@@ -103,9 +103,15 @@ pub async fn apply_key(
             }
             KeyChange::CancelDeletion => kms::cancel_deletion(c, &key_id).await?,
             KeyChange::Enable => kms::enable_key(c, &key_id).await?,
-            // The alias may exist pointing at a key that is gone; UpdateAlias then.
             KeyChange::SetAlias => match kms::set_alias(c, alias, &key_id, false).await {
-                Err(e) if e.code == "AlreadyExistsException" => kms::set_alias(c, alias, &key_id, true).await?,
+                // The alias may point at a key that is gone: moved then. One that names a live
+                // key was made since observe (another object's, racing for the alias): never
+                // moved, the next pass looks at that key's tags.
+                Err(e) if e.code == "AlreadyExistsException" => match kms::describe_key(c, alias).await? {
+                    Some(other) if other.key_id != key_id => return Err(alias_taken(alias, &other.arn)),
+                    Some(_) => {}
+                    None => kms::set_alias(c, alias, &key_id, true).await?,
+                },
                 other => other?,
             },
             KeyChange::EnableRotation => kms::enable_rotation(c, &key_id).await?,
@@ -114,6 +120,19 @@ pub async fn apply_key(
         }
     }
     Ok(Some(arn))
+}
+
+/// The alias was created for another key between observe and SetAlias: transient, so that
+/// the next pass observes that key through the alias and decides by its tags.
+fn alias_taken(alias: &str, arn: &str) -> AwsError {
+    AwsError {
+        resource: None,
+        service: "kms",
+        operation: "CreateAlias",
+        code: "AlreadyExistsException".into(),
+        message: format!("alias {alias} was just pointed at another key ({arn}); it is left as it is"),
+        kind: crate::aws::AwsErrorKind::Transient,
+    }
 }
 
 /// How long CreateKey is retried in the pass while KMS does not resolve the role its policy

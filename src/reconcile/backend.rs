@@ -317,6 +317,7 @@ impl Run<'_> {
                     Reason::DependencyNotReady,
                     "waiting for the IAM role, which the key policy names".into(),
                 );
+                self.keep_known_key();
                 return Ok(None);
             }
             _ => {}
@@ -325,6 +326,7 @@ impl Run<'_> {
             Ok(changes) => changes,
             Err(b) => {
                 self.block(C::EncryptionKeyReady, b.reason, b.message);
+                self.keep_known_key();
                 return Ok(None);
             }
         };
@@ -747,6 +749,13 @@ impl Run<'_> {
         let reason =
             if e.kind == crate::aws::AwsErrorKind::AccessDenied { Reason::AccessDenied } else { Reason::AwsError };
         self.report.parts.insert(part, PartState::not_ready(reason, e.to_string()));
+    }
+
+    /// A key part that is blocked (its alias taken by another key, its role not ours) keeps
+    /// the key ARN status knew: it is how this object's key is found again once the block
+    /// is gone, instead of a second key being created while state is encrypted with the first.
+    fn keep_known_key(&mut self) {
+        self.report.kms_key_arn = self.obj.status.as_ref().and_then(|s| s.kms_key_arn.clone());
     }
 
     /// Records a part that cannot be converged now.
