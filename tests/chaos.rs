@@ -173,6 +173,16 @@ impl Chaos {
         wrong
     }
 
+    /// Waits (30 s at most) until the proxy holds a call by a `hang` rule; `never` says what
+    /// did not happen otherwise.
+    async fn wait_until_a_call_hangs(&self, never: &str) {
+        let started = Instant::now();
+        while self.faults.stats()["hanging"].as_u64().unwrap_or(0) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "{never}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// resourceVersion of every backend, ConfigMap and Event of the namespace.
     async fn kube_versions(&self) -> BTreeMap<String, String> {
         let mut versions = BTreeMap::new();
@@ -773,11 +783,7 @@ async fn a_racer_that_loses_the_bucket_creates_no_lock_table() {
         async move { api.create(&PostParams::default(), &obj).await.expect("create backend").uid().expect("uid") }
     };
     let first = create("first").await;
-    let started = Instant::now();
-    while t.faults.stats()["hanging"].as_u64().unwrap_or(0) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the first object's CreateBucket was never held");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    t.wait_until_a_call_hangs("the first object's CreateBucket was never held").await;
     let second = create("second").await;
     let won = wait_for(&t.api, "second", Duration::from_secs(60), "Ready", is_ready).await;
     let stats = print_stats("chaos-i", &t.faults);
@@ -817,11 +823,7 @@ async fn an_alias_taken_meanwhile_is_never_moved_off_its_key() {
 
     t.faults.set_rules(json!([{"service": "kms", "operation": "CreateAlias", "fault": "hang", "count": 1}]));
     t.aws.kms.delete_alias().alias_name(&alias).send().await.expect("DeleteAlias");
-    let started = Instant::now();
-    while t.faults.stats()["hanging"].as_u64().unwrap_or(0) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the operator never restored the alias");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    t.wait_until_a_call_hangs("the operator never restored the alias").await;
     let other = t.aws.kms.create_key().description("another key").send().await.expect("CreateKey");
     let other = other.key_metadata().map(|m| m.arn().unwrap_or_default().to_string()).expect("key metadata");
     t.aws.kms.create_alias().alias_name(&alias).target_key_id(&other).send().await.expect("CreateAlias");
