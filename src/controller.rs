@@ -156,6 +156,7 @@ async fn reconcile_pass(
     tracing::debug!("pass started");
     let key = key_of(&obj);
     let started = std::time::Instant::now();
+    let _in_flight = ctx.metrics.pass_started();
     let api: Api<TerraformStateBackend> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let pass = finalizer(&api, FINALIZER, obj, |event| async {
         match event {

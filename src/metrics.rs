@@ -121,6 +121,9 @@ pub struct Metrics {
     pub backends: Family<ReadyLabels, Gauge>,
     /// Reconciles abandoned because they ran past `--reconcile-timeout`.
     pub reconcile_timeouts: Counter,
+    /// Passes running now: a value that never drops to zero while the AWS call rate is low
+    /// points at passes waiting on something (a hung call held to its timeout).
+    pub reconciles_in_flight: Gauge,
     /// Errors of the Kubernetes watches (RBAC denied, CRD missing, connection lost), by watch.
     pub watch_errors: Family<WatchLabels, Counter>,
     /// 1 while this replica leads (or runs without leader election), 0 on a standby.
@@ -155,6 +158,8 @@ impl Metrics {
             "Reconciles abandoned because they ran past --reconcile-timeout",
             reconcile_timeouts.clone(),
         );
+        let reconciles_in_flight = Gauge::default();
+        registry.register("reconciles_in_flight", "Reconciles running now", reconciles_in_flight.clone());
         let watch_errors = Family::<WatchLabels, Counter>::default();
         registry.register("watch_errors", "Errors of the Kubernetes watches, by watch", watch_errors.clone());
         let leader = Gauge::default();
@@ -174,6 +179,7 @@ impl Metrics {
             drift_repairs,
             backends,
             reconcile_timeouts,
+            reconciles_in_flight,
             watch_errors,
             leader,
             readiness: Mutex::new(HashMap::new()),
@@ -204,6 +210,13 @@ impl Metrics {
         self.lock_ages.set(namespace, name, created);
     }
 
+    /// Counts a pass in `tfstate_reconciles_in_flight` for as long as the guard lives: a
+    /// guard, so that a pass dropped half-way (its controller stopping) is uncounted too.
+    pub fn pass_started(&self) -> InFlight {
+        self.reconciles_in_flight.inc();
+        InFlight(self.reconciles_in_flight.clone())
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -213,9 +226,33 @@ impl Metrics {
     }
 }
 
+/// One pass counted in `tfstate_reconciles_in_flight` (see [`Metrics::pass_started`]).
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_is_in_flight_while_its_guard_lives() {
+        let m = Metrics::new(Family::default());
+        let value = |m: &Metrics| {
+            m.encode().lines().find(|l| l.starts_with("tfstate_reconciles_in_flight ")).map(str::to_owned)
+        };
+        let (a, b) = (m.pass_started(), m.pass_started());
+        assert_eq!(value(&m).as_deref(), Some("tfstate_reconciles_in_flight 2"));
+        drop(a);
+        assert_eq!(m.reconciles_in_flight.get(), 1);
+        drop(b);
+        assert_eq!(value(&m).as_deref(), Some("tfstate_reconciles_in_flight 0"));
+    }
 
     #[test]
     fn lock_age_series_come_and_go_with_the_lock() {

@@ -39,6 +39,16 @@ impl Operator {
             last = now;
         }
     }
+
+    /// Waits (`timeout` at most) for a moment when no pass runs: every pass that had started
+    /// before the call has ended by then, whatever it was waiting on.
+    pub async fn wait_until_no_pass_in_flight(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.ctx.metrics.reconciles_in_flight.get() != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "a pass was always running for {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl Drop for Operator {
