@@ -886,3 +886,46 @@ async fn an_alias_taken_meanwhile_is_never_moved_off_its_key() {
     assert_eq!(target.as_deref(), Some(ours.as_str()), "the alias does not name the backend's own key");
     t.assert_one_of_everything(&uids).await;
 }
+
+/// (k) A lock read that fails only for now (every GetItem of the lock item throttled, each
+/// pass's three attempts) leaves `status.lock` as last read and writes nothing to the
+/// object; a failure that lasts (AccessDenied) is said in `status.lock.message`, and goes
+/// once the read succeeds again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_read_throttled_for_now_writes_no_status() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-k").await;
+    let op = t.operator(Duration::from_secs(2), limits(5, 20, 3)).await;
+    let uids = t.create(1).await;
+    let (name, _, _) = t.names(0);
+    t.wait_all_settled(&uids, Duration::from_secs(60)).await;
+    let before = t.api.get(&name).await.expect("get");
+    let lock = before.status.as_ref().and_then(|s| s.lock.clone());
+    assert!(lock.as_ref().is_some_and(|l| !l.held && l.message.is_none()), "{lock:?}");
+
+    t.faults.set_rules(json!([{"service": "dynamodb", "operation": "GetItem", "fault": "throttle"}]));
+    let throttled = || t.faults.stats()["injected"]["dynamodb:GetItem:throttle"].as_u64().unwrap_or(0);
+    let started = Instant::now();
+    // Two passes' worth of attempts, and the pass of the last one finished.
+    while throttled() < 6 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the lock was not read twice in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    op.wait_until_no_pass_in_flight(Duration::from_secs(30)).await;
+    let after = t.api.get(&name).await.expect("get");
+    assert_eq!(after.status.as_ref().and_then(|s| s.lock.clone()), lock, "status.lock changed on a throttled read");
+    assert_eq!(after.resource_version(), before.resource_version(), "a throttled lock read wrote the object");
+
+    t.faults.set_rules(json!([{"service": "dynamodb", "operation": "GetItem", "fault": "access_denied"}]));
+    let denied = wait_for(&t.api, &name, Duration::from_secs(30), "status.lock says AccessDenied", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.lock.as_ref())
+            .and_then(|l| l.message.as_deref())
+            .is_some_and(|m| m.contains("could not be read") && m.contains("AccessDenied") && m.contains("GetItem"))
+    })
+    .await;
+    eprintln!("chaos-k: {:?}", denied.status.and_then(|s| s.lock));
+    t.faults.clear_rules();
+    t.wait_all_settled(&uids, Duration::from_secs(30)).await;
+}

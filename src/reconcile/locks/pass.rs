@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::api::{LockSource, LockStatus, Reason, TerraformStateBackend};
-use crate::aws::{AwsClients, ConditionalDelete, dynamodb, s3};
+use crate::aws::{AwsClients, AwsError, AwsErrorKind, ConditionalDelete, dynamodb, s3};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::status::{FIELD_MANAGER, PartState};
 
@@ -81,7 +81,7 @@ async fn read_all(aws: &AwsClients, t: &LockTargets<'_>) -> Vec<Read> {
             }
             Err(e) => {
                 let e = e.on(format!("DynamoDB table {table}, item {}", t.lock_id()));
-                Read { source: LockSource::DynamoDB, lock: ReadLock::Failed(e.to_string()), guard: None }
+                Read { source: LockSource::DynamoDB, lock: failed(&e), guard: None }
             }
         };
         reads.push(read);
@@ -103,12 +103,20 @@ async fn read_all(aws: &AwsClients, t: &LockTargets<'_>) -> Vec<Read> {
             }
             Err(e) => {
                 let e = e.on(format!("S3 object s3://{bucket}/{key}"));
-                Read { source: LockSource::Lockfile, lock: ReadLock::Failed(e.to_string()), guard: None }
+                Read { source: LockSource::Lockfile, lock: failed(&e), guard: None }
             }
         };
         reads.push(read);
     }
     reads
+}
+
+/// A failed read, said at warn: a transient one leaves `status.lock` as it was (see
+/// [`lock_status`]), so the log is where it shows.
+fn failed(e: &AwsError) -> ReadLock {
+    let transient = e.kind == AwsErrorKind::Transient;
+    tracing::warn!(error = %e, transient, "the state lock could not be read");
+    ReadLock::Failed { error: e.to_string(), transient }
 }
 
 fn pairs(reads: &[Read]) -> Vec<(LockSource, &ReadLock)> {

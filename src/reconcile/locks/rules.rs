@@ -19,8 +19,14 @@ pub enum ReadLock {
     Held(LockInfo),
     /// Something is there, but not a readable lock info (why).
     Unreadable(String),
-    /// The read failed (the error): whether a lock is held is unknown.
-    Failed(String),
+    /// The read failed: whether a lock is held is unknown. `transient`: throttled, a 5xx, a
+    /// reset or a timeout, which says nothing about the lock and is simply read again.
+    Failed {
+        /// The error, for messages.
+        error: String,
+        /// Whether the failure was transient.
+        transient: bool,
+    },
 }
 
 /// The name of a source in messages.
@@ -34,7 +40,16 @@ pub fn source_name(source: LockSource) -> &'static str {
 
 /// `status.lock` from the sources read (DynamoDB first), remembering from `previous`
 /// whether the `StaleLock` Event was published for the same lock ID.
+///
+/// A read that failed only for now keeps `previous` as it is: the next pass reads again, and
+/// writing "could not be read" only to take it back one pass later would cost two status
+/// writes per hiccup and say nothing about the lock. A lasting failure (AccessDenied) is said.
 pub fn lock_status(reads: &[(LockSource, &ReadLock)], previous: Option<&LockStatus>) -> LockStatus {
+    if let Some(previous) = previous
+        && reads.iter().any(|(_, r)| matches!(r, ReadLock::Failed { transient: true, .. }))
+    {
+        return previous.clone();
+    }
     let held = |r: &ReadLock| matches!(r, ReadLock::Held(_) | ReadLock::Unreadable(_));
     let mut notes = Vec::new();
     let mut status = LockStatus::default();
@@ -73,7 +88,9 @@ pub fn lock_status(reads: &[(LockSource, &ReadLock)], previous: Option<&LockStat
                 other.id.as_deref().map(shown).unwrap_or_default()
             )),
             ReadLock::Unreadable(why) => notes.push(format!("the {} is unreadable: {why}", source_name(*source))),
-            ReadLock::Failed(e) => notes.push(format!("the {} could not be read: {e}", source_name(*source))),
+            ReadLock::Failed { error, .. } => {
+                notes.push(format!("the {} could not be read: {error}", source_name(*source)))
+            }
             _ => {}
         }
     }
@@ -117,9 +134,12 @@ pub fn plan_unlock(requested: &str, reads: &[(LockSource, &ReadLock)]) -> Unlock
             "the tfstate.dev/force-unlock annotation is empty: set it to the lock ID shown in status.lock.id".into(),
         );
     }
-    if let Some((source, ReadLock::Failed(e))) = reads.iter().find(|(_, r)| matches!(r, ReadLock::Failed(_))) {
+    if let Some((source, ReadLock::Failed { error, .. })) =
+        reads.iter().find(|(_, r)| matches!(r, ReadLock::Failed { .. }))
+    {
         return UnlockPlan::Wait(shown_long(&format!(
-            "force-unlock of {asked:?} waits: the {} could not be read ({e}); nothing changed, retried at the next pass",
+            "force-unlock of {asked:?} waits: the {} could not be read ({error}); nothing changed, retried at the \
+             next pass",
             source_name(*source)
         )));
     }

@@ -87,7 +87,7 @@ fn status_says_what_could_not_be_read() {
     assert!(s.held && s.id.is_none());
     assert!(s.message.as_deref().is_some_and(|m| m.contains("unreadable")), "{s:?}");
 
-    let failed = ReadLock::Failed("s3:GetObject failed: AccessDenied".into());
+    let failed = ReadLock::Failed { error: "s3:GetObject failed: AccessDenied".into(), transient: false };
     let s = lock_status(&[(LockSource::DynamoDB, &ReadLock::Free), (LockSource::Lockfile, &failed)], None);
     assert!(!s.held);
     assert!(s.message.as_deref().is_some_and(|m| m.contains("lock file could not be read")), "{s:?}");
@@ -172,10 +172,29 @@ fn force_unlock_refusals_say_why() {
         other => panic!("{other:?}"),
     }
     // A source that could not be read: nothing is decided, the request waits.
-    let failed = ReadLock::Failed("throttled".into());
+    let failed = ReadLock::Failed { error: "throttled".into(), transient: true };
     let d = held(terraform());
     let reads = [(LockSource::DynamoDB, &d), (LockSource::Lockfile, &failed)];
     assert!(matches!(plan_unlock("4d6a1d8e-2f7b-11f0-9c1b-0242ac120002", &reads), UnlockPlan::Wait(_)));
+}
+
+#[test]
+fn a_read_failed_only_for_now_keeps_what_was_read_last() {
+    let throttled = ReadLock::Failed { error: "dynamodb:GetItem failed: ThrottlingException".into(), transient: true };
+    let denied = ReadLock::Failed { error: "dynamodb:GetItem failed: AccessDeniedException".into(), transient: false };
+    let last = lock_status(&[(LockSource::DynamoDB, &held(terraform()))], None);
+    assert!(last.held);
+    // Throttled after a reading: the reading stays as it was, word for word (no status write).
+    assert_eq!(lock_status(&[(LockSource::DynamoDB, &throttled)], Some(&last)), last);
+    let free = LockStatus { held: false, ..Default::default() };
+    let both = [(LockSource::DynamoDB, &ReadLock::Free), (LockSource::Lockfile, &throttled)];
+    assert_eq!(lock_status(&both, Some(&free)), free, "one source of two throttled");
+    // Nothing read before: there is nothing to keep, so the failure is said.
+    let first = lock_status(&[(LockSource::DynamoDB, &throttled)], None);
+    assert!(first.message.as_deref().is_some_and(|m| m.contains("could not be read")), "{first:?}");
+    // A failure that lasts (a permission) is said even over an earlier reading.
+    let s = lock_status(&[(LockSource::DynamoDB, &denied)], Some(&last));
+    assert!(!s.held && s.message.as_deref().is_some_and(|m| m.contains("AccessDenied")), "{s:?}");
 }
 
 #[test]
