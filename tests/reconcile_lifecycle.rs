@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::operator::{
-    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_ready, wait_reason,
+    condition, create_backend, inspector, patch_spec, put_state, start_operator, start_operator_verifying_after,
+    unique_bucket, wait_for, wait_ready, wait_reason,
 };
 use common::{Ground, install_crd, test_namespace};
 use kube::Api;
@@ -99,6 +100,111 @@ async fn untagged_bucket_is_adopted_only_when_asked() {
     let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
     assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.metadata.uid.as_ref());
     assert!(s3::get_settings(&aws.s3, &bucket, false).await.unwrap().versioning_enabled);
+}
+
+/// The abuse case of adoption: another object adopting the same untagged bucket at the same
+/// moment, whose tags land last. Tags are all the ownership S3 has and cannot be written
+/// conditionally, so the pass that adopts writes the tags and nothing else: no setting, no
+/// grant to the runners, no lock table, no ConfigMap. Whoever's tags the next pass reads
+/// back owns the bucket; here that is the rival, so this object ends in Conflict without
+/// ever having granted its runners what the bucket holds.
+#[tokio::test]
+async fn an_adopted_bucket_is_granted_only_once_its_tags_read_back() {
+    let (ground, client, ns) = setup("adopt-race").await;
+    // 20 s between the adopting pass and the one that confirms it: the rival's moment.
+    let _op = start_operator_verifying_after(&ground, &ns, Duration::from_secs(300), Duration::from_secs(20)).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let bucket = unique_bucket("contested-legacy");
+    s3::create_bucket(&aws.s3, &bucket, "eu-west-1", &Default::default()).await.unwrap();
+
+    create_backend(&api, &backend_yaml("legacy", &bucket, "  adoptExisting: true\n")).await;
+    // The status of the adopting pass (written at its end): adopted, or (before the fix)
+    // already converged.
+    let obj = wait_for(&api, "legacy", Duration::from_secs(60), "adopted", |o| {
+        condition(o, "BucketReady").is_some_and(|(status, reason, _)| status == "True" || reason == "Updating")
+    })
+    .await;
+    let uid = obj.metadata.uid.clone().unwrap();
+    let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap();
+    assert_eq!(tags.get("tfstate.dev/owner-uid"), Some(&uid), "the adopting pass writes the tags");
+    let role = obj.status.as_ref().and_then(|s| s.role_arn.clone()).expect("the role comes first");
+    let role = role.rsplit('/').next().unwrap().to_string();
+    let not_granted = |when: &str| {
+        let (aws, role, bucket, when) = (&aws, role.clone(), bucket.clone(), when.to_string());
+        async move {
+            let inline = iam::get_inline_policy(&aws.iam, &role, "tfstate-backend").await.expect("GetRolePolicy");
+            assert!(
+                !inline.as_deref().unwrap_or_default().contains(&bucket),
+                "{when}: the runner role was granted the bucket: {inline:?}"
+            );
+            let settings = s3::get_settings(&aws.s3, &bucket, false).await.unwrap();
+            assert!(!settings.versioning_enabled && settings.policy.is_none(), "{when}: settings were written");
+            let table = dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap();
+            assert!(table.is_none(), "{when}: a lock table was created");
+        }
+    };
+    not_granted("the adopting pass").await;
+    let (status, reason, message) = condition(&obj, "BucketReady").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Updating"), "{message}");
+    assert!(message.contains("adopted"), "{message}");
+    assert_eq!(condition(&obj, "Reconciling").map(|c| c.0).as_deref(), Some("True"));
+    assert_eq!(condition(&obj, "BackendConfigPublished").unwrap().0, "False", "no configuration for runners yet");
+
+    // The rival's adoption lands last (as another object's pass would write it).
+    let mut rival = tags.clone();
+    rival.insert("tfstate.dev/owner-uid".into(), "00000000-0000-4000-8000-00000000beef".into());
+    s3::put_tags(&aws.s3, &bucket, &rival).await.unwrap();
+
+    let obj = wait_reason(&api, "legacy", "BucketReady", "Conflict").await;
+    let (_, _, message) = condition(&obj, "BucketReady").unwrap();
+    assert!(message.contains("another TerraformStateBackend"), "{message}");
+    not_granted("after the rival's claim").await;
+    assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap(), rival, "the rival's tags are left alone");
+}
+
+/// The same for the lock table (its items say who runs what, and hold the state's digests):
+/// an untagged table adopted after the bucket gets its tags alone, and is granted to the
+/// runners only once a later pass reads them back; the rival's tags, landed last, leave it
+/// a Conflict that was never granted.
+#[tokio::test]
+async fn an_adopted_lock_table_is_granted_only_once_its_tags_read_back() {
+    let (ground, client, ns) = setup("adopt-table").await;
+    let _op = start_operator_verifying_after(&ground, &ns, Duration::from_secs(300), Duration::from_secs(8)).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let bucket = unique_bucket("legacy-table");
+    let table = format!("{bucket}-lock");
+    s3::create_bucket(&aws.s3, &bucket, "eu-west-1", &Default::default()).await.unwrap();
+    dynamodb::create(&aws.dynamodb, &table, None, false, &Default::default()).await.unwrap();
+
+    create_backend(&api, &backend_yaml("legacy", &bucket, "  adoptExisting: true\n")).await;
+    let obj = wait_for(&api, "legacy", Duration::from_secs(90), "table adopted", |o| {
+        condition(o, "LockTableReady").is_some_and(|(status, reason, _)| status == "True" || reason == "Updating")
+    })
+    .await;
+    let role = obj.status.as_ref().and_then(|s| s.role_arn.clone()).expect("the role comes first");
+    let role = role.rsplit('/').next().unwrap().to_string();
+    let table_arn = dynamodb::describe(&aws.dynamodb, &table).await.unwrap().expect("the table").arn;
+    let granted = || async {
+        let inline = iam::get_inline_policy(&aws.iam, &role, "tfstate-backend").await.expect("GetRolePolicy");
+        let inline = inline.unwrap_or_default();
+        (inline.contains(&bucket), inline.contains(&format!("table/{table}")))
+    };
+    assert_eq!(granted().await, (true, false), "the bucket is ours by now; the table is not granted yet");
+    let (status, reason, message) = condition(&obj, "LockTableReady").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Updating"), "{message}");
+    let tags = dynamodb::get_settings(&aws.dynamodb, &table, &table_arn).await.unwrap().tags;
+    assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.metadata.uid.as_ref(), "the adopting pass writes the tags");
+
+    let mut rival = tags.clone();
+    rival.insert("tfstate.dev/owner-uid".into(), "00000000-0000-4000-8000-00000000beef".into());
+    dynamodb::sync_tags(&aws.dynamodb, &table_arn, &tags, &rival).await.unwrap();
+    let obj = wait_reason(&api, "legacy", "LockTableReady", "Conflict").await;
+    let (_, _, message) = condition(&obj, "LockTableReady").unwrap();
+    assert!(message.contains("another TerraformStateBackend"), "{message}");
+    assert_eq!(granted().await, (true, false), "the table was never granted");
+    assert_eq!(condition(&obj, "BackendConfigPublished").unwrap().0, "False", "no configuration for runners");
 }
 
 /// An existing key ARN that does not exist is a clear DependencyNotReady condition, and

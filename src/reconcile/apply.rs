@@ -148,6 +148,12 @@ pub enum BucketApplied {
     /// created it first: S3 answers success to the second CreateBucket in us-east-1), so
     /// nothing else was written.
     LostCreationRace,
+    /// The untagged bucket now carries this object's tags (`spec.adoptExisting`), and
+    /// nothing else was written: a later pass confirms them before any setting or grant.
+    Adopted,
+    /// The bucket to adopt carries another object's owner tag since it was observed
+    /// (another object adopted it first), so nothing was written.
+    AdoptedByAnother,
 }
 
 /// How long a new bucket may stay invisible before the pass gives up (and the next
@@ -171,10 +177,10 @@ pub async fn apply_bucket(
     Ok(claimed)
 }
 
-/// Claims a new bucket (nothing to do when `changes` do not create it): CreateBucket, tagged
-/// in the same call, then its tags read back once S3 shows it. Ownership is what AWS says,
-/// not what the create call answered. `Done` means the bucket is ours and its settings may
-/// be written.
+/// Claims a new bucket: CreateBucket, tagged in the same call, then its tags read back once
+/// S3 shows it (ownership is what AWS says, not what the create call answered); or an
+/// untagged one to adopt: its tags, and nothing else. Nothing to do for a bucket of ours.
+/// `Done` means the bucket is ours and its settings may be written.
 pub async fn claim_bucket(
     aws: &AwsClients,
     desired: &DesiredBucket,
@@ -184,6 +190,16 @@ pub async fn claim_bucket(
 ) -> Result<BucketApplied, AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
     let on = |e: AwsError| e.on(format!("S3 bucket {b}"));
+    if changes.contains(&BucketChange::Adopt) {
+        // Looked at once more right before the write: the shorter the time between the
+        // look and the write, the less room for overwriting another object's claim.
+        let now = s3::get_tags(c, b).await.map_err(on)?.unwrap_or_default();
+        if now.get(TAG_OWNER_UID).is_some_and(|uid| Some(uid) != tags.get(TAG_OWNER_UID)) {
+            return Ok(BucketApplied::AdoptedByAnother);
+        }
+        s3::put_tags(c, b, tags).await.map_err(on)?;
+        return Ok(BucketApplied::Adopted);
+    }
     if !changes.contains(&BucketChange::Create) {
         return Ok(BucketApplied::Done);
     }
@@ -216,7 +232,7 @@ pub async fn apply_bucket_settings(
     tags: &Tags,
 ) -> Result<(), AwsError> {
     let on = |e: AwsError| e.on(format!("S3 bucket {}", desired.name));
-    for change in changes.iter().filter(|c| **c != BucketChange::Create) {
+    for change in changes.iter().filter(|c| !matches!(c, BucketChange::Create | BucketChange::Adopt)) {
         apply_bucket_setting(aws, desired, change, tags).await.map_err(on)?;
     }
     Ok(())
@@ -241,7 +257,7 @@ async fn apply_bucket_setting(
 ) -> Result<(), AwsError> {
     let (c, b) = (&aws.s3, desired.name.as_str());
     match change {
-        BucketChange::Create => {}
+        BucketChange::Create | BucketChange::Adopt => {}
         BucketChange::PutTags => s3::put_tags(c, b, tags).await?,
         BucketChange::EnableVersioning => s3::enable_versioning(c, b).await?,
         BucketChange::PutEncryption => s3::put_encryption(c, b, desired.kms_key_arn.as_deref()).await?,

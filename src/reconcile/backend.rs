@@ -376,18 +376,14 @@ impl Run<'_> {
         // ...and no lock table while the bucket is not: a new bucket is created and its tags
         // read back first; an adopted one is confirmed by the next pass.
         let bucket_claim = match (&bucket_plan, &claim) {
-            (Ok(_), Ok(Some(BucketApplied::Done)))
-                if bucket_is_ours || matches!(observed.bucket, ObservedBucket::Missing) =>
-            {
-                Claim::Ours
-            }
-            (Ok(_), Ok(Some(BucketApplied::Done)) | Err(_)) => Claim::Pending,
+            (Ok(_), Ok(Some(BucketApplied::Done))) => Claim::Ours,
+            (Ok(_), Ok(Some(BucketApplied::Adopted)) | Err(_)) => Claim::Pending,
             _ => Claim::NotOurs,
         };
+        let table_is_ours = observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags));
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
         let table_plan = match &res.table {
             Some(table) => {
-                let table_is_ours = observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags));
                 let bucket = Before { what: &bucket_name, claim: bucket_claim, condition: C::BucketReady };
                 in_claim_order(table_plan, &format!("DynamoDB table {}", table.name), table_is_ours, bucket)
             }
@@ -419,8 +415,10 @@ impl Run<'_> {
             (Ok(_), Err(_)) => observed_ours(&observed.bucket, owner),
             _ => false,
         };
-        let table_owned =
-            table_plan.is_ok() && (t.is_ok() || observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags)));
+        // A table is granted once it is ours: created by this pass, or read back with our tags
+        // (one adopted by this pass only got its tags: it is granted by the next pass).
+        let table_adopted = table_plan.is_ok() && t.is_ok() && observed.table.is_some() && !table_is_ours;
+        let table_owned = table_plan.is_ok() && (table_is_ours || (t.is_ok() && observed.table.is_none()));
         // During a roll-out away from the table, runs on the old configuration still lock
         // there: the kept table stays granted while its tags say it is ours.
         let granted = self.granted_mode();
@@ -479,6 +477,18 @@ impl Run<'_> {
                 self.fail(C::BucketReady, &e);
                 first_error.get_or_insert(e);
             }
+            (Ok(_), Ok(Some(BucketApplied::Adopted))) => {
+                let what = format!("S3 bucket {}", valid.bucket);
+                self.adopted(C::BucketReady, &what);
+            }
+            (Ok(_), Ok(Some(BucketApplied::AdoptedByAnother))) => {
+                let msg = format!(
+                    "S3 bucket {} was adopted by another TerraformStateBackend meanwhile; it is left untouched: \
+                     choose another name",
+                    valid.bucket
+                );
+                self.block(C::BucketReady, Reason::Conflict, msg);
+            }
             (Ok(_), Ok(Some(BucketApplied::LostCreationRace))) => {
                 let msg = format!(
                     "S3 bucket {} was created by another TerraformStateBackend at the same time; it is left untouched: \
@@ -515,6 +525,9 @@ impl Run<'_> {
                 self.report.reconciling = Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
                 let msg = format!("DynamoDB table {} is being created", table.name);
                 self.report.parts.insert(C::LockTableReady, PartState::not_ready(Reason::Creating, msg));
+            }
+            (Ok(_), Some(table), Ok(false)) if table_adopted => {
+                self.adopted(C::LockTableReady, &format!("DynamoDB table {}", table.name));
             }
             (Ok(changes), Some(table), Ok(false)) => {
                 self.settle(
@@ -702,6 +715,19 @@ impl Run<'_> {
             }
         };
         self.record(part, reason, message);
+    }
+
+    /// Records a part that this pass adopted (tagged, nothing else): not ready until a later
+    /// pass reads the tags back as ours, which then writes its settings and grants it. Looked
+    /// at again soon, like any work under way.
+    fn adopted(&mut self, part: C, what: &str) {
+        let message = format!(
+            "{what} adopted (spec.adoptExisting): its ownership tags are written; its settings and the runners' \
+             access follow once they read back as this backend's"
+        );
+        self.events.push((EventType::Normal, Reason::Updated, message.clone()));
+        self.report.reconciling.get_or_insert_with(|| format!("confirming the adoption of {what}"));
+        self.report.parts.insert(part, PartState::not_ready(Reason::Updating, message));
     }
 
     /// Records a part's converged state and the Event a change deserves.

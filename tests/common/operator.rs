@@ -70,6 +70,27 @@ pub async fn start_operator_with(
     resync: Duration,
     settings: AwsSettings,
 ) -> Operator {
+    start(ground, namespace, resync, settings, Duration::from_secs(1)).await
+}
+
+/// As [`start_operator`], looking again `verify_delay` after a pass that wrote something
+/// (instead of 1 s): room for a test to act between two passes.
+pub async fn start_operator_verifying_after(
+    ground: &Ground,
+    namespace: &str,
+    resync: Duration,
+    verify_delay: Duration,
+) -> Operator {
+    start(ground, namespace, resync, ground.aws_settings(), verify_delay).await
+}
+
+async fn start(
+    ground: &Ground,
+    namespace: &str,
+    resync: Duration,
+    settings: AwsSettings,
+    verify_delay: Duration,
+) -> Operator {
     // The operator's logs, for debugging a test: `TEST_LOG=tfstate_operator=debug`.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -81,7 +102,7 @@ pub async fn start_operator_with(
         defaults: OperatorDefaults { region: Some(ground.var("AWS_REGION").to_string()) },
         endpoint_url: endpoint,
         resync_interval: resync,
-        verify_delay: Duration::from_secs(1),
+        verify_delay,
         reconcile_timeout: Duration::from_secs(300),
         instance: None,
     };

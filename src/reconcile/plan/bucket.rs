@@ -14,6 +14,10 @@ pub enum BucketChange {
     /// CreateBucket (BucketOwnerEnforced, tagged in the same call), then every setting
     /// below but the tags.
     Create,
+    /// Adopt an untagged bucket (`spec.adoptExisting`): write this object's tags, if it is
+    /// still untagged then, and nothing else. Its settings and the runners' grant wait for a
+    /// later pass to read the tags back as this object's.
+    Adopt,
     /// Replace the tags.
     PutTags,
     /// Turn versioning on.
@@ -70,6 +74,13 @@ pub fn plan_bucket(
         ObservedBucket::Exists { tags, settings } => (tags, settings),
     };
     check_ownership(&what, observed_tags, owner, adopt)?;
+    // Adoption is a claim first. Tags are the only ownership S3 knows and have no
+    // conditional write: two objects adopting the same untagged bucket at once would both
+    // write settings and grant their runners access to whatever the bucket holds. So only
+    // the tags now; whichever object's tags the next pass reads back is the owner.
+    if !owner.owns(observed_tags) {
+        return Ok(vec![BucketChange::Adopt]);
+    }
     let Some(s) = settings else {
         return Err(Blocked {
             reason: Reason::AwsError,

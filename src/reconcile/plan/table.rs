@@ -63,6 +63,11 @@ pub fn plan_table(
     if info.status != "ACTIVE" {
         return Ok(vec![TableChange::WaitUntilActive]);
     }
+    // Adoption is a claim first, as for the bucket (see `plan_bucket`): only the tags now;
+    // its settings and the runners' grant once a later pass reads them back as ours.
+    if !owner.owns(&observed.settings.tags) {
+        return Ok(vec![TableChange::SyncTags]);
+    }
     let mut changes = Vec::new();
     let deletion_protection =
         (info.deletion_protection != desired.deletion_protection).then_some(desired.deletion_protection);

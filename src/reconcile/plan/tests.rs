@@ -501,8 +501,7 @@ fn resources_of_another_owner_are_untouched() {
     assert_blocked(plan_b(&b, &ObservedBucket::OtherAccount, true), Reason::Conflict, &["another AWS account"]);
 }
 
-/// Untagged resources are a Conflict pointing at adoptExisting; adopted, they are tagged (and
-/// their other drift repaired).
+/// Untagged resources are a Conflict pointing at adoptExisting; adopted, they are tagged.
 #[test]
 fn untagged_resources_need_adopt_existing() {
     let b = backend("");
@@ -511,11 +510,34 @@ fn untagged_resources_need_adopt_existing() {
         assert_blocked(plan, Reason::Conflict, &["not managed by tfstate-operator", "spec.adoptExisting"]);
     }
     let adopted = plan_tagged(&b, &untagged, true).map(|p| p.expect("adoptable"));
-    assert_eq!(adopted, ["[PutTags]", "[SyncTags]", "[SyncTags]", "[SyncTags]"]);
+    assert_eq!(adopted, ["[Adopt]", "[SyncTags]", "[SyncTags]", "[SyncTags]"]);
+}
+
+/// Adopting a bucket or table is a claim first: only the tags, whatever else differs. Its
+/// settings are repaired once a later pass reads the tags back as this object's (another
+/// object adopting it at the same moment may have written its tags last).
+#[test]
+fn an_adopted_bucket_or_table_gets_its_settings_only_once_its_tags_read_back() {
+    let b = backend("");
     let mut drifted = settings(&b);
     drifted.versioning_enabled = false;
-    let o = ObservedBucket::Exists { tags: Tags::new(), settings: Some(drifted) };
-    assert_eq!(plan_b(&b, &o, true), Ok(vec![BucketChange::PutTags, BucketChange::EnableVersioning]));
+    drifted.policy = None;
+    let untagged = ObservedBucket::Exists { tags: Tags::new(), settings: Some(drifted.clone()) };
+    assert_eq!(plan_b(&b, &untagged, true), Ok(vec![BucketChange::Adopt]));
+    let claimed = ObservedBucket::Exists { tags: aws_tags(&b.tags), settings: Some(drifted) };
+    assert_eq!(plan_b(&b, &claimed, true), Ok(vec![BucketChange::EnableVersioning, BucketChange::PutPolicy]));
+
+    let mut t = table(&b);
+    t.settings.pitr = !t.settings.pitr;
+    t.info.billing_mode = "PROVISIONED".into();
+    let tagged = t.clone();
+    t.settings.tags = Tags::new();
+    assert_eq!(plan_t(&b, &t, true), Ok(vec![TableChange::SyncTags]));
+    let repairs = plan_t(&b, &tagged, true).expect("ours");
+    assert!(repairs.contains(&TableChange::SetPitr(!tagged.settings.pitr)) && repairs.len() == 2, "{repairs:?}");
+    // A table in the wrong shape is refused before anything is claimed.
+    t.info.has_range_key = true;
+    assert_blocked(plan_t(&b, &t, true), Reason::Conflict, &["LockID"]);
 }
 
 mod replication {
