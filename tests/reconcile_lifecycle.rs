@@ -286,6 +286,79 @@ async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
     assert!(kms::describe_key(&aws.kms, &format!("alias/tfstate-{ns}-gone")).await.unwrap().is_none(), "alias deleted");
 }
 
+/// A backend keeps its bucket and its runners' lock table: a spec renaming either is an
+/// InvalidSpec (no AWS call: no empty bucket for the runners to start from, no second
+/// table), the runners' configuration stays as it was, and status keeps the bucket. The
+/// abuse case is deletion of such a spec with deletionPolicy Delete: the renamed bucket does
+/// not exist, but the one status recorded holds state, so nothing is deleted and the key
+/// stays enabled. Named back, the backend converges again.
+#[tokio::test]
+async fn a_renamed_bucket_or_table_is_refused_and_deletion_still_guards_the_state() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (ground, client, ns) = setup("rename").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let (bucket, renamed) = (unique_bucket("kept"), unique_bucket("renamed"));
+    create_backend(&api, &backend_yaml("tf", &bucket, "  deletionPolicy: Delete\n")).await;
+    let before = wait_ready(&api, "tf").await;
+    let status = before.status.clone().unwrap();
+    let key_arn = status.kms_key_arn.clone().unwrap();
+    put_state(&aws.s3, &bucket, &format!("{ns}/tf/terraform.tfstate"), &key_arn).await;
+    let published = || async {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+        let cm = cms.get(status.config_map_name.as_deref().unwrap()).await.unwrap();
+        cm.data.unwrap_or_default().into_values().collect::<Vec<_>>().join("\n")
+    };
+    // One resync so that status has listed the state.
+    wait_for(&api, "tf", Duration::from_secs(30), "state listed", |o| {
+        o.status.as_ref().and_then(|s| s.state.as_ref()).is_some_and(|s| s.exists)
+    })
+    .await;
+
+    patch_spec(&api, "tf", json!({"bucket": {"name": renamed}})).await;
+    let obj = wait_reason(&api, "tf", "BucketReady", "InvalidSpec").await;
+    let message = condition(&obj, "BucketReady").unwrap().2;
+    for needle in ["spec.bucket.name", &bucket, "cannot be changed", "Set it back to", "Nothing was changed in AWS"] {
+        assert!(message.contains(needle), "{needle:?} missing: {message}");
+    }
+    assert_eq!(condition(&obj, "Ready").unwrap().0, "False");
+    assert_eq!(s3::get_tags(&aws.s3, &renamed).await.unwrap(), None, "no bucket of the new name");
+    assert_eq!(obj.status.as_ref().unwrap().bucket_arn, status.bucket_arn, "status keeps the bucket");
+    let config = published().await;
+    assert!(config.contains(&bucket) && !config.contains(&renamed), "the runners' configuration is kept: {config}");
+
+    // Named back, and then the lock table renamed: refused the same way.
+    patch_spec(&api, "tf", json!({"bucket": {"name": bucket}})).await;
+    wait_for(&api, "tf", Duration::from_secs(60), "Ready again", |o| {
+        common::operator::is_ready(o) && o.metadata.generation == o.status.as_ref().and_then(|s| s.observed_generation)
+    })
+    .await;
+    patch_spec(&api, "tf", json!({"locking": {"table": {"name": format!("{bucket}-v2")}}})).await;
+    let obj = wait_reason(&api, "tf", "LockTableReady", "InvalidSpec").await;
+    let message = condition(&obj, "LockTableReady").unwrap().2;
+    assert!(message.contains("spec.locking.table.name") && message.contains(&format!("{bucket}-lock")), "{message}");
+    assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-v2")).await.unwrap().is_none(), "no second table");
+
+    // The bucket renamed again, then the object deleted with deletionPolicy Delete.
+    patch_spec(&api, "tf", json!({"bucket": {"name": renamed}, "locking": {"table": {"name": null}}})).await;
+    wait_for(&api, "tf", Duration::from_secs(30), "refused", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, _, m)| m.contains(&renamed))
+    })
+    .await;
+    api.delete("tf", &DeleteParams::default()).await.unwrap();
+    let obj = wait_reason(&api, "tf", "BucketReady", "DeletionBlocked").await;
+    let message = condition(&obj, "BucketReady").unwrap().2;
+    assert!(message.contains(&bucket) && message.contains("1 object version"), "{message}");
+    tokio::time::sleep(RESYNC).await;
+    assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "Enabled", "the key stays");
+    assert!(s3::get_tags(&aws.s3, &bucket).await.unwrap().is_some(), "the bucket with the state stays");
+    // Let the object go without deleting anything.
+    patch_spec(&api, "tf", json!({"deletionPolicy": "Retain"})).await;
+    wait_gone(&api, "tf").await;
+    assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "Enabled");
+}
+
 /// Deleting an object whose spec never validated (so Apply never reached AWS) just
 /// completes: Cleanup tolerates Apply never having run.
 #[tokio::test]

@@ -142,7 +142,8 @@ pub struct ReplicationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BucketSpec {
     /// Globally unique S3 bucket name: 3-63 characters, lowercase letters, digits, dots
-    /// and hyphens, starting and ending with a letter or digit.
+    /// and hyphens, starting and ending with a letter or digit. Fixed once the bucket is the
+    /// backend's (it holds the state): a change is refused as InvalidSpec.
     #[schemars(length(min = 3, max = 63), regex(pattern = patterns::BUCKET_NAME))]
     pub name: String,
 
@@ -328,7 +329,8 @@ impl LockMode {
 #[serde(rename_all = "camelCase")]
 pub struct LockTableSpec {
     /// Table name (3-255 characters: letters, digits, `_`, `-`, `.`). Defaults to
-    /// `<bucket>-lock`.
+    /// `<bucket>-lock`. Fixed while runners lock in the table: a change is refused as
+    /// InvalidSpec (move tables by way of mode Lockfile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 255), regex(pattern = patterns::TABLE_NAME))]
     pub name: Option<String>,

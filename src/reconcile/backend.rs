@@ -31,7 +31,7 @@ use super::plan::{
 use super::publish::{Published, publish};
 use super::state_object::state_status;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
-use super::validate::{ObjectRef, ValidSpec, validate};
+use super::validate::{ObjectRef, ValidSpec, check_kept_names, validate};
 
 mod audit;
 mod replica;
@@ -57,7 +57,11 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
     let target = ObjectRef { namespace: &owner.namespace, name: &owner.name };
-    let valid = match validate(target, &obj.spec, &ctx.config.defaults) {
+    // Then against what status says is already the object's own (its bucket, its runners'
+    // lock table): renaming those would strand the state or split the lock.
+    let checked = validate(target, &obj.spec, &ctx.config.defaults)
+        .and_then(|valid| check_kept_names(&valid, previous).map(|()| valid));
+    let valid = match checked {
         Ok(valid) => valid,
         Err(e) => {
             // Nothing is done in AWS for an invalid spec; it waits for the next edit.

@@ -22,7 +22,7 @@ use super::backend::{event, owner_of};
 use super::desired::{DesiredKey, INLINE_POLICY_NAME, Owner, TAG_OWNER_UID, desired_key};
 use super::error::ReconcileError;
 use super::status::{self, PartState, StatusReport, next_status};
-use super::validate::{ObjectRef, ValidSpec, validate};
+use super::validate::{ObjectRef, ValidSpec, own_bucket, validate};
 
 /// How many versions are counted at most for the DeletionBlocked message.
 const COUNT_LIMIT: u64 = 10_000;
@@ -148,6 +148,18 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     let finding = inspect_bucket(&aws, &valid.bucket, &owner).await?;
     let verdict = judge_bucket(&valid.bucket, &finding);
     tracing::info!(bucket = %valid.bucket, ?finding, "deletion: the state bucket");
+    // The bucket status knows as this object's, when the spec names another one now (a
+    // rename is refused, but the spec says what it says): it may hold the state the key
+    // encrypts, so it is judged under the same rules before anything is deleted.
+    let recorded = obj.status.as_ref().and_then(own_bucket).filter(|b| *b != valid.bucket);
+    let recorded = match recorded {
+        Some(bucket) => {
+            let finding = inspect_bucket(&aws, bucket, &owner).await?;
+            tracing::info!(bucket, ?finding, "deletion: the state bucket status recorded");
+            Some((bucket, judge_bucket(bucket, &finding)))
+        }
+        None => None,
+    };
     // The replica under the same rules, judged before anything is deleted.
     let replica = match &valid.replication {
         Some(r) => {
@@ -158,13 +170,17 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
         }
         None => None,
     };
-    for verdict in std::iter::once(&verdict).chain(replica.iter().map(|(_, v)| v)) {
+    let others = recorded.iter().map(|(_, v)| v).chain(replica.iter().map(|(_, v)| v));
+    for verdict in std::iter::once(&verdict).chain(others) {
         if let BucketVerdict::Blocked(message) = verdict {
             return Err(block_deletion(ctx, obj, &owner, message.clone()).await);
         }
     }
     if verdict == BucketVerdict::DeleteIt {
         s3::delete_bucket(&aws.s3, &valid.bucket).await?;
+    }
+    if let Some((bucket, BucketVerdict::DeleteIt)) = recorded {
+        s3::delete_bucket(&aws.s3, bucket).await?;
     }
     if let (Some(r), Some((replica_aws, BucketVerdict::DeleteIt))) = (&valid.replication, &replica) {
         s3::delete_bucket(&replica_aws.s3, &r.bucket).await?;

@@ -12,9 +12,11 @@ use regex::Regex;
 use crate::api::{EncryptionMode, TerraformStateBackendSpec, patterns};
 
 pub use super::valid::{AccessLogging, Audit, Encryption, LockTable, Replication, Role, ValidSpec};
+pub use kept::{check_kept_names, own_bucket};
 pub use replication::{REPLICA_SUFFIX, REPLICATION_ROLE_SUFFIX};
 
 mod audit;
+mod kept;
 mod keys;
 mod replication;
 mod role;
