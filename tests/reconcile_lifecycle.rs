@@ -286,14 +286,15 @@ async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
     assert!(kms::describe_key(&aws.kms, &format!("alias/tfstate-{ns}-gone")).await.unwrap().is_none(), "alias deleted");
 }
 
-/// A backend keeps its bucket and its runners' lock table: a spec renaming either is an
-/// InvalidSpec (no AWS call: no empty bucket for the runners to start from, no second
-/// table), the runners' configuration stays as it was, and status keeps the bucket. The
+/// A backend keeps its bucket, the key of its current state and its runners' lock table: a
+/// spec changing any is an InvalidSpec (no AWS call: no empty bucket or key for the runners
+/// to start from, no second table), the runners' configuration stays as it was, and status
+/// keeps the bucket. The
 /// abuse case is deletion of such a spec with deletionPolicy Delete: the renamed bucket does
 /// not exist, but the one status recorded holds state, so nothing is deleted and the key
 /// stays enabled. Named back, the backend converges again.
 #[tokio::test]
-async fn a_renamed_bucket_or_table_is_refused_and_deletion_still_guards_the_state() {
+async fn a_renamed_bucket_key_or_table_is_refused_and_deletion_still_guards_the_state() {
     use k8s_openapi::api::core::v1::ConfigMap;
     let (ground, client, ns) = setup("rename").await;
     let _op = start_operator(&ground, &ns, RESYNC).await;
@@ -340,8 +341,19 @@ async fn a_renamed_bucket_or_table_is_refused_and_deletion_still_guards_the_stat
     assert!(message.contains("spec.locking.table.name") && message.contains(&format!("{bucket}-lock")), "{message}");
     assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-v2")).await.unwrap().is_none(), "no second table");
 
+    // The state key moved away from the current state: refused the same way.
+    patch_spec(&api, "tf", json!({"locking": {"table": {"name": null}}, "stateKey": "moved/terraform.tfstate"})).await;
+    let obj = wait_for(&api, "tf", Duration::from_secs(30), "stateKey refused", |o| {
+        condition(o, "BucketReady").is_some_and(|(_, r, m)| r == "InvalidSpec" && m.contains("spec.stateKey"))
+    })
+    .await;
+    let message = condition(&obj, "BucketReady").unwrap().2;
+    assert!(message.contains(&format!("{ns}/tf/terraform.tfstate")), "{message}");
+    let config = published().await;
+    assert!(!config.contains("moved/terraform.tfstate"), "the runners' configuration is kept: {config}");
+
     // The bucket renamed again, then the object deleted with deletionPolicy Delete.
-    patch_spec(&api, "tf", json!({"bucket": {"name": renamed}, "locking": {"table": {"name": null}}})).await;
+    patch_spec(&api, "tf", json!({"bucket": {"name": renamed}, "stateKey": null})).await;
     wait_for(&api, "tf", Duration::from_secs(30), "refused", |o| {
         condition(o, "BucketReady").is_some_and(|(_, _, m)| m.contains(&renamed))
     })

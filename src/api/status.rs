@@ -124,6 +124,9 @@ pub struct LockModeChange {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateObjectStatus {
+    /// The state key these figures are of (`spec.stateKey` when they were listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Whether a state is current: false before the first `terraform apply`, or when the
     /// current version is a delete marker (`deleted`).
     pub exists: bool,

@@ -628,12 +628,12 @@ impl Run<'_> {
         // The state's versions, in a bucket of ours only (one listing page: reads, no content).
         // A bucket this pass created holds none yet (and may not be listable at once).
         if bucket_owned && matches!(observed.bucket, ObservedBucket::Missing) {
-            self.report.state = Some(state_status(&[], false));
+            self.report.state = Some(state_status(&valid.state_key, &[], false));
         } else if bucket_owned {
             let (versions, more) = s3::list_key_versions(&aws.s3, &valid.bucket, &valid.state_key)
                 .await
                 .map_err(|e| e.on(format!("S3 bucket {}, state {}", valid.bucket, valid.state_key)))?;
-            self.report.state = Some(state_status(&versions, more));
+            self.report.state = Some(state_status(&valid.state_key, &versions, more));
         }
         replica.map(|_| ())
     }

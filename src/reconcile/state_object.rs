@@ -5,13 +5,14 @@
 use crate::api::StateObjectStatus;
 use crate::aws::s3::KeyVersion;
 
-/// The state object's status from `versions` (of exactly the state key, any order) and
-/// whether the listing was `truncated`.
-pub fn state_status(versions: &[KeyVersion], truncated: bool) -> StateObjectStatus {
+/// The state object's status from `versions` (of exactly the state key `key`, any order)
+/// and whether the listing was `truncated`.
+pub fn state_status(key: &str, versions: &[KeyVersion], truncated: bool) -> StateObjectStatus {
     let current = versions.iter().find(|v| v.latest);
     let kept = versions.iter().filter(|v| !v.delete_marker).count();
     let state = current.filter(|v| !v.delete_marker);
     StateObjectStatus {
+        key: Some(key.to_string()),
         exists: state.is_some(),
         version_id: state.map(|v| v.id.clone()),
         size: state.and_then(|v| v.size),
@@ -38,13 +39,13 @@ mod tests {
 
     #[test]
     fn no_state_yet() {
-        assert_eq!(state_status(&[], false), StateObjectStatus::default());
+        assert_eq!(state_status("k", &[], false), StateObjectStatus { key: Some("k".into()), ..Default::default() });
     }
 
     #[test]
     fn the_current_version_and_the_count() {
         let listed = [v("v3", "2026-12-01T10:03:00Z", true, false), v("v2", "2026-12-01T10:02:00Z", false, false)];
-        let s = state_status(&listed, false);
+        let s = state_status("k", &listed, false);
         assert!(s.exists && !s.deleted && !s.more_versions);
         assert_eq!(s.version_id.as_deref(), Some("v3"));
         assert_eq!((s.size, s.last_modified.as_deref(), s.versions), (Some(1200), Some("2026-12-01T10:03:00Z"), 2));
@@ -53,14 +54,14 @@ mod tests {
     #[test]
     fn a_deleted_state_keeps_its_versions() {
         let listed = [v("dm", "2026-12-01T10:04:00Z", true, true), v("v3", "2026-12-01T10:03:00Z", false, false)];
-        let s = state_status(&listed, false);
+        let s = state_status("k", &listed, false);
         assert!(!s.exists && s.deleted);
         assert_eq!((s.version_id, s.size, s.versions), (None, None, 1), "delete markers are not versions");
     }
 
     #[test]
     fn a_truncated_listing_says_so() {
-        let s = state_status(&[v("v9", "2026-12-01T10:09:00Z", true, false)], true);
+        let s = state_status("k", &[v("v9", "2026-12-01T10:09:00Z", true, false)], true);
         assert!(s.more_versions);
         assert_eq!(s.versions, 1, "a lower bound");
     }

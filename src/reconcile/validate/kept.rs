@@ -1,9 +1,9 @@
-//! Names a backend keeps once they are its own (pure): its state bucket, and the lock table
-//! its runners lock in. A spec naming another one is refused before any AWS call, as an
-//! invalid spec: a new bucket would give the runners an empty state (Terraform would then
-//! plan to create everything again) and leave the old one, with the state, behind; a new
-//! lock table would let runs still on the old configuration and runs on the new one hold
-//! the lock at the same time.
+//! Names a backend keeps once they are its own (pure): its state bucket, the key of its
+//! current state, and the lock table its runners lock in. A spec naming another one is
+//! refused before any AWS call, as an invalid spec: a new bucket or key would give the
+//! runners an empty state (Terraform would then plan to create everything again) and leave
+//! the state behind; a new lock table would let runs still on the old configuration and
+//! runs on the new one hold the lock at the same time.
 
 use crate::api::{LockMode, TerraformStateBackendStatus};
 use crate::reconcile::locks::previous_mode;
@@ -30,6 +30,19 @@ pub fn check_kept_names(
                  move the state, create another TerraformStateBackend for {new} and run `terraform init \
                  -migrate-state` against it. Nothing was changed in AWS",
                 new = valid.bucket,
+            ),
+        });
+    }
+    let moved_from = status.state.as_ref().filter(|s| s.exists).and_then(|s| s.key.as_deref());
+    if let Some(old) = moved_from.filter(|old| *old != valid.state_key && problems.is_empty()) {
+        problems.push(FieldError {
+            path: "spec.stateKey".into(),
+            message: format!(
+                "the current state of this backend is at {old}: its runners would start from an empty state at \
+                 {new}. Set it back to {old}; to move the state, stop the runners, copy it to {new}, delete {old} \
+                 (its versions are kept) and change stateKey once status.state.deleted says so. Nothing was \
+                 changed in AWS",
+                new = valid.state_key,
             ),
         });
     }
@@ -124,6 +137,31 @@ mod tests {
     fn a_bucket_that_never_was_ours_may_be_renamed() {
         let s = status("taken", None, None);
         assert_eq!(check_kept_names(&spec("mine", Some("mine-lock")), Some(&s)), Ok(()));
+    }
+
+    /// The key of a current state is kept; a key without a current state (none yet, or
+    /// deleted after being copied elsewhere: its versions stay) may change.
+    #[test]
+    fn the_key_of_a_current_state_is_kept() {
+        let key = "team-payments/payments-prod/terraform.tfstate";
+        let mut state = StateObjectStatus { key: Some(key.into()), exists: true, versions: 2, ..Default::default() };
+        let mut moved = spec("acme", Some("acme-lock"));
+        moved.state_key = "team-payments/prod.tfstate".into();
+        let s = status("acme", Some(state.clone()), Some("acme-lock"));
+        let problems = refused(check_kept_names(&moved, Some(&s)));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.stateKey");
+        assert!(problems[0].message.contains(key) && problems[0].message.contains("status.state.deleted"));
+        assert_eq!(check_kept_names(&spec("acme", Some("acme-lock")), Some(&s)), Ok(()), "the same key");
+        state.exists = false;
+        state.deleted = true;
+        let s = status("acme", Some(state.clone()), Some("acme-lock"));
+        assert_eq!(check_kept_names(&moved, Some(&s)), Ok(()));
+        // Figures listed before the key was recorded say nothing about it.
+        state.exists = true;
+        state.key = None;
+        let s = status("acme", Some(state), Some("acme-lock"));
+        assert_eq!(check_kept_names(&moved, Some(&s)), Ok(()));
     }
 
     #[test]
