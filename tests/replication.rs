@@ -264,6 +264,46 @@ async fn replica_is_deleted_under_the_primary_rules() {
     assert_eq!(key.state, "PendingDeletion");
 }
 
+/// Abuse: an untagged replica bucket adopted (`adoptExisting`) receives no copies of the
+/// state until a later pass reads its tags back as ours. When another object's tags land
+/// last, the replica is a Conflict and the state bucket never got a replication rule into it.
+#[tokio::test]
+async fn an_adopted_replica_gets_no_state_before_its_tags_read_back() {
+    let (ground, client, ns) = setup("replica-adopt").await;
+    let _op = common::operator::start_operator_verifying_after(
+        &ground,
+        &ns,
+        Duration::from_secs(300),
+        Duration::from_secs(15),
+    )
+    .await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("repladopt");
+    let replica = format!("{bucket}-replica");
+    let (primary, secondary) = (inspector(&ground).await, replica_inspector(&ground).await);
+    s3::create_bucket(&secondary.s3, &replica, REPLICA_REGION, &Default::default()).await.unwrap();
+    let extra = format!("  adoptExisting: true\n  replication: {{region: {REPLICA_REGION}}}\n");
+    create_backend(&api, &backend_yaml("tf", &bucket, &extra)).await;
+    let obj = wait_for(&api, "tf", Duration::from_secs(90), "replica adopted or converged", |o| {
+        condition(o, "ReplicationReady").is_some_and(|(s, r, _)| s == "True" || r == "Updating")
+    })
+    .await;
+    let replication = s3::get_replication(&primary.s3, &bucket).await.unwrap();
+    assert!(replication.is_none(), "the state bucket replicates into an unconfirmed bucket: {replication:?}");
+    let (status, reason, message) = condition(&obj, "ReplicationReady").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Updating"), "{message}");
+    let tags = s3::get_tags(&secondary.s3, &replica).await.unwrap().unwrap();
+    assert_eq!(tags.get("tfstate.dev/owner-uid"), obj.metadata.uid.as_ref(), "the adopting pass tags it");
+
+    let mut rival = tags.clone();
+    rival.insert("tfstate.dev/owner-uid".into(), "00000000-0000-4000-8000-00000000beef".into());
+    s3::put_tags(&secondary.s3, &replica, &rival).await.unwrap();
+    let obj = wait_reason(&api, "tf", "ReplicationReady", "Conflict").await;
+    assert!(condition(&obj, "ReplicationReady").unwrap().2.contains("another TerraformStateBackend"));
+    assert!(s3::get_replication(&primary.s3, &bucket).await.unwrap().is_none(), "never replicated into it");
+    assert_eq!(s3::get_tags(&secondary.s3, &replica).await.unwrap().unwrap(), rival, "the rival's tags are kept");
+}
+
 /// Abuse: another backend's replica bucket is a Conflict and is not touched; the backend's
 /// own region and wildcard names are refused before any AWS call.
 #[tokio::test]

@@ -108,12 +108,20 @@ impl Run<'_> {
                 return Ok(None);
             }
         };
-        if apply_bucket(&replica_aws, &res.bucket, &bucket_changes, tags, &self.ctx.failpoints).await?
-            == BucketApplied::LostCreationRace
-        {
+        // Only a replica bucket confirmed ours receives copies of the state: one adopted by
+        // this pass waits for the next to read its tags back (see `plan_bucket`).
+        let taken = match apply_bucket(&replica_aws, &res.bucket, &bucket_changes, tags, &self.ctx.failpoints).await? {
+            BucketApplied::Done => None,
+            BucketApplied::Adopted => {
+                self.adopted(C::ReplicationReady, &format!("replica bucket {}", r.bucket));
+                return Ok(None);
+            }
+            BucketApplied::LostCreationRace => Some("was created by another TerraformStateBackend at the same time"),
+            BucketApplied::AdoptedByAnother => Some("was adopted by another TerraformStateBackend meanwhile"),
+        };
+        if let Some(how) = taken {
             let msg = format!(
-                "replica bucket {} was created by another TerraformStateBackend at the same time; it is left \
-                 untouched: choose another spec.replication.bucketName",
+                "replica bucket {} {how}; it is left untouched: choose another spec.replication.bucketName",
                 r.bucket
             );
             self.block(C::ReplicationReady, Reason::Conflict, msg);
