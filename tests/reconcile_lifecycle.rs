@@ -371,6 +371,32 @@ async fn a_renamed_bucket_key_or_table_is_refused_and_deletion_still_guards_the_
     assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "Enabled");
 }
 
+/// A pass that stops before the lock table (here: the key it is told to use does not
+/// exist) keeps `status.lockTableArn`: the table runners lock in is never forgotten, so a
+/// rename right after is still refused (and deletion would still find the table).
+#[tokio::test]
+async fn a_pass_that_stops_before_the_table_keeps_the_table_it_knows() {
+    let (ground, client, ns) = setup("keep-table").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("keeptable");
+    create_backend(&api, &backend_yaml("tf", &bucket, "")).await;
+    let table_arn = wait_ready(&api, "tf").await.status.unwrap().lock_table_arn.expect("lockTableArn");
+
+    let missing = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000";
+    patch_spec(&api, "tf", json!({"encryption": {"kmsKey": {"existingKeyArn": missing}}})).await;
+    let obj = wait_reason(&api, "tf", "EncryptionKeyReady", "DependencyNotReady").await;
+    assert_eq!(obj.status.unwrap().lock_table_arn.as_deref(), Some(table_arn.as_str()), "the table is remembered");
+
+    let spec = json!({"encryption": {"kmsKey": null}, "locking": {"table": {"name": format!("{bucket}-v2")}}});
+    patch_spec(&api, "tf", spec).await;
+    let obj = wait_reason(&api, "tf", "LockTableReady", "InvalidSpec").await;
+    let message = condition(&obj, "LockTableReady").unwrap().2;
+    assert!(message.contains(&format!("{bucket}-lock")) && message.contains("spec.locking.table.name"), "{message}");
+    let aws = inspector(&ground).await;
+    assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-v2")).await.unwrap().is_none(), "no second table");
+}
+
 /// Deleting an object whose spec never validated (so Apply never reached AWS) just
 /// completes: Cleanup tolerates Apply never having run.
 #[tokio::test]

@@ -153,6 +153,12 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     }
     .await;
     let Run { mut report, mut events, lock_events, .. } = run;
+    // The lock table runners may lock in is never forgotten by a pass that did not settle it
+    // (its part blocked, adopted, not ACTIVE, or not reached): deletion and the rename
+    // check find it by this name.
+    if report.lock_table_arn.is_none() {
+        report.lock_table_arn = previous.and_then(|s| s.lock_table_arn.clone());
+    }
     if let Err(e) = &result {
         let decision = decide(Outcome::Failed(e.reason(), e.class()));
         report = status::remember(report, previous);
@@ -291,6 +297,8 @@ impl Run<'_> {
                 self.block(C::AuditReady, Reason::DependencyNotReady, "waiting for the state bucket".into());
             }
             self.report.trail_arn = previous.and_then(|s| s.trail_arn.clone());
+            // Not reached: the replica as known (its key is how the replica key is found again).
+            self.report.replica = status::remember(StatusReport::default(), previous).replica;
             if valid.replication.is_some() {
                 self.block(C::ReplicationReady, Reason::DependencyNotReady, "waiting for the KMS key".into());
             }
@@ -726,8 +734,8 @@ impl Run<'_> {
     /// at again soon, like any work under way.
     fn adopted(&mut self, part: C, what: &str) {
         let message = format!(
-            "{what} adopted (spec.adoptExisting): its ownership tags are written; its settings and the runners' \
-             access follow once they read back as this backend's"
+            "{what} adopted (spec.adoptExisting): its ownership tags are written; its settings, and any access \
+             to it, follow once they read back as this backend's"
         );
         self.events.push((EventType::Normal, Reason::Updated, message.clone()));
         self.report.reconciling.get_or_insert_with(|| format!("confirming the adoption of {what}"));

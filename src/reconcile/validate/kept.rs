@@ -20,7 +20,9 @@ pub fn check_kept_names(
     if let Some(old) = own_bucket(status).filter(|old| *old != valid.bucket) {
         let held = match &status.state {
             Some(s) if s.exists || s.versions > 0 => format!("holds {} version(s) of its state", s.versions.max(1)),
-            _ => "is where its runners keep their state".to_string(),
+            // Empty so far: renaming would still leave it behind, tagged as this backend's.
+            _ => "holds no state yet (to start over under another name, delete this object with deletionPolicy                   Delete, which removes the empty bucket, and create it again)"
+                .to_string(),
         };
         problems.push(FieldError {
             path: "spec.bucket.name".into(),
