@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod aws;
 pub mod cache;
+pub mod claims;
 pub mod context;
 pub mod controller;
 pub mod failpoint;

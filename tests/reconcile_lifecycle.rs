@@ -207,6 +207,47 @@ async fn an_adopted_lock_table_is_granted_only_once_its_tags_read_back() {
     assert_eq!(condition(&obj, "BackendConfigPublished").unwrap().0, "False", "no configuration for runners");
 }
 
+/// The abuse case of adoption after an outside tool removed a bucket's tags (PutBucketTagging
+/// replaces the whole set): the bucket looks untagged, but another backend's status records
+/// it as its state bucket. An object allowed to adopt gets a Conflict, writes nothing and is
+/// granted nothing: it never reaches that backend's state.
+#[tokio::test]
+async fn an_untagged_bucket_another_backend_records_is_not_adoptable() {
+    let (ground, client, ns) = setup("adopt-wiped").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let bucket = unique_bucket("wiped");
+    create_backend(&api, &backend_yaml("first-team", &bucket, "")).await;
+    wait_ready(&api, "first-team").await;
+    wait_for(&api, "first-team", Duration::from_secs(30), "state listed", |o| {
+        o.status.as_ref().is_some_and(|s| s.state.is_some())
+    })
+    .await;
+    aws.s3.delete_bucket_tagging().bucket(&bucket).send().await.expect("DeleteBucketTagging");
+
+    create_backend(&api, &backend_yaml("taker", &bucket, "  adoptExisting: true\n")).await;
+    let taker = wait_reason(&api, "taker", "BucketReady", "Conflict").await;
+    let message = condition(&taker, "BucketReady").unwrap().2;
+    assert!(message.contains("records it as its state bucket"), "{message}");
+    assert!(!message.contains("first-team"), "the other backend is not named: {message}");
+    let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap_or_default();
+    assert!(tags.get("tfstate.dev/owner-uid") != taker.metadata.uid.as_ref(), "the taker tagged it: {tags:?}");
+    let role = taker.status.as_ref().and_then(|s| s.role_arn.clone()).expect("the taker's role");
+    let role = role.rsplit('/').next().unwrap().to_string();
+    let inline = iam::get_inline_policy(&aws.iam, &role, "tfstate-backend").await.expect("GetRolePolicy");
+    assert!(!inline.unwrap_or_default().contains(&bucket), "the taker's runners were granted the bucket");
+
+    // The first backend, now seeing its bucket untagged, is a Conflict itself, but its status
+    // still records the state: a later taker is refused just the same.
+    let first = wait_reason(&api, "first-team", "BucketReady", "Conflict").await;
+    assert!(first.status.as_ref().and_then(|s| s.state.as_ref()).is_some(), "status.state was dropped");
+    create_backend(&api, &backend_yaml("second-taker", &bucket, "  adoptExisting: true\n")).await;
+    let second = wait_reason(&api, "second-taker", "BucketReady", "Conflict").await;
+    let message = condition(&second, "BucketReady").unwrap().2;
+    assert!(message.contains("records it as its state bucket"), "{message}");
+}
+
 /// An existing key ARN that does not exist is a clear DependencyNotReady condition, and
 /// nothing that would need the key is created.
 #[tokio::test]

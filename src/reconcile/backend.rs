@@ -26,7 +26,8 @@ use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{
-    Before, Claim, KeyChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table,
+    Before, Blocked, BucketChange, Claim, KeyChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key,
+    plan_role, plan_table,
 };
 use super::publish::{Published, publish};
 use super::state_object::state_status;
@@ -380,6 +381,21 @@ impl Run<'_> {
         };
         let bucket_is_ours = observed_ours(&observed.bucket, owner);
         let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
+        // An untagged bucket that another backend's status records as its own lost its tags
+        // to an outside tool: it still holds that backend's state, so it is not adoptable.
+        let bucket_plan = match bucket_plan {
+            Ok(c) if c == [BucketChange::Adopt] && self.ctx.bucket_recorded_by_another(&valid.bucket, &owner.uid) => {
+                Err(Blocked {
+                    reason: Reason::Conflict,
+                    message: format!(
+                        "{bucket_name} carries no ownership tags, but another TerraformStateBackend records it as \
+                         its state bucket (its tags were removed): it is left untouched. Choose another name, or \
+                         have its tags restored"
+                    ),
+                })
+            }
+            plan => plan,
+        };
         let bucket_plan = in_claim_order(bucket_plan, &bucket_name, bucket_is_ours, role);
         let claim = match &bucket_plan {
             Ok(changes) => claim_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await.map(Some),
