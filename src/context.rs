@@ -60,8 +60,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The existing backends, ranked: their slots in the resync interval.
     resync_slots: Mutex<ResyncSlots>,
-    /// The state bucket each backend's status records as its own (adoption asks it).
-    recorded_buckets: Mutex<crate::claims::RecordedBuckets>,
+    /// The state bucket and lock table each backend's status records as its own (adoption
+    /// asks it).
+    recorded: Mutex<crate::claims::RecordedClaims>,
     /// Per published ConfigMap (`namespace/name`), the digest of what the last pass wanted
     /// in it ([`config_map_digest`]).
     own_config_map_writes: Mutex<HashMap<String, u64>>,
@@ -100,7 +101,7 @@ impl Context {
             identities: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             resync_slots: Mutex::default(),
-            recorded_buckets: Mutex::default(),
+            recorded: Mutex::default(),
             own_config_map_writes: Mutex::new(HashMap::new()),
         }
     }
@@ -204,13 +205,19 @@ impl Context {
     /// slots (a deleted one leaves the ranking, the others close ranks).
     pub fn observe_backend(&self, event: &kube::runtime::watcher::Event<crate::api::TerraformStateBackend>) {
         self.resync_slots.lock().unwrap_or_else(|e| e.into_inner()).observe(event);
-        self.recorded_buckets.lock().unwrap_or_else(|e| e.into_inner()).observe(event);
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).observe(event);
     }
 
     /// Whether a backend other than the one of `uid` records `bucket` as its own state
     /// bucket (as the watch last saw the backends).
     pub fn bucket_recorded_by_another(&self, bucket: &str, uid: &str) -> bool {
-        self.recorded_buckets.lock().unwrap_or_else(|e| e.into_inner()).recorded_by_another(bucket, uid)
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).bucket_recorded_by_another(bucket, uid)
+    }
+
+    /// Whether a backend other than the one of `uid` records the table of `arn` as its lock
+    /// table (as the watch last saw the backends).
+    pub fn table_recorded_by_another(&self, arn: &str, uid: &str) -> bool {
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).table_recorded_by_another(arn, uid)
     }
 
     /// How many backends have a resync slot (for tests).

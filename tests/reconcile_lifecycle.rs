@@ -248,6 +248,36 @@ async fn an_untagged_bucket_another_backend_records_is_not_adoptable() {
     assert!(message.contains("records it as its state bucket"), "{message}");
 }
 
+/// The same for a lock table: another backend's table, its tags removed, is not adoptable by
+/// an object that names it. Its runners would hold (or break) that backend's locks.
+#[tokio::test]
+async fn an_untagged_lock_table_another_backend_records_is_not_adoptable() {
+    let (ground, client, ns) = setup("adopt-wiped-table").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    let aws = inspector(&ground).await;
+    let bucket = unique_bucket("wiped-table");
+    let table = format!("{bucket}-lock");
+    create_backend(&api, &backend_yaml("first-team", &bucket, "")).await;
+    let first = wait_ready(&api, "first-team").await;
+    let table_arn = first.status.as_ref().and_then(|s| s.lock_table_arn.clone()).expect("status.lockTableArn");
+    let tags = dynamodb::get_settings(&aws.dynamodb, &table, &table_arn).await.unwrap().tags;
+    dynamodb::sync_tags(&aws.dynamodb, &table_arn, &tags, &Default::default()).await.unwrap();
+
+    let extra = format!("  adoptExisting: true\n  locking: {{table: {{name: {table}}}}}\n");
+    create_backend(&api, &backend_yaml("taker", &unique_bucket("taker"), &extra)).await;
+    let taker = wait_reason(&api, "taker", "LockTableReady", "Conflict").await;
+    let message = condition(&taker, "LockTableReady").unwrap().2;
+    assert!(message.contains("records it as its lock table"), "{message}");
+    assert!(!message.contains("first-team"), "the other backend is not named: {message}");
+    let now = dynamodb::get_settings(&aws.dynamodb, &table, &table_arn).await.unwrap().tags;
+    assert!(now.is_empty(), "the taker tagged the table: {now:?}");
+    let role = taker.status.as_ref().and_then(|s| s.role_arn.clone()).expect("the taker's role");
+    let role = role.rsplit('/').next().unwrap().to_string();
+    let inline = iam::get_inline_policy(&aws.iam, &role, "tfstate-backend").await.expect("GetRolePolicy");
+    assert!(!inline.unwrap_or_default().contains(&format!("table/{table}")), "the taker's runners were granted it");
+}
+
 /// An existing key ARN that does not exist is a clear DependencyNotReady condition, and
 /// nothing that would need the key is created.
 #[tokio::test]

@@ -20,6 +20,7 @@ use common::operator::{
 };
 use common::{Ground, install_crd, test_namespace};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -250,18 +251,65 @@ async fn replica_is_deleted_under_the_primary_rules() {
     assert!(kms::describe_key(&secondary.kms, &replica_key).await.unwrap().unwrap().is_enabled(), "key kept");
 
     secondary.s3.delete_object().bucket(&replica).key("copy.tfstate").version_id(&version).send().await.unwrap();
-    for _ in 0..300 {
-        if api.get_opt("tf").await.unwrap().is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(api.get_opt("tf").await.unwrap().is_none(), "deletion finished once the replica was empty");
+    wait_deleted(&api, "tf").await;
     assert!(s3::get_tags(&primary.s3, &bucket).await.unwrap().is_none(), "state bucket deleted");
     assert!(s3::get_tags(&secondary.s3, &replica).await.unwrap().is_none(), "replica bucket deleted");
     assert!(iam::get_role(&primary.iam, &role_name).await.unwrap().is_none(), "replication role deleted");
     let key = kms::describe_key(&secondary.kms, &replica_key).await.unwrap().unwrap();
     assert_eq!(key.state, "PendingDeletion");
+}
+
+/// Deletion after `spec.replication.bucketName` changed within the region: the old replica
+/// (which status no longer names) may hold copies under the same replica key, found by the
+/// same alias. Deletion goes on with what is its own, the new replica included, but leaves
+/// the old replica as it is and keeps the replica key, with a Warning Event saying so.
+/// Scheduling the key would make the copies left in the old replica unreadable.
+#[tokio::test]
+async fn a_renamed_replica_keeps_the_replica_key_at_deletion() {
+    let (ground, client, ns) = setup("replica-renamed").await;
+    let _op = start_operator(&ground, &ns, Duration::from_secs(600)).await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let bucket = unique_bucket("replren");
+    let (old, new) = (format!("{bucket}-old-replica"), format!("{bucket}-new-replica"));
+    let extra = format!("  deletionPolicy: Delete\n  replication: {{region: {REPLICA_REGION}, bucketName: {old}}}\n");
+    create_backend(&api, &backend_yaml("tf", &bucket, &extra)).await;
+    let obj = wait_for(&api, "tf", Duration::from_secs(90), "Ready with its replica", replication_ready).await;
+    let replica_key = obj.status.and_then(|s| s.replica_kms_key_arn).expect("replica key ARN");
+    let secondary = replica_inspector(&ground).await;
+    // A copy in the old replica (what replication would have put there).
+    secondary.s3.delete_bucket_policy().bucket(&old).send().await.unwrap();
+    put_state(&secondary.s3, &old, "copy.tfstate", &replica_key).await;
+
+    patch_spec(&api, "tf", json!({"replication": {"bucketName": new}})).await;
+    let obj = wait_for(&api, "tf", Duration::from_secs(90), "Ready on the new replica", |o| {
+        replication_ready(o)
+            && o.status.as_ref().and_then(|s| s.replica_bucket_arn.as_deref()) == Some(&format!("arn:aws:s3:::{new}"))
+    })
+    .await;
+    let status = obj.status.unwrap();
+    assert_eq!(status.replica_kms_key_arn.as_deref(), Some(replica_key.as_str()), "the same key, by its alias");
+    assert_eq!(status.replica_keys_kept, [REPLICA_REGION], "status remembers the key must stay");
+
+    api.delete("tf", &DeleteParams::default()).await.unwrap();
+    wait_deleted(&api, "tf").await;
+    assert!(s3::get_tags(&secondary.s3, &new).await.unwrap().is_none(), "the new replica, ours and empty, deleted");
+    assert!(s3::get_tags(&secondary.s3, &old).await.unwrap().is_some(), "the old replica is left as it is");
+    let key = kms::describe_key(&secondary.kms, &replica_key).await.unwrap().unwrap();
+    assert!(key.is_enabled(), "the key of the copies in {old} was scheduled for deletion: {key:?}");
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let notes: Vec<String> =
+        events.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|e| e.note).collect();
+    assert!(notes.iter().any(|n| n.contains("replica key in") && n.contains("are kept")), "{notes:?}");
+}
+
+async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
+    for _ in 0..300 {
+        if api.get_opt(name).await.unwrap().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name} was not deleted within 60 s: {:#?}", api.get(name).await.unwrap().status);
 }
 
 /// Abuse: an untagged replica bucket adopted (`adoptExisting`) receives no copies of the

@@ -76,6 +76,14 @@ pub struct TerraformStateBackendStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_role_arn: Option<String>,
 
+    /// Regions whose replica key (the one of alias `<primary alias>-replica` there) may have
+    /// encrypted copies of the state in a bucket that is no longer the replica:
+    /// `spec.replication.bucketName` changed within the region, or `spec.replication` was
+    /// removed. Deletion never schedules those keys for deletion (the copies left there
+    /// would become unreadable) and says so in an Event. Kept for the object's life.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_keys_kept: Vec<String>,
+
     /// ARN of the audit trail (`spec.audit.cloudTrail`) while the backend owns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_arn: Option<String>,

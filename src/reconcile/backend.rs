@@ -26,8 +26,8 @@ use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{
-    Before, Blocked, BucketChange, Claim, KeyChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key,
-    plan_role, plan_table,
+    Before, Blocked, BucketChange, Claim, KeyChange, TableChange, in_claim_order, plan_bucket, plan_inline_policy,
+    plan_key, plan_role, plan_table,
 };
 use super::publish::{Published, publish};
 use super::state_object::state_status;
@@ -160,6 +160,9 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     if report.lock_table_arn.is_none() {
         report.lock_table_arn = previous.and_then(|s| s.lock_table_arn.clone());
     }
+    // A replica the spec no longer names may hold copies under its region's replica key.
+    let spec_replica = valid.replication.as_ref().map(|r| (r.bucket.as_str(), r.region.as_str()));
+    report.replica_keys_kept = status::replica_keys_kept(previous, spec_replica);
     if let Err(e) = &result {
         let decision = decide(Outcome::Failed(e.reason(), e.class()));
         report = status::remember(report, previous);
@@ -410,6 +413,26 @@ impl Run<'_> {
         };
         let table_is_ours = observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags));
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
+        // So is an untagged table another backend's status records as its lock table: its
+        // runners lock there, and an adopter's runners would hold (or break) their locks.
+        let table_plan = match (table_plan, &res.table) {
+            (Ok(c), Some(table))
+                if c == [TableChange::SyncTags]
+                    && !table_is_ours
+                    && self.ctx.table_recorded_by_another(&table.arn, &owner.uid) =>
+            {
+                Err(Blocked {
+                    reason: Reason::Conflict,
+                    message: format!(
+                        "DynamoDB table {} carries no ownership tags, but another TerraformStateBackend records it \
+                         as its lock table (its tags were removed): it is left untouched. Choose another name, or \
+                         have its tags restored",
+                        table.name
+                    ),
+                })
+            }
+            (plan, _) => plan,
+        };
         let table_plan = match &res.table {
             Some(table) => {
                 let bucket = Before { what: &bucket_name, claim: bucket_claim, condition: C::BucketReady };
@@ -551,8 +574,9 @@ impl Run<'_> {
             (Ok(_), Some(table), Ok(true)) => {
                 // PITR can only be turned on once the table is ACTIVE: look again shortly.
                 self.report.reconciling = Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
-                let msg = format!("DynamoDB table {} is being created", table.name);
-                self.report.parts.insert(C::LockTableReady, PartState::not_ready(Reason::Creating, msg));
+                let observed_status = observed.table.as_ref().map(|o| o.info.status.as_str());
+                let part = status::table_not_yet_active(&table.name, observed_status);
+                self.report.parts.insert(C::LockTableReady, part);
             }
             (Ok(_), Some(table), Ok(false)) if table_adopted => {
                 self.adopted(C::LockTableReady, &format!("DynamoDB table {}", table.name));

@@ -188,7 +188,20 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
     // The buckets are gone: nothing left for the table, the roles or the keys to protect.
     delete_owned(ctx, &aws, &valid, &owner, obj).await?;
     if let (Some(r), Some((replica_aws, _))) = (&valid.replication, &replica) {
-        delete_owned_replica(&aws, replica_aws, r, &owner, obj).await?;
+        // The replica key stays if a former replica of its region may hold copies it
+        // encrypts (computed here too: the spec may have changed with no pass since).
+        let spec_replica = Some((r.bucket.as_str(), r.region.as_str()));
+        let keep_key = status::replica_keys_kept(obj.status.as_ref(), spec_replica).contains(&r.region);
+        delete_owned_replica(&aws, replica_aws, r, &owner, obj, !keep_key).await?;
+        if keep_key {
+            let message = format!(
+                "the replica key in {} and its alias are kept: spec.replication.bucketName changed (or replication \
+                 was removed and added again), and a former replica bucket there may still hold copies of the state \
+                 it encrypts. Schedule the key's deletion yourself once no bucket holds such copies",
+                r.region
+            );
+            event(ctx, obj, EventType::Warning, Reason::Deleting, message).await;
+        }
     }
     ctx.metrics.set_ready(&format!("{}/{}", owner.namespace, owner.name), None);
     event(
@@ -300,14 +313,15 @@ async fn delete_owned(
     Ok(())
 }
 
-/// Deletes the replication role and schedules the replica key's deletion, of those that
-/// carry our tags. Only called once both buckets are gone.
+/// Deletes the replication role and, with `delete_key`, schedules the replica key's
+/// deletion, of those that carry our tags. Only called once both buckets are gone.
 async fn delete_owned_replica(
     aws: &AwsClients,
     replica_aws: &AwsClients,
     r: &crate::reconcile::validate::Replication,
     owner: &Owner,
     obj: &TerraformStateBackend,
+    delete_key: bool,
 ) -> Result<(), ReconcileError> {
     if let Some(role) = iam::get_role(&aws.iam, &r.role_name).await?
         && owner.owns(&role.tags)
@@ -317,9 +331,19 @@ async fn delete_owned_replica(
     let crate::reconcile::validate::Encryption::CreateKey { alias, deletion_window_days, .. } = &r.encryption else {
         return Ok(());
     };
+    if !delete_key {
+        return Ok(());
+    }
+    // The status's key ARN only if it is of the spec's replica region: the key of a region
+    // the replica was moved away from encrypts the copies left there.
+    let recorded_key = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.replica_kms_key_arn.clone())
+        .filter(|arn| arn.split(':').nth(3) == Some(r.region.as_str()));
     let key = match kms::describe_key(&replica_aws.kms, alias).await? {
         Some(k) => Some(k),
-        None => match obj.status.as_ref().and_then(|s| s.replica_kms_key_arn.clone()) {
+        None => match recorded_key {
             Some(arn) => kms::describe_key(&replica_aws.kms, &arn).await?,
             None => None,
         },

@@ -83,6 +83,9 @@ pub struct StatusReport {
     pub force_unlock: Option<PartState>,
     /// `status.state`, when this pass listed the state's versions.
     pub state: Option<StateObjectStatus>,
+    /// Regions whose replica key must outlive the backend ([`replica_keys_kept`]); added
+    /// to what status already knew, never taking anything away.
+    pub replica_keys_kept: Vec<String>,
 }
 
 /// What status says of the replica (`spec.replication`).
@@ -192,7 +195,36 @@ pub fn next_status(
         replica_region: report.replica.as_ref().and_then(|r| r.region.clone()),
         replica_kms_key_arn: report.replica.as_ref().and_then(|r| r.kms_key_arn.clone()),
         replication_role_arn: report.replica.and_then(|r| r.role_arn),
+        replica_keys_kept: merged_regions(previous.map(|p| p.replica_keys_kept.as_slice()), &report.replica_keys_kept),
     }
+}
+
+/// The regions of `previous` and `now`, sorted, each once.
+fn merged_regions(previous: Option<&[String]>, now: &[String]) -> Vec<String> {
+    let all: std::collections::BTreeSet<&String> = previous.unwrap_or_default().iter().chain(now).collect();
+    all.into_iter().cloned().collect()
+}
+
+/// The regions whose replica key must outlive the backend, given what status knew and the
+/// replica the spec names now (bucket, region): the status's plus, when the spec no longer
+/// names the replica status records, that replica's region — unless the spec moved the
+/// replica to another region (the key of the old region is then never touched: deletion
+/// only looks for the key of the spec's region). A key found by the same alias would
+/// otherwise be scheduled for deletion with copies of the state still in the old bucket.
+pub fn replica_keys_kept(previous: Option<&TerraformStateBackendStatus>, spec: Option<(&str, &str)>) -> Vec<String> {
+    let Some(p) = previous else { return Vec::new() };
+    let mut kept = p.replica_keys_kept.clone();
+    let recorded = p.replica_bucket_arn.as_deref().and_then(|a| a.rsplit_once(":::")).map(|(_, b)| b);
+    if let (Some(bucket), Some(region)) = (recorded, p.replica_region.as_deref()) {
+        let left = match spec {
+            None => true,
+            Some((spec_bucket, spec_region)) => spec_region == region && spec_bucket != bucket,
+        };
+        if left && !kept.iter().any(|r| r == region) {
+            kept.push(region.to_string());
+        }
+    }
+    merged_regions(None, &kept)
 }
 
 /// `report` with what `previous` already knew filled in where this pass learned nothing:
@@ -235,6 +267,21 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
         });
     }
     report
+}
+
+/// The lock table's part while the table is not ACTIVE yet, from the status AWS reported
+/// (`None`: this pass created it). Says what AWS is doing: a table another tool is updating
+/// is not one being created, and its settle later is not reported `Created`.
+pub fn table_not_yet_active(name: &str, observed_status: Option<&str>) -> PartState {
+    match observed_status {
+        None | Some("CREATING") => {
+            PartState::not_ready(Reason::Creating, format!("DynamoDB table {name} is being created"))
+        }
+        Some(other) => PartState::not_ready(
+            Reason::Updating,
+            format!("DynamoDB table {name} is {other}: waiting for it to become ACTIVE"),
+        ),
+    }
 }
 
 /// The status of an object whose spec is invalid: no AWS call was made.

@@ -315,3 +315,57 @@ fn audit_ready_counts_only_when_asked_for() {
     only.parts.insert(ConditionType::AuditReady, PartState::ready(Reason::Converged, "trail ok"));
     assert_eq!(condition(&next_status(None, GEN, only, &at(1)), ConditionType::Ready).status, "False");
 }
+
+/// A table this pass created or AWS still creates is `Creating`; one in any other state
+/// (UPDATING: another tool changed it, or our own update) is `Updating`, named as AWS says.
+#[test]
+fn a_table_not_yet_active_says_what_aws_is_doing() {
+    for (observed, reason, says) in [
+        (None, Reason::Creating, "is being created"),
+        (Some("CREATING"), Reason::Creating, "is being created"),
+        (Some("UPDATING"), Reason::Updating, "is UPDATING: waiting for it to become ACTIVE"),
+    ] {
+        let part = table_not_yet_active("locks", observed);
+        assert!(!part.ready, "{observed:?}");
+        assert_eq!(part.reason, reason, "{observed:?}");
+        assert_eq!(part.message, format!("DynamoDB table locks {says}"), "{observed:?}");
+    }
+}
+
+fn with_replica(bucket: &str, region: &str) -> TerraformStateBackendStatus {
+    TerraformStateBackendStatus {
+        replica_bucket_arn: Some(format!("arn:aws:s3:::{bucket}")),
+        replica_region: Some(region.into()),
+        ..Default::default()
+    }
+}
+
+/// A replica the spec no longer names in its region (renamed, or replication removed) keeps
+/// that region's replica key; moving to another region, or the same replica, keeps nothing.
+#[test]
+fn a_former_replica_keeps_its_regions_key() {
+    let s = with_replica("old", "eu-central-1");
+    assert_eq!(replica_keys_kept(Some(&s), Some(("new", "eu-central-1"))), ["eu-central-1"], "renamed");
+    assert_eq!(replica_keys_kept(Some(&s), None), ["eu-central-1"], "replication removed");
+    assert!(replica_keys_kept(Some(&s), Some(("old", "eu-central-1"))).is_empty(), "the same replica");
+    assert!(replica_keys_kept(Some(&s), Some(("new", "us-east-1"))).is_empty(), "moved to another region");
+    assert!(replica_keys_kept(None, Some(("new", "eu-central-1"))).is_empty(), "a new object");
+    assert!(replica_keys_kept(Some(&Default::default()), None).is_empty(), "never replicated");
+    // What status knew stays, once each, whatever the spec says now.
+    let known = TerraformStateBackendStatus { replica_keys_kept: vec!["us-east-1".into()], ..s };
+    assert_eq!(replica_keys_kept(Some(&known), Some(("new", "eu-central-1"))), ["eu-central-1", "us-east-1"]);
+    assert_eq!(replica_keys_kept(Some(&known), Some(("old", "eu-central-1"))), ["us-east-1"]);
+}
+
+/// No pass takes a kept region away: not one that reports none (an invalid spec, a failure).
+#[test]
+fn kept_replica_keys_are_never_forgotten() {
+    let previous = TerraformStateBackendStatus { replica_keys_kept: vec!["eu-central-1".into()], ..Default::default() };
+    let s = next_status(Some(&previous), GEN, converged(), &at(100));
+    assert_eq!(s.replica_keys_kept, ["eu-central-1"]);
+    let report = StatusReport { replica_keys_kept: vec!["ap-south-1".into(), "eu-central-1".into()], ..converged() };
+    let s = next_status(Some(&previous), GEN, report, &at(100));
+    assert_eq!(s.replica_keys_kept, ["ap-south-1", "eu-central-1"]);
+    let s = next_status(Some(&previous), GEN, invalid_spec_report("bad"), &at(100));
+    assert_eq!(s.replica_keys_kept, ["eu-central-1"]);
+}
