@@ -21,6 +21,10 @@ use crate::reconcile::validate::own_bucket;
 struct Recorded {
     /// Its state bucket's name, once a pass listed the state in it.
     bucket: Option<String>,
+    /// Its replica bucket's name (`status.replicaBucketArn`). Status names the spec's replica
+    /// from the first pass, before it is verified ours: it only ever keeps others from
+    /// adopting that bucket, which is the safe side.
+    replica_bucket: Option<String>,
     /// Its lock table's ARN.
     table_arn: Option<String>,
 }
@@ -61,20 +65,23 @@ impl RecordedClaims {
     fn record(&mut self, obj: &TerraformStateBackend) {
         let Some(uid) = obj.uid() else { return };
         let status = obj.status.as_ref();
+        let replica = status.and_then(|s| s.replica_bucket_arn.as_deref()).and_then(|a| a.rsplit_once(":::"));
         let recorded = Recorded {
             bucket: status.and_then(own_bucket).map(str::to_string),
+            replica_bucket: replica.map(|(_, name)| name.to_string()),
             table_arn: status.and_then(|s| s.lock_table_arn.clone()),
         };
-        if recorded.bucket.is_none() && recorded.table_arn.is_none() {
+        if recorded.bucket.is_none() && recorded.replica_bucket.is_none() && recorded.table_arn.is_none() {
             self.by_uid.remove(&uid);
         } else {
             self.by_uid.insert(uid, recorded);
         }
     }
 
-    /// Whether a backend other than `uid` records `bucket` as its state bucket.
+    /// Whether a backend other than `uid` records `bucket` as its state or replica bucket.
     pub fn bucket_recorded_by_another(&self, bucket: &str, uid: &str) -> bool {
-        self.by_uid.iter().any(|(u, r)| r.bucket.as_deref() == Some(bucket) && u != uid)
+        let names = |r: &Recorded| r.bucket.as_deref() == Some(bucket) || r.replica_bucket.as_deref() == Some(bucket);
+        self.by_uid.iter().any(|(u, r)| u != uid && names(r))
     }
 
     /// Whether a backend other than `uid` records the table of `arn` as its lock table.
@@ -163,5 +170,16 @@ mod tests {
         r.observe(&Event::Apply(obj));
         assert!(!r.table_recorded_by_another(TABLE, "u2"));
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_replica_bucket_recorded_by_one_backend_is_refused_to_the_others() {
+        let mut r = RecordedClaims::default();
+        let mut obj = backend("u1", "acme", false);
+        obj.status.as_mut().unwrap().replica_bucket_arn = Some("arn:aws:s3:::acme-replica".into());
+        r.observe(&Event::Apply(obj));
+        assert!(r.bucket_recorded_by_another("acme-replica", "u2"));
+        assert!(!r.bucket_recorded_by_another("acme-replica", "u1"), "its own replica");
+        assert!(!r.bucket_recorded_by_another("acme", "u2"), "the state bucket was never listed");
     }
 }

@@ -229,7 +229,7 @@ async fn an_untagged_bucket_another_backend_records_is_not_adoptable() {
     create_backend(&api, &backend_yaml("taker", &bucket, "  adoptExisting: true\n")).await;
     let taker = wait_reason(&api, "taker", "BucketReady", "Conflict").await;
     let message = condition(&taker, "BucketReady").unwrap().2;
-    assert!(message.contains("records it as its state bucket"), "{message}");
+    assert!(message.contains("records it as its state or replica bucket"), "{message}");
     assert!(!message.contains("first-team"), "the other backend is not named: {message}");
     let tags = s3::get_tags(&aws.s3, &bucket).await.unwrap().unwrap_or_default();
     assert!(tags.get("tfstate.dev/owner-uid") != taker.metadata.uid.as_ref(), "the taker tagged it: {tags:?}");
@@ -245,7 +245,7 @@ async fn an_untagged_bucket_another_backend_records_is_not_adoptable() {
     create_backend(&api, &backend_yaml("second-taker", &bucket, "  adoptExisting: true\n")).await;
     let second = wait_reason(&api, "second-taker", "BucketReady", "Conflict").await;
     let message = condition(&second, "BucketReady").unwrap().2;
-    assert!(message.contains("records it as its state bucket"), "{message}");
+    assert!(message.contains("records it as its state or replica bucket"), "{message}");
 }
 
 /// The same for a lock table: another backend's table, its tags removed, is not adoptable by

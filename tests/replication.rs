@@ -302,6 +302,52 @@ async fn a_renamed_replica_keeps_the_replica_key_at_deletion() {
     assert!(notes.iter().any(|n| n.contains("replica key in") && n.contains("are kept")), "{notes:?}");
 }
 
+/// Abuse: a bucket another backend records, its tags removed by an outside tool, is not
+/// adoptable on either path. As a replica, the adopter's replica policy would lock the
+/// owner's runners out of their state (and its lifecycle expire their history); a replica
+/// adopted as a state bucket would hand the adopter's runners the copies of the owner's state.
+#[tokio::test]
+async fn a_recorded_bucket_is_not_adoptable_as_a_replica_nor_a_replica_as_a_state_bucket() {
+    let (ground, client, ns) = setup("replica-recorded").await;
+    let _op = start_operator(&ground, &ns, Duration::from_secs(2)).await;
+    let api: Api<TerraformStateBackend> = Api::namespaced(client.clone(), &ns);
+    let (primary, secondary) = (inspector(&ground).await, replica_inspector(&ground).await);
+    let bucket = unique_bucket("recorded");
+    let replica = format!("{bucket}-replica");
+    create_backend(
+        &api,
+        &backend_yaml("first-team", &bucket, &format!("  replication: {{region: {REPLICA_REGION}}}\n")),
+    )
+    .await;
+    wait_for(&api, "first-team", Duration::from_secs(90), "Ready with its replica", |o| {
+        replication_ready(o) && o.status.as_ref().is_some_and(|s| s.state.is_some())
+    })
+    .await;
+    primary.s3.delete_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    secondary.s3.delete_bucket_tagging().bucket(&replica).send().await.unwrap();
+    let policy_before = s3::get_settings(&primary.s3, &bucket, false).await.unwrap().policy;
+
+    // The state bucket, named as a replica. (The taker's replica region is the first team's
+    // state region: its own state bucket must be elsewhere.)
+    let extra = format!(
+        "  adoptExisting: true\n  region: {REPLICA_REGION}\n  replication: {{region: eu-west-1, bucketName: {bucket}}}\n"
+    );
+    create_backend(&api, &backend_yaml("replica-taker", &unique_bucket("rtaker"), &extra)).await;
+    let taker = wait_reason(&api, "replica-taker", "ReplicationReady", "Conflict").await;
+    let message = condition(&taker, "ReplicationReady").unwrap().2;
+    assert!(message.contains("records it as its state or replica bucket"), "{message}");
+    assert!(s3::get_tags(&primary.s3, &bucket).await.unwrap().unwrap_or_default().is_empty(), "tagged by the taker");
+    assert_eq!(s3::get_settings(&primary.s3, &bucket, false).await.unwrap().policy, policy_before, "policy changed");
+
+    // The replica, named as a state bucket.
+    let extra = format!("  adoptExisting: true\n  region: {REPLICA_REGION}\n");
+    create_backend(&api, &backend_yaml("state-taker", &replica, &extra)).await;
+    let taker = wait_reason(&api, "state-taker", "BucketReady", "Conflict").await;
+    let message = condition(&taker, "BucketReady").unwrap().2;
+    assert!(message.contains("records it as its state or replica bucket"), "{message}");
+    assert!(s3::get_tags(&secondary.s3, &replica).await.unwrap().unwrap_or_default().is_empty(), "tagged by the taker");
+}
+
 async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
     for _ in 0..300 {
         if api.get_opt(name).await.unwrap().is_none() {

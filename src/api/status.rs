@@ -78,7 +78,7 @@ pub struct TerraformStateBackendStatus {
 
     /// Regions whose replica key (the one of alias `<primary alias>-replica` there) may have
     /// encrypted copies of the state in a bucket that is no longer the replica:
-    /// `spec.replication.bucketName` changed within the region, or `spec.replication` was
+    /// `spec.replication.bucketName` or `region` changed, or `spec.replication` was
     /// removed. Deletion never schedules those keys for deletion (the copies left there
     /// would become unreadable) and says so in an Event. Kept for the object's life.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

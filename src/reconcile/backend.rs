@@ -26,13 +26,13 @@ use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{
-    Before, Blocked, BucketChange, Claim, KeyChange, TableChange, in_claim_order, plan_bucket, plan_inline_policy,
-    plan_key, plan_role, plan_table,
+    Before, Blocked, Claim, KeyChange, TableChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key,
+    plan_role, plan_table, refuse_recorded_adoption,
 };
 use super::publish::{Published, publish};
 use super::state_object::state_status;
 use super::status::{self, PartState, StatusReport, invalid_spec_report, next_status, refused_report};
-use super::validate::{ObjectRef, ValidSpec, check_kept_names, validate};
+use super::validate::{ObjectRef, ValidSpec, check_kept_names, own_bucket, validate};
 
 mod audit;
 mod replica;
@@ -130,7 +130,15 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
         }
     };
 
-    let report = StatusReport { policy: Some(policy.policy_name().to_string()), ..Default::default() };
+    // A replica the spec no longer names may hold copies under its region's replica key:
+    // known before any AWS call, so that every status this pass writes (an intent before a
+    // new replica key, too) already remembers it.
+    let spec_replica = valid.replication.as_ref().map(|r| (r.bucket.as_str(), r.region.as_str()));
+    let report = StatusReport {
+        policy: Some(policy.policy_name().to_string()),
+        replica_keys_kept: status::replica_keys_kept(previous, spec_replica),
+        ..Default::default()
+    };
     // Hub and spoke: the policy's operator role, assumed for this object (AWS then enforces
     // the tenant boundary, and the backend lives in that role's account).
     let assume =
@@ -160,9 +168,6 @@ pub async fn apply_backend(obj: &TerraformStateBackend, ctx: &Context) -> Result
     if report.lock_table_arn.is_none() {
         report.lock_table_arn = previous.and_then(|s| s.lock_table_arn.clone());
     }
-    // A replica the spec no longer names may hold copies under its region's replica key.
-    let spec_replica = valid.replication.as_ref().map(|r| (r.bucket.as_str(), r.region.as_str()));
-    report.replica_keys_kept = status::replica_keys_kept(previous, spec_replica);
     if let Err(e) = &result {
         let decision = decide(Outcome::Failed(e.reason(), e.class()));
         report = status::remember(report, previous);
@@ -384,21 +389,11 @@ impl Run<'_> {
         };
         let bucket_is_ours = observed_ours(&observed.bucket, owner);
         let bucket_plan = plan_bucket(&res.bucket, &observed.bucket, tags, owner, adopt);
-        // An untagged bucket that another backend's status records as its own lost its tags
-        // to an outside tool: it still holds that backend's state, so it is not adoptable.
-        let bucket_plan = match bucket_plan {
-            Ok(c) if c == [BucketChange::Adopt] && self.ctx.bucket_recorded_by_another(&valid.bucket, &owner.uid) => {
-                Err(Blocked {
-                    reason: Reason::Conflict,
-                    message: format!(
-                        "{bucket_name} carries no ownership tags, but another TerraformStateBackend records it as \
-                         its state bucket (its tags were removed): it is left untouched. Choose another name, or \
-                         have its tags restored"
-                    ),
-                })
-            }
-            plan => plan,
-        };
+        // An untagged bucket another backend's status records lost its tags to an outside
+        // tool: not adoptable, unless this backend's own status proves it is its own.
+        let recorded_by_another = self.ctx.bucket_recorded_by_another(&valid.bucket, &owner.uid)
+            && self.obj.status.as_ref().and_then(own_bucket) != Some(valid.bucket.as_str());
+        let bucket_plan = refuse_recorded_adoption(bucket_plan, &bucket_name, recorded_by_another);
         let bucket_plan = in_claim_order(bucket_plan, &bucket_name, bucket_is_ours, role);
         let claim = match &bucket_plan {
             Ok(changes) => claim_bucket(aws, &res.bucket, changes, tags, &self.ctx.failpoints).await.map(Some),

@@ -195,9 +195,10 @@ pub async fn cleanup_backend(obj: &TerraformStateBackend, ctx: &Context) -> Resu
         delete_owned_replica(&aws, replica_aws, r, &owner, obj, !keep_key).await?;
         if keep_key {
             let message = format!(
-                "the replica key in {} and its alias are kept: spec.replication.bucketName changed (or replication \
-                 was removed and added again), and a former replica bucket there may still hold copies of the state \
-                 it encrypts. Schedule the key's deletion yourself once no bucket holds such copies",
+                "the replica key in {} and its alias are kept: the replica there was left before \
+                 (spec.replication.bucketName or region changed, or replication was removed), and that former \
+                 replica bucket may still hold copies of the state the key encrypts. Once no bucket holds such \
+                 copies, an administrator of the account's KMS keys may schedule its deletion",
                 r.region
             );
             event(ctx, obj, EventType::Warning, Reason::Deleting, message).await;

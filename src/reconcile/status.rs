@@ -207,19 +207,16 @@ fn merged_regions(previous: Option<&[String]>, now: &[String]) -> Vec<String> {
 
 /// The regions whose replica key must outlive the backend, given what status knew and the
 /// replica the spec names now (bucket, region): the status's plus, when the spec no longer
-/// names the replica status records, that replica's region — unless the spec moved the
-/// replica to another region (the key of the old region is then never touched: deletion
-/// only looks for the key of the spec's region). A key found by the same alias would
-/// otherwise be scheduled for deletion with copies of the state still in the old bucket.
+/// names the replica status records (another bucket, another region, or no replication),
+/// that replica's region. Its key is found again by the same alias if the replica ever
+/// comes back to that region (A, then B, then A with another bucket), and would otherwise
+/// be scheduled for deletion with copies of the state still in the bucket left behind.
 pub fn replica_keys_kept(previous: Option<&TerraformStateBackendStatus>, spec: Option<(&str, &str)>) -> Vec<String> {
     let Some(p) = previous else { return Vec::new() };
     let mut kept = p.replica_keys_kept.clone();
     let recorded = p.replica_bucket_arn.as_deref().and_then(|a| a.rsplit_once(":::")).map(|(_, b)| b);
     if let (Some(bucket), Some(region)) = (recorded, p.replica_region.as_deref()) {
-        let left = match spec {
-            None => true,
-            Some((spec_bucket, spec_region)) => spec_region == region && spec_bucket != bucket,
-        };
+        let left = spec != Some((bucket, region));
         if left && !kept.iter().any(|r| r == region) {
             kept.push(region.to_string());
         }

@@ -340,15 +340,21 @@ fn with_replica(bucket: &str, region: &str) -> TerraformStateBackendStatus {
     }
 }
 
-/// A replica the spec no longer names in its region (renamed, or replication removed) keeps
-/// that region's replica key; moving to another region, or the same replica, keeps nothing.
+/// A replica the spec no longer names (renamed, moved to another region, or replication
+/// removed) keeps its region's replica key; the same replica keeps nothing.
 #[test]
 fn a_former_replica_keeps_its_regions_key() {
     let s = with_replica("old", "eu-central-1");
     assert_eq!(replica_keys_kept(Some(&s), Some(("new", "eu-central-1"))), ["eu-central-1"], "renamed");
     assert_eq!(replica_keys_kept(Some(&s), None), ["eu-central-1"], "replication removed");
     assert!(replica_keys_kept(Some(&s), Some(("old", "eu-central-1"))).is_empty(), "the same replica");
-    assert!(replica_keys_kept(Some(&s), Some(("new", "us-east-1"))).is_empty(), "moved to another region");
+    // Moved away: its key would be found again by its alias if the replica came back.
+    assert_eq!(replica_keys_kept(Some(&s), Some(("old", "us-east-1"))), ["eu-central-1"], "moved");
+    let back = TerraformStateBackendStatus {
+        replica_keys_kept: vec!["eu-central-1".into()],
+        ..with_replica("old", "us-east-1")
+    };
+    assert_eq!(replica_keys_kept(Some(&back), Some(("other", "eu-central-1"))), ["eu-central-1", "us-east-1"], "back");
     assert!(replica_keys_kept(None, Some(("new", "eu-central-1"))).is_empty(), "a new object");
     assert!(replica_keys_kept(Some(&Default::default()), None).is_empty(), "never replicated");
     // What status knew stays, once each, whatever the spec says now.

@@ -14,6 +14,7 @@ use crate::reconcile::error::ReconcileError;
 use crate::reconcile::observe::{KeyHints, ObservedBucket, observe_bucket, observe_key, observe_role};
 use crate::reconcile::plan::{
     KeyChange, ReplicationChange, plan_bucket, plan_inline_policy, plan_key, plan_replication, plan_role,
+    refuse_recorded_adoption,
 };
 use crate::reconcile::status::ReplicaReport;
 use crate::render::ReplicaSettings;
@@ -101,13 +102,18 @@ impl Run<'_> {
         let Some(res) = desired_replica_resources(valid, id, &d, source_key, &replica_key) else { return Ok(None) };
 
         let created = matches!(bucket, ObservedBucket::Missing);
-        let bucket_changes = match plan_bucket(&res.bucket, &bucket, tags, owner, adopt) {
-            Ok(c) => c,
-            Err(b) => {
-                self.block(C::ReplicationReady, b.reason, format!("replica bucket: {}", b.message));
-                return Ok(None);
-            }
-        };
+        // The same rule as for the state bucket: another backend's bucket, its tags removed,
+        // is not adoptable as a replica (its policy would lock that backend's runners out).
+        let plan = plan_bucket(&res.bucket, &bucket, tags, owner, adopt);
+        let recorded_by_another = self.ctx.bucket_recorded_by_another(&r.bucket, &owner.uid);
+        let bucket_changes =
+            match refuse_recorded_adoption(plan, &format!("S3 bucket {}", r.bucket), recorded_by_another) {
+                Ok(c) => c,
+                Err(b) => {
+                    self.block(C::ReplicationReady, b.reason, format!("replica bucket: {}", b.message));
+                    return Ok(None);
+                }
+            };
         // Only a replica bucket confirmed ours receives copies of the state: one adopted by
         // this pass waits for the next to read its tags back (see `plan_bucket`).
         let taken = match apply_bucket(&replica_aws, &res.bucket, &bucket_changes, tags, &self.ctx.failpoints).await? {

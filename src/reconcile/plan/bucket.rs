@@ -46,6 +46,27 @@ pub const AFTER_CREATE: [BucketChange; 6] = [
     BucketChange::PutLogging,
 ];
 
+/// `plan` unless it adopts a bucket that another backend's status records as its state or
+/// replica bucket (`recorded_by_another`): an outside tool removed its tags, and it still
+/// holds that backend's state, or copies of it. Then a `Conflict`, and nothing is written.
+pub fn refuse_recorded_adoption(
+    plan: PartPlan<BucketChange>,
+    what: &str,
+    recorded_by_another: bool,
+) -> PartPlan<BucketChange> {
+    match plan {
+        Ok(c) if recorded_by_another && c == [BucketChange::Adopt] => Err(Blocked {
+            reason: Reason::Conflict,
+            message: format!(
+                "{what} carries no ownership tags, but another TerraformStateBackend records it as its state or \
+                 replica bucket (its tags were removed): it is left untouched. Choose another name, or have its tags \
+                 restored"
+            ),
+        }),
+        plan => plan,
+    }
+}
+
 /// Plans the bucket.
 pub fn plan_bucket(
     desired: &DesiredBucket,

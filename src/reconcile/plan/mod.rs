@@ -10,7 +10,7 @@ mod role;
 mod table;
 mod trail;
 
-pub use bucket::{BucketChange, plan_bucket};
+pub use bucket::{BucketChange, plan_bucket, refuse_recorded_adoption};
 pub use key::{KeyChange, plan_key};
 pub use order::{Before, Claim, in_claim_order};
 pub use replication::{ReplicationChange, plan_replication};
