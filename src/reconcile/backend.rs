@@ -567,11 +567,17 @@ impl Run<'_> {
                 first_error.get_or_insert(e);
             }
             (Ok(_), Some(table), Ok(true)) => {
-                // PITR can only be turned on once the table is ACTIVE: look again shortly.
-                self.report.reconciling = Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
                 let observed_status = observed.table.as_ref().map(|o| o.info.status.as_str());
                 let part = status::table_not_yet_active(&table.name, observed_status);
-                self.report.parts.insert(C::LockTableReady, part);
+                if part.reason.is_permanent() {
+                    // A state that does not end by itself: looked at again at the resync.
+                    self.block(C::LockTableReady, part.reason, part.message);
+                } else {
+                    // PITR can only be turned on once the table is ACTIVE: look again shortly.
+                    self.report.reconciling =
+                        Some(format!("waiting for DynamoDB table {} to become ACTIVE", table.name));
+                    self.report.parts.insert(C::LockTableReady, part);
+                }
             }
             (Ok(_), Some(table), Ok(false)) if table_adopted => {
                 self.adopted(C::LockTableReady, &format!("DynamoDB table {}", table.name));

@@ -266,17 +266,26 @@ pub fn remember(mut report: StatusReport, previous: Option<&TerraformStateBacken
     report
 }
 
-/// The lock table's part while the table is not ACTIVE yet, from the status AWS reported
+/// The lock table's part while the table is not ACTIVE, from the status AWS reported
 /// (`None`: this pass created it). Says what AWS is doing: a table another tool is updating
-/// is not one being created, and its settle later is not reported `Created`.
+/// is not one being created (and its settle later is not reported `Created`). A state that
+/// does not end by itself (its KMS key unusable, archived, being deleted) is a permanent
+/// `DependencyNotReady`, looked at again at the resync rather than polled.
 pub fn table_not_yet_active(name: &str, observed_status: Option<&str>) -> PartState {
     match observed_status {
         None | Some("CREATING") => {
             PartState::not_ready(Reason::Creating, format!("DynamoDB table {name} is being created"))
         }
-        Some(other) => PartState::not_ready(
+        Some("UPDATING") => PartState::not_ready(
             Reason::Updating,
-            format!("DynamoDB table {name} is {other}: waiting for it to become ACTIVE"),
+            format!("DynamoDB table {name} is UPDATING: waiting for it to become ACTIVE"),
+        ),
+        Some(other) => PartState::not_ready(
+            Reason::DependencyNotReady,
+            format!(
+                "DynamoDB table {name} is {other}: it cannot hold locks until it is ACTIVE again (for \
+                 INACCESSIBLE_ENCRYPTION_CREDENTIALS or ARCHIVED: make its KMS key usable, or restore it)"
+            ),
         ),
     }
 }

@@ -316,19 +316,27 @@ fn audit_ready_counts_only_when_asked_for() {
     assert_eq!(condition(&next_status(None, GEN, only, &at(1)), ConditionType::Ready).status, "False");
 }
 
-/// A table this pass created or AWS still creates is `Creating`; one in any other state
-/// (UPDATING: another tool changed it, or our own update) is `Updating`, named as AWS says.
+/// A table this pass created or AWS still creates is `Creating`; one being updated (by
+/// another tool, or our own update) is `Updating`; one in a state that does not end by itself
+/// is a permanent `DependencyNotReady` (not polled), each named as AWS says.
 #[test]
 fn a_table_not_yet_active_says_what_aws_is_doing() {
     for (observed, reason, says) in [
         (None, Reason::Creating, "is being created"),
         (Some("CREATING"), Reason::Creating, "is being created"),
         (Some("UPDATING"), Reason::Updating, "is UPDATING: waiting for it to become ACTIVE"),
+        (
+            Some("INACCESSIBLE_ENCRYPTION_CREDENTIALS"),
+            Reason::DependencyNotReady,
+            "is INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+        ),
+        (Some("ARCHIVED"), Reason::DependencyNotReady, "is ARCHIVED: it cannot hold locks"),
     ] {
         let part = table_not_yet_active("locks", observed);
         assert!(!part.ready, "{observed:?}");
         assert_eq!(part.reason, reason, "{observed:?}");
-        assert_eq!(part.message, format!("DynamoDB table locks {says}"), "{observed:?}");
+        assert!(part.message.starts_with(&format!("DynamoDB table locks {says}")), "{observed:?}: {}", part.message);
+        assert_eq!(part.reason.is_permanent(), reason == Reason::DependencyNotReady, "{observed:?}");
     }
 }
 

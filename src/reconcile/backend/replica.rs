@@ -51,8 +51,10 @@ impl Run<'_> {
         };
         let replica_aws = self.ctx.aws.clients_as(&d.region, self.assume.as_ref()).await?;
         let hints = KeyHints {
+            // Only a key of this region: after a move, the old region's key is not this one.
             known_arn: previous
                 .and_then(|s| s.replica_kms_key_arn.clone())
+                .filter(|arn| arn.split(':').nth(3) == Some(d.region.as_str()))
                 .filter(|_| matches!(d.key, DesiredKey::Managed { .. })),
             creation_started: previous.is_some_and(|s| s.creation_started_at.is_some()),
             account_id: id.account_id.clone(),
