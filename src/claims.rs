@@ -1,8 +1,9 @@
 //! What each backend's status records as its own, kept from the backend watch: its state
-//! bucket ([`own_bucket`]) and its lock table (`status.lockTableArn`). Adoption asks it: a
-//! bucket or table whose ownership tags were removed (an outside tool replacing the tag set)
-//! is still another backend's, and an object allowed to adopt must not take it, and with it
-//! that backend's state or its runners' locks. It only ever refuses.
+//! bucket ([`own_bucket`]), its replica bucket (`status.replicaBucketArn`) and its lock
+//! table (`status.lockTableArn`). Adoption asks it: a bucket or table whose ownership tags
+//! were removed (an outside tool replacing the tag set) is still another backend's, and an
+//! object allowed to adopt must not take it, and with it that backend's state, the copies of
+//! it, or its runners' locks. It only ever refuses.
 //!
 //! It is complete before the first pass: the watch hands it each event before the
 //! controller's store (`inspect` before `reflect`), and kube-runtime holds every reconcile

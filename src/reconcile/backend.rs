@@ -26,8 +26,8 @@ use super::notes::{self, Note};
 use super::observe::{KeyHints, ObservedBackend, ObservedBucket, observe};
 use super::outcome::{Outcome, PartHistory, PartReport, decide, part_report};
 use super::plan::{
-    Before, Blocked, Claim, KeyChange, TableChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key,
-    plan_role, plan_table, refuse_recorded_adoption,
+    Before, Claim, KeyChange, in_claim_order, plan_bucket, plan_inline_policy, plan_key, plan_role, plan_table,
+    refuse_recorded_adoption, refuse_recorded_table_adoption,
 };
 use super::publish::{Published, publish};
 use super::state_object::state_status;
@@ -408,25 +408,13 @@ impl Run<'_> {
         };
         let table_is_ours = observed.table.as_ref().is_some_and(|o| owner.owns(&o.settings.tags));
         let table_plan = plan_table(res.table.as_ref(), observed.table.as_ref(), tags, owner, adopt);
-        // So is an untagged table another backend's status records as its lock table: its
-        // runners lock there, and an adopter's runners would hold (or break) their locks.
-        let table_plan = match (table_plan, &res.table) {
-            (Ok(c), Some(table))
-                if c == [TableChange::SyncTags]
-                    && !table_is_ours
-                    && self.ctx.table_recorded_by_another(&table.arn, &owner.uid) =>
-            {
-                Err(Blocked {
-                    reason: Reason::Conflict,
-                    message: format!(
-                        "DynamoDB table {} carries no ownership tags, but another TerraformStateBackend records it \
-                         as its lock table (its tags were removed): it is left untouched. Choose another name, or \
-                         have its tags restored",
-                        table.name
-                    ),
-                })
+        // So is an untagged table another backend's status records as its lock table.
+        let table_plan = match &res.table {
+            Some(table) => {
+                let recorded = self.ctx.table_recorded_by_another(&table.arn, &owner.uid);
+                refuse_recorded_table_adoption(table_plan, &table.name, table_is_ours, recorded)
             }
-            (plan, _) => plan,
+            None => table_plan,
         };
         let table_plan = match &res.table {
             Some(table) => {

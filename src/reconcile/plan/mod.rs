@@ -15,7 +15,7 @@ pub use key::{KeyChange, plan_key};
 pub use order::{Before, Claim, in_claim_order};
 pub use replication::{ReplicationChange, plan_replication};
 pub use role::{RoleChange, plan_inline_policy, plan_role};
-pub use table::{TableChange, plan_table};
+pub use table::{TableChange, plan_table, refuse_recorded_table_adoption};
 pub use trail::{TrailChange, plan_stale_trail, plan_trail, selectors_match};
 
 use crate::api::Reason;

@@ -29,6 +29,29 @@ pub enum TableChange {
     WaitUntilActive,
 }
 
+/// `plan` unless it adopts a table (its tags only: see [`plan_table`]) that is not ours and
+/// that another backend's status records as its lock table (`recorded_by_another`): an
+/// outside tool removed its tags, and that backend's runners lock there; an adopter's would
+/// hold (or break) their locks. Then a `Conflict`, and nothing is written.
+pub fn refuse_recorded_table_adoption(
+    plan: PartPlan<TableChange>,
+    name: &str,
+    ours: bool,
+    recorded_by_another: bool,
+) -> PartPlan<TableChange> {
+    match plan {
+        Ok(c) if recorded_by_another && !ours && c == [TableChange::SyncTags] => Err(Blocked {
+            reason: Reason::Conflict,
+            message: format!(
+                "DynamoDB table {name} carries no ownership tags, but another TerraformStateBackend records it as its \
+                 lock table (its tags were removed): it is left untouched. Choose another name, or have its tags \
+                 restored"
+            ),
+        }),
+        plan => plan,
+    }
+}
+
 /// Plans the lock table (`None` desired: no table is used; an existing one is left alone).
 pub fn plan_table(
     desired: Option<&DesiredTable>,

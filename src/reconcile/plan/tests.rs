@@ -587,3 +587,28 @@ mod replication {
         }
     }
 }
+
+/// Adoption of what another backend's status records is refused: only an adoption (the
+/// claim alone), and only when another records it; every other plan passes unchanged.
+#[test]
+fn adopting_what_another_backend_records_is_a_conflict() {
+    let adopt = || Ok(vec![BucketChange::Adopt]);
+    assert_eq!(refuse_recorded_adoption(adopt(), "S3 bucket acme", false), adopt(), "nobody records it");
+    assert_blocked(
+        refuse_recorded_adoption(adopt(), "S3 bucket acme", true),
+        Reason::Conflict,
+        &["S3 bucket acme", "records it as its state or replica bucket"],
+    );
+    let settings = || Ok(vec![BucketChange::EnableVersioning]);
+    assert_eq!(refuse_recorded_adoption(settings(), "S3 bucket acme", true), settings(), "ours: not an adoption");
+
+    let claim = || Ok(vec![TableChange::SyncTags]);
+    assert_eq!(refuse_recorded_table_adoption(claim(), "locks", false, false), claim(), "nobody records it");
+    assert_blocked(
+        refuse_recorded_table_adoption(claim(), "locks", false, true),
+        Reason::Conflict,
+        &["DynamoDB table locks", "records it as its lock table"],
+    );
+    // Our own table with drifted tags is repaired, whatever another status says.
+    assert_eq!(refuse_recorded_table_adoption(claim(), "locks", true, true), claim());
+}
