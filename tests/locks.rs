@@ -13,7 +13,9 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::operator::{Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket};
+use common::operator::{
+    Operator, condition, create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_gone,
+};
 use common::operator::{wait_for, wait_ready};
 use common::{Ground, install_crd, test_namespace};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -689,20 +691,12 @@ async fn lock_mode_migrates_only_through_both() {
 }
 
 /// Waits (polled, with a deadline) until the backend object is gone: its finalizer ran.
-async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while api.get_opt(name).await.expect("get").is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 120 s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Sets `deletionPolicy: Delete`, deletes the backend and waits until its finalizer ran.
 async fn delete_with_its_resources(fx: &Fixture) {
     patch_spec(&fx.api, "tf", json!({"deletionPolicy": "Delete"})).await;
     wait_ready(&fx.api, "tf").await;
     fx.api.delete("tf", &Default::default()).await.expect("delete");
-    wait_deleted(&fx.api, "tf").await;
+    wait_gone(&fx.api, "tf", Duration::from_secs(120)).await;
 }
 
 /// `deletionPolicy: Delete` after DynamoDB -> Both -> Lockfile: the lock table, which the mode

@@ -36,7 +36,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
 };
-use common::operator::{create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_ready};
+use common::operator::{create_backend, inspector, patch_spec, start_operator, unique_bucket, wait_gone, wait_ready};
 use common::{Ground, delete_namespace, install_crd, repo_root, test_namespace};
 use kube::Api;
 use kube::api::DeleteParams;
@@ -1020,16 +1020,6 @@ async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
     panic!("not repaired within {REPAIR_TIMEOUT:?}: {what}");
 }
 
-async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
-    for _ in 0..300 {
-        if api.get_opt(name).await.expect("get backend").is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{name} was not deleted within 60 s: {:#?}", api.get(name).await.ok().and_then(|o| o.status));
-}
-
 async fn create(api: &Api<TerraformStateBackend>, name: &str, spec: Value) -> TerraformStateBackend {
     let obj = json!({"apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
         "metadata": {"name": name}, "spec": spec});
@@ -1239,7 +1229,7 @@ async fn full_lifecycle_needs_only_the_documented_policy() {
         api.delete(name, &DeleteParams::default()).await.expect("delete backend");
     }
     for name in ["alpha", "beta", "gamma"] {
-        wait_gone(&api, name).await;
+        wait_gone(&api, name, Duration::from_secs(60)).await;
     }
     assert_eq!(s3::get_tags(&aws.s3, &bucket_a).await.expect("GetBucketTagging"), None, "alpha's bucket deleted");
     let role_name = role_a.rsplit('/').next().unwrap_or_default();

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use common::operator::{
     condition, create_backend, inspector, patch_spec, put_state, start_operator, start_operator_verifying_after,
-    unique_bucket, wait_for, wait_ready, wait_reason,
+    unique_bucket, wait_for, wait_gone, wait_ready, wait_reason,
 };
 use common::{Ground, install_crd, test_namespace};
 use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::json;
-use tfstate_operator::api::TerraformStateBackend;
 use tfstate_operator::aws::{dynamodb, iam, kms, s3};
 
 const RESYNC: Duration = Duration::from_secs(2);
@@ -32,16 +31,6 @@ async fn setup(prefix: &str) -> (Ground, kube::Client, String) {
     install_crd(&client).await;
     let ns = test_namespace(&client, prefix).await;
     (ground, client, ns)
-}
-
-async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
-    for _ in 0..300 {
-        if api.get_opt(name).await.unwrap().is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{name} was not deleted within 60 s: {:#?}", api.get(name).await.unwrap().status);
 }
 
 /// Two objects in different namespaces naming the same bucket: the second is a
@@ -308,7 +297,7 @@ async fn retain_leaves_every_resource() {
     create_backend(&api, &backend_yaml("kept", &bucket, "")).await;
     let status = wait_ready(&api, "kept").await.status.unwrap();
     api.delete("kept", &DeleteParams::default()).await.unwrap();
-    wait_gone(&api, "kept").await;
+    wait_gone(&api, "kept", Duration::from_secs(60)).await;
 
     let aws = inspector(&ground).await;
     assert!(s3::get_tags(&aws.s3, &bucket).await.unwrap().is_some(), "bucket kept");
@@ -349,7 +338,7 @@ async fn delete_waits_for_an_empty_bucket_then_removes_everything() {
     // The state's owner empties the bucket; the deletion then finishes by itself.
     let key = format!("{ns}/gone/terraform.tfstate");
     aws.s3.delete_object().bucket(&bucket).key(&key).version_id(&version).send().await.unwrap();
-    wait_gone(&api, "gone").await;
+    wait_gone(&api, "gone", Duration::from_secs(60)).await;
     assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "bucket deleted");
     assert!(dynamodb::describe(&aws.dynamodb, &format!("{bucket}-lock")).await.unwrap().is_none(), "table deleted");
     assert!(iam::get_role(&aws.iam, &format!("tfstate-{ns}-gone")).await.unwrap().is_none(), "role deleted");
@@ -438,7 +427,7 @@ async fn a_renamed_bucket_key_or_table_is_refused_and_deletion_still_guards_the_
     assert!(s3::get_tags(&aws.s3, &bucket).await.unwrap().is_some(), "the bucket with the state stays");
     // Let the object go without deleting anything.
     patch_spec(&api, "tf", json!({"deletionPolicy": "Retain"})).await;
-    wait_gone(&api, "tf").await;
+    wait_gone(&api, "tf", Duration::from_secs(60)).await;
     assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "Enabled");
 }
 
@@ -479,7 +468,7 @@ async fn invalid_backend_deletes_cleanly() {
     create_backend(&api, &backend_yaml("broken", &unique_bucket("broken"), extra)).await;
     wait_reason(&api, "broken", "Ready", "InvalidSpec").await;
     api.delete("broken", &DeleteParams::default()).await.unwrap();
-    wait_gone(&api, "broken").await;
+    wait_gone(&api, "broken", Duration::from_secs(60)).await;
 }
 
 /// Full passes made so far: the operator reads the role exactly once per pass (the

@@ -16,7 +16,8 @@ mod common;
 use std::time::Duration;
 
 use common::operator::{
-    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for, wait_reason,
+    condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for, wait_gone,
+    wait_reason,
 };
 use common::{Ground, install_crd, test_namespace};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -251,7 +252,7 @@ async fn replica_is_deleted_under_the_primary_rules() {
     assert!(kms::describe_key(&secondary.kms, &replica_key).await.unwrap().unwrap().is_enabled(), "key kept");
 
     secondary.s3.delete_object().bucket(&replica).key("copy.tfstate").version_id(&version).send().await.unwrap();
-    wait_deleted(&api, "tf").await;
+    wait_gone(&api, "tf", Duration::from_secs(60)).await;
     assert!(s3::get_tags(&primary.s3, &bucket).await.unwrap().is_none(), "state bucket deleted");
     assert!(s3::get_tags(&secondary.s3, &replica).await.unwrap().is_none(), "replica bucket deleted");
     assert!(iam::get_role(&primary.iam, &role_name).await.unwrap().is_none(), "replication role deleted");
@@ -291,7 +292,7 @@ async fn a_renamed_replica_keeps_the_replica_key_at_deletion() {
     assert_eq!(status.replica_keys_kept, [REPLICA_REGION], "status remembers the key must stay");
 
     api.delete("tf", &DeleteParams::default()).await.unwrap();
-    wait_deleted(&api, "tf").await;
+    wait_gone(&api, "tf", Duration::from_secs(60)).await;
     assert!(s3::get_tags(&secondary.s3, &new).await.unwrap().is_none(), "the new replica, ours and empty, deleted");
     assert!(s3::get_tags(&secondary.s3, &old).await.unwrap().is_some(), "the old replica is left as it is");
     let key = kms::describe_key(&secondary.kms, &replica_key).await.unwrap().unwrap();
@@ -346,16 +347,6 @@ async fn a_recorded_bucket_is_not_adoptable_as_a_replica_nor_a_replica_as_a_stat
     let message = condition(&taker, "BucketReady").unwrap().2;
     assert!(message.contains("records it as its state or replica bucket"), "{message}");
     assert!(s3::get_tags(&secondary.s3, &replica).await.unwrap().unwrap_or_default().is_empty(), "tagged by the taker");
-}
-
-async fn wait_deleted(api: &Api<TerraformStateBackend>, name: &str) {
-    for _ in 0..300 {
-        if api.get_opt(name).await.unwrap().is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{name} was not deleted within 60 s: {:#?}", api.get(name).await.unwrap().status);
 }
 
 /// Abuse: an untagged replica bucket adopted (`adoptExisting`) receives no copies of the

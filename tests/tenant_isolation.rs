@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_sdk_s3::types::{Tag, Tagging};
 use common::operator::{
     Operator, condition, create_backend, inspector, patch_spec, put_state, start_operator, unique_bucket, wait_for,
-    wait_ready, wait_reason,
+    wait_gone, wait_ready, wait_reason,
 };
 use common::{Ground, install_crd, strict_namespace};
 use kube::Api;
@@ -251,7 +251,7 @@ async fn deletion_with_replaced_tags_deletes_nothing() {
     // The tags come back and the state's owner empties the bucket: deletion finishes.
     s3::put_tags(&aws.s3, &bucket, &ours).await.unwrap();
     aws.s3.delete_object().bucket(&bucket).key(&state).version_id(&version).send().await.unwrap();
-    wait_gone(&t.api, "app").await;
+    wait_gone(&t.api, "app", Duration::from_secs(180)).await;
     assert_eq!(s3::get_tags(&aws.s3, &bucket).await.unwrap(), None, "bucket deleted");
     assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "PendingDeletion");
 }
@@ -277,20 +277,12 @@ async fn spec_invalid_before_deletion_is_reported() {
     assert_eq!(kms::describe_key(&aws.kms, &key_arn).await.unwrap().unwrap().state, "Enabled", "key kept");
 
     patch_spec(&t.api, "app", json!({"deletionPolicy": "Retain"})).await;
-    wait_gone(&t.api, "app").await;
+    wait_gone(&t.api, "app", Duration::from_secs(180)).await;
     assert!(iam::get_role(&aws.iam, &format!("tfstate-{}-app", t.ns)).await.unwrap().is_some(), "role retained");
 }
 
 /// Waits until `name` is gone. A blocked deletion is retried with back-off (5-10 s, doubling,
 /// README), so after a few blocked passes the next look may be more than a minute away.
-async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    while api.get_opt(name).await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "{name} was not deleted within 180 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Under the built-in default (no policy selects the namespace) a tenant may trust only
 /// service accounts of its own namespace and may not adopt: such a spec is a
 /// `PolicyViolation` naming the field and the policy, and costs no AWS call for it.

@@ -271,3 +271,16 @@ pub fn operator_process(ground: &Ground, namespace: &str) -> std::process::Comma
         .stderr(std::process::Stdio::inherit());
     cmd
 }
+
+/// Waits until backend `name` is gone (its finalizer ran) within `within`, polling; panics
+/// with its last status otherwise.
+pub async fn wait_gone(api: &Api<TerraformStateBackend>, name: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while api.get_opt(name).await.expect("get backend").is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            let status = api.get_opt(name).await.ok().flatten().and_then(|o| o.status);
+            panic!("{name} was not deleted within {within:?}: {status:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
