@@ -260,6 +260,7 @@ async fn run(args: Args) -> Result<bool> {
     // 2. Steady state, with a restarted operator (its counters start at zero).
     let resync = Duration::from_secs(args.resync.unwrap_or_else(|| (n as u64 / 5).max(20)));
     let versions_before = k8s::versions(&client, &namespace).await?;
+    let steady_api_before = k8s::api_requests(&client).await?;
     let mut op = Operator::start(launch(resync, "operator-steady.log")).await?;
     let window = Instant::now();
     eprintln!("bench: steady state: waiting for 3 reconciles per backend and at least {:?}", resync * 2);
@@ -290,6 +291,7 @@ async fn run(args: Args) -> Result<bool> {
     }
     let steady = settle(&mut op, Duration::from_millis(1500), resync).await?;
     let steady_window = window.elapsed();
+    let steady_api = k8s::requests_between(&steady_api_before, &k8s::api_requests(&client).await?);
     let k8s_writes = k8s::writes_between(&versions_before, &k8s::versions(&client, &namespace).await?);
     let rss_steady = op.peak_rss()?;
     let rss_steady_now = op.rss()?;
@@ -359,6 +361,7 @@ async fn run(args: Args) -> Result<bool> {
         steady,
         steady_window,
         k8s_writes,
+        steady_api,
         rss: (rss_create, rss_steady),
         rss_empty,
         rss_steady_now,

@@ -66,6 +66,9 @@ pub struct Context {
     /// Per published ConfigMap (`namespace/name`), the digest of what the last pass wanted
     /// in it ([`config_map_digest`]).
     own_config_map_writes: Mutex<HashMap<String, u64>>,
+    /// What the ConfigMap watch last showed of each published ConfigMap (publishing asks
+    /// it before reading one from the API server).
+    watched_config_maps: Mutex<crate::config_maps::WatchedConfigMaps>,
 }
 
 /// The digest of what publishing decides on: the data and the owners' UIDs. A ConfigMap
@@ -103,6 +106,7 @@ impl Context {
             resync_slots: Mutex::default(),
             recorded: Mutex::default(),
             own_config_map_writes: Mutex::new(HashMap::new()),
+            watched_config_maps: Mutex::default(),
         }
     }
 
@@ -160,11 +164,32 @@ impl Context {
             cm.metadata.namespace.as_deref().unwrap_or_default(),
             cm.metadata.name.as_deref().unwrap_or_default()
         );
-        let empty = std::collections::BTreeMap::new();
-        let owners = cm.metadata.owner_references.iter().flatten().map(|r| r.uid.as_str());
-        let digest = config_map_digest(cm.data.as_ref().unwrap_or(&empty), owners);
+        let digest = crate::config_maps::digest_of(cm);
         let writes = self.own_config_map_writes.lock().unwrap_or_else(|e| e.into_inner());
         writes.get(&key) == Some(&digest)
+    }
+
+    /// Follows one item of the ConfigMap watch (see [`crate::config_maps`]).
+    pub fn observe_config_map(
+        &self,
+        item: &Result<
+            kube::runtime::watcher::Event<k8s_openapi::api::core::v1::ConfigMap>,
+            kube::runtime::watcher::Error,
+        >,
+    ) {
+        self.watched_config_maps.lock().unwrap_or_else(|e| e.into_inner()).observe(item);
+    }
+
+    /// Whether the ConfigMap watch, complete and unbroken, shows `namespace/name` holding
+    /// exactly `data`, owned by `owner_uid` alone: then publishing has nothing to read or write.
+    pub fn watch_shows_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &std::collections::BTreeMap<String, String>,
+        owner_uid: &str,
+    ) -> bool {
+        self.watched_config_maps.lock().unwrap_or_else(|e| e.into_inner()).holds(namespace, name, data, owner_uid)
     }
 
     /// Records a failed reconcile of `key`; returns the back-off before the next try: the

@@ -71,7 +71,11 @@ pub async fn run(ctx: Arc<Context>, config: ControllerConfig) {
         .default_backoff()
         .inspect({
             let seen = ctx.clone();
-            move |item| seen.health.observe(Watch::ConfigMaps, item)
+            move |item| {
+                seen.health.observe(Watch::ConfigMaps, item);
+                // Before the event triggers its owner: that pass must see the change.
+                seen.observe_config_map(item);
+            }
         })
         .try_filter_map(move |event| {
             let changed = match event {

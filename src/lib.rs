@@ -9,6 +9,7 @@ pub mod api;
 pub mod aws;
 pub mod cache;
 pub mod claims;
+pub mod config_maps;
 pub mod context;
 pub mod controller;
 pub mod failpoint;

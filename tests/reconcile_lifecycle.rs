@@ -518,3 +518,82 @@ async fn config_map_is_restored_and_own_writes_trigger_nothing() {
     restored("edited").await;
     assert!(full_passes(&op) >= 3, "each repair was a reconcile");
 }
+
+/// The Kubernetes requests an operator made for ConfigMaps by name (reads and writes of
+/// one ConfigMap; its watch is not one of them).
+fn config_map_requests(op: &common::operator::Operator) -> usize {
+    op.kube_requests(|r| r.contains("/configmaps/"))
+}
+
+/// Once published, a ConfigMap is neither read nor written again while the ConfigMap watch
+/// shows it as published: the verify pass and each resync cost no Kubernetes request for
+/// it (they were one GET each).
+#[tokio::test]
+async fn converged_passes_make_no_config_map_request() {
+    let (ground, client, ns) = setup("cm-quiet").await;
+    let op = start_operator(&ground, &ns, RESYNC).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    create_backend(&api, &backend_yaml("quiet", &unique_bucket("cm-quiet"), "")).await;
+    wait_ready(&api, "quiet").await;
+    wait_reason(&api, "quiet", "BackendConfigPublished", "Converged").await;
+    op.wait_until_no_pass_in_flight(Duration::from_secs(30)).await;
+    // The creating pass: one read (is the name free?) and one apply.
+    let (published, passes) = (config_map_requests(&op), full_passes(&op));
+    assert_eq!(published, 2, "the creating pass reads and applies the ConfigMap once each");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while full_passes(&op) < passes + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "three resyncs did not come within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    op.wait_until_no_pass_in_flight(Duration::from_secs(30)).await;
+    assert_eq!(config_map_requests(&op), published, "a converged pass made a ConfigMap request");
+}
+
+/// Its abuse case: a ConfigMap of the name a backend publishes under that is not its own,
+/// whether an application's (unlabelled, so the watch never shows it) or one labelled as the
+/// operator's by someone else and owned by another object, is a Conflict, read from the API
+/// server, and not a byte of it changes.
+#[tokio::test]
+async fn a_config_map_that_is_not_the_backends_own_is_never_written() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
+    use kube::api::PostParams;
+    use tfstate_operator::reconcile::publish::MANAGED_LABEL;
+
+    let (ground, client, ns) = setup("cm-taken").await;
+    let _op = start_operator(&ground, &ns, RESYNC).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let app: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "app-config"}, "data": {"DATABASE_URL": "postgres://app"}
+    }))
+    .unwrap();
+    let app = cms.create(&PostParams::default(), &app).await.unwrap();
+    // Owned by the application's ConfigMap (an owner that exists: the garbage collector
+    // keeps it), and labelled as if the operator had published it.
+    let disguised: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "disguised", "labels": {MANAGED_LABEL.0: MANAGED_LABEL.1},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "app-config",
+                "uid": app.metadata.uid.clone().unwrap()}]},
+        "data": {"bucket": "somebody-elses-bucket"}
+    }))
+    .unwrap();
+    let disguised = cms.create(&PostParams::default(), &disguised).await.unwrap();
+    let api = Api::namespaced(client.clone(), &ns);
+    for (name, cm) in [("takes-app", "app-config"), ("takes-disguised", "disguised")] {
+        let output = format!("  output: {{configMapName: {cm}}}\n");
+        create_backend(&api, &backend_yaml(name, &unique_bucket(name), &output)).await;
+    }
+    for (name, cm, original) in [("takes-app", "app-config", &app), ("takes-disguised", "disguised", &disguised)] {
+        let obj = wait_reason(&api, name, "BackendConfigPublished", "Conflict").await;
+        let (_, _, message) = condition(&obj, "BackendConfigPublished").unwrap();
+        assert!(message.contains(cm), "the Conflict names the ConfigMap: {message}");
+        let now = cms.get(cm).await.unwrap();
+        assert_eq!(now.data, original.data, "{name} changed the data of ConfigMap {cm}");
+        let owners = |cm: &ConfigMap| cm.owner_references().iter().map(|r| r.uid.clone()).collect::<Vec<_>>();
+        assert_eq!(owners(&now), owners(original), "{name} changed the owners of ConfigMap {cm}");
+        assert!(
+            now.metadata.managed_fields.iter().flatten().all(|m| m.manager.as_deref() != Some("tfstate-operator")),
+            "{name} wrote to ConfigMap {cm}"
+        );
+    }
+}

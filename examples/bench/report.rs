@@ -60,6 +60,9 @@ pub struct Results {
     pub steady_window: Duration,
     /// Kubernetes objects written in the steady-state window, by kind.
     pub k8s_writes: BTreeMap<String, u64>,
+    /// The API server's requests over the steady-state window, by verb and resource (the
+    /// restarted operator's lists and watches and the benchmark's own listings included).
+    pub steady_api: BTreeMap<String, u64>,
     /// Peak RSS of the two operator processes, bytes.
     pub rss: (u64, u64),
     /// RSS of the creation phase's operator once its watches listed, before any backend.
@@ -145,7 +148,7 @@ pub fn print(r: &Results) -> bool {
         create.reads, create.writes
     );
     print_ops(&r.create.aws, n);
-    print_api_requests(&r.create_api, n);
+    print_api_requests("create", &r.create_api, n);
     println!("steady state ({:.0} s window after the restart, startup pass included):", r.steady_window.as_secs_f64());
     println!("  reconciles: {} = {resyncs:.2} resyncs per backend", results(&r.steady));
     println!("  AWS calls: {} reads + {} writes; per backend per resync by operation:", steady.reads, steady.writes);
@@ -155,6 +158,7 @@ pub fn print(r: &Results) -> bool {
         "  Kubernetes objects created or changed: {}",
         if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
     );
+    print_api_requests("resync (restart's lists and watches included)", &r.steady_api, reconciles);
     println!("emulator floor ({} calls per replay, the fastest replay counts):", r.floor.planned);
     for p in &r.floor.replays {
         println!(
@@ -348,14 +352,15 @@ fn print_cpu(r: &Results) {
     );
 }
 
-/// The API server's requests per create, by verb and resource (lists and watches too: a
-/// write costs the API server its watchers' events as well, and the writes come first).
-fn print_api_requests(requests: &BTreeMap<String, u64>, n: f64) {
+/// The API server's requests per `what` (a create, a resync), by verb and resource (lists
+/// and watches too: a write costs the API server its watchers' events as well, and the
+/// writes come first).
+fn print_api_requests(what: &str, requests: &BTreeMap<String, u64>, n: f64) {
     let is_write = |k: &str| ["POST ", "PUT ", "PATCH ", "APPLY ", "DELETE "].iter().any(|v| k.starts_with(v));
     let (writes, reads): (Vec<_>, Vec<_>) = requests.iter().partition(|(k, _)| is_write(k));
     let total = |v: &[(&String, &u64)]| v.iter().map(|(_, c)| **c).sum::<u64>() as f64 / n;
     println!(
-        "  Kubernetes API requests per create (every client): {:.2} writes, {:.2} other",
+        "  Kubernetes API requests per {what} (every client): {:.2} writes, {:.2} other",
         total(&writes),
         total(&reads)
     );

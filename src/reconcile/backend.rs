@@ -701,7 +701,8 @@ impl Run<'_> {
         let name = &self.valid.config_map_name;
         // Before the write: its watch event may arrive before the write's answer does.
         self.ctx.expect_own_config_map(&self.owner.namespace, name, &data, &self.owner.uid);
-        match publish(&cms, self.obj, name, &data).await {
+        let watched = self.ctx.watch_shows_config_map(&self.owner.namespace, name, &data, &self.owner.uid);
+        match publish(&cms, self.obj, name, &data, watched).await {
             Ok(published) => {
                 let reason = match &published {
                     Published::Created => Reason::Created,

@@ -50,15 +50,21 @@ pub enum Published {
     Updated,
 }
 
-/// Makes ConfigMap `name` hold exactly `data`.
+/// Makes ConfigMap `name` hold exactly `data`. `watched`: the ConfigMap watch, complete
+/// and unbroken, shows it holding exactly that, owned by `owner` alone
+/// ([`crate::config_maps`]); then it is neither read nor written.
 pub async fn publish(
     api: &Api<ConfigMap>,
     owner: &TerraformStateBackend,
     name: &str,
     data: &BTreeMap<String, String>,
+    watched: bool,
 ) -> Result<Published, PublishError> {
     let kube_err = |source| PublishError::Kube { name: name.to_string(), source };
     let owner_ref = owner.controller_owner_ref(&()).ok_or_else(|| PublishError::OwnerIncomplete(name.to_string()))?;
+    if watched {
+        return Ok(Published::Unchanged);
+    }
     let existing = api.get_opt(name).await.map_err(kube_err)?;
     let created = existing.is_none();
     if let Some(existing) = existing {

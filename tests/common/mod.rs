@@ -57,10 +57,13 @@ impl Ground {
 
     /// A Kubernetes client with the admin token.
     pub async fn kube(&self) -> Client {
+        Client::try_from(self.kube_config().await).expect("kube client")
+    }
+
+    /// The admin's client configuration.
+    pub async fn kube_config(&self) -> Config {
         let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")).expect("read kubeconfig");
-        let config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
-        Client::try_from(config).expect("kube client")
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig")
     }
 
     /// The operator's AWS settings pointing at the emulator (TLS, its CA trusted).

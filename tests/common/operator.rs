@@ -21,10 +21,57 @@ use super::Ground;
 pub struct Operator {
     /// Its context: clients and AWS call counters (`ctx.aws.calls()`).
     pub ctx: Arc<Context>,
+    /// Every Kubernetes request its client made, as "METHOD path" (see [`Operator::kube_requests`]).
+    requests: Requests,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The Kubernetes requests of an operator's client, in order.
+type Requests = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A layer on the operator's Kubernetes client that records each request's method and path.
+struct Recording(Requests);
+
+impl<S> tower::Layer<S> for Recording {
+    type Service = RecordingService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordingService { inner, requests: self.0.clone() }
+    }
+}
+
+/// The service of [`Recording`].
+#[derive(Clone)]
+struct RecordingService<S> {
+    inner: S,
+    requests: Requests,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for RecordingService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let line = format!("{} {}", req.method(), req.uri().path());
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        self.inner.call(req)
+    }
+}
+
 impl Operator {
+    /// How many Kubernetes requests its client has made so far whose "METHOD path" matches
+    /// `pred` (watches included, as one request each).
+    pub fn kube_requests(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|r| pred(r)).count()
+    }
+
     /// The AWS call counters once they have not moved for `still` (no reconcile in flight).
     pub async fn quiescent_calls(&self, still: Duration) -> BTreeMap<CallKey, u64> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -95,7 +142,11 @@ async fn start(
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
-    let client = ground.kube().await;
+    let requests = Requests::default();
+    let client = kube::client::ClientBuilder::try_from(ground.kube_config().await)
+        .expect("kube client")
+        .with_layer(&Recording(requests.clone()))
+        .build();
     let endpoint = settings.endpoint_url.clone();
     let aws = AwsClientFactory::new(settings).await.expect("AWS client factory");
     let config = ReconcileConfig {
@@ -110,7 +161,7 @@ async fn start(
     let run_ctx = ctx.clone();
     let controller_config = ControllerConfig { namespace: Some(namespace.to_string()), concurrency: 8 };
     let task = tokio::spawn(async move { controller::run(run_ctx, controller_config).await });
-    Operator { ctx, task }
+    Operator { ctx, requests, task }
 }
 
 /// The status of condition `type_` of an object: (status, reason, message).
