@@ -5,9 +5,12 @@
 //! two per create and one per backend per resync, the only Kubernetes request a converged
 //! backend still cost.
 //!
-//! It answers only what it is sure of. While the watch is broken or re-listing, it knows
-//! nothing (an edit made meanwhile may not have reached it), and publishing reads the
-//! ConfigMap as before. A ConfigMap it does not show at all (not ours, not labelled, not
+//! It answers only what it is sure of. Before the watch's first full list, during a re-list,
+//! and after a watch error until the watch delivers again, it knows nothing (an edit made
+//! meanwhile may not have reached it), and publishing reads the ConfigMap as before. A
+//! watch that fails resumes from its last resource version (kube-runtime's watcher), so
+//! the first event after the error proves nothing was missed; one that cannot resume (410
+//! Gone) re-lists. A ConfigMap it does not show at all (not ours, not labelled, not
 //! yet seen) is read too: only the API server can say whether one of that name belongs to
 //! someone else. A stale answer can only ever be "unchanged" for an edit the watch has not
 //! delivered yet, and that edit's event triggers the owner's pass, which then sees it.
@@ -26,8 +29,11 @@ pub struct WatchedConfigMaps {
     by_key: HashMap<String, u64>,
     /// During a re-list: the keys listed so far (the others are gone when it ends).
     relisted: Option<HashSet<String>>,
-    /// Whether the watch has listed everything and not failed since.
+    /// Whether the watch has listed everything and delivers: not re-listing, and no error
+    /// since its last event.
     complete: bool,
+    /// Whether a full list ever completed (a resumed watch proves nothing before that).
+    listed: bool,
 }
 
 impl WatchedConfigMaps {
@@ -36,11 +42,13 @@ impl WatchedConfigMaps {
         let event = match item {
             Ok(event) => event,
             Err(_) => {
-                // Events may be lost until the watcher re-lists: forget, and answer nothing.
+                // Edits may be under way that the watch will only deliver once it runs again.
                 self.complete = false;
                 return;
             }
         };
+        // An event of a running watch (not a re-list): it resumed where it left off.
+        let resumed = self.listed && self.relisted.is_none();
         match event {
             Event::Init => {
                 self.complete = false;
@@ -57,13 +65,16 @@ impl WatchedConfigMaps {
                 if let Some(listed) = self.relisted.take() {
                     self.by_key.retain(|key, _| listed.contains(key));
                 }
+                self.listed = true;
                 self.complete = true;
             }
             Event::Apply(cm) => {
                 self.by_key.insert(key_of(cm), digest_of(cm));
+                self.complete |= resumed;
             }
             Event::Delete(cm) => {
                 self.by_key.remove(&key_of(cm));
+                self.complete |= resumed;
             }
         }
     }

@@ -70,10 +70,18 @@ fn unsure_until_listed_after_an_error_and_while_relisting() {
     let mut w = WatchedConfigMaps::default();
     w.observe(&Ok(Event::Apply(config_map("tf-backend", "u1", data("acme")))));
     assert!(!w.holds("team", "tf-backend", &data("acme"), "u1"), "not listed yet");
+    w.observe(&Err(watcher::Error::NoResourceVersion));
+    w.observe(&Ok(Event::Apply(config_map("tf-backend", "u1", data("acme")))));
+    assert!(!w.holds("team", "tf-backend", &data("acme"), "u1"), "an event before any full list proves nothing");
 
     let mut w = listed(vec![config_map("tf-backend", "u1", data("acme"))]);
     w.observe(&Err(watcher::Error::NoResourceVersion));
     assert!(!w.holds("team", "tf-backend", &data("acme"), "u1"), "after a watch error");
+    // The watch resumes from its resource version: its next event is in order, so what it
+    // shows is current again.
+    w.observe(&Ok(Event::Apply(config_map("other", "u2", data("beta")))));
+    assert!(w.holds("team", "tf-backend", &data("acme"), "u1"), "once the watch delivers again");
+    w.observe(&Err(watcher::Error::NoResourceVersion));
 
     w.observe(&Ok(Event::Init));
     assert!(!w.holds("team", "tf-backend", &data("acme"), "u1"), "while re-listing");

@@ -73,13 +73,16 @@ pub struct Context {
 
 /// The digest of what publishing decides on: the data and the owners' UIDs. A ConfigMap
 /// event with the digest of the last publication needs no pass (it would find nothing to
-/// change); any other one, a foreign edit, does.
+/// change); any other one, a foreign edit, does. Keyed at random once per process: a
+/// tenant who writes both a spec and a ConfigMap cannot search offline for other data of
+/// the same digest, which would then pass for what the operator published.
 pub fn config_map_digest<'a>(
     data: &std::collections::BTreeMap<String, String>,
     owner_uids: impl IntoIterator<Item = &'a str>,
 ) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    let mut h = KEY.get_or_init(std::hash::RandomState::new).build_hasher();
     data.hash(&mut h);
     for uid in owner_uids {
         uid.hash(&mut h);

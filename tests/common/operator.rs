@@ -72,6 +72,11 @@ impl Operator {
         self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|r| pred(r)).count()
     }
 
+    /// Every Kubernetes request its client has made so far, in order, as "METHOD path".
+    pub fn kube_request_log(&self) -> Vec<String> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The AWS call counters once they have not moved for `still` (no reconcile in flight).
     pub async fn quiescent_calls(&self, still: Duration) -> BTreeMap<CallKey, u64> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
