@@ -929,3 +929,55 @@ async fn a_lock_read_throttled_for_now_writes_no_status() {
     t.faults.clear_rules();
     t.wait_all_settled(&uids, Duration::from_secs(30)).await;
 }
+
+/// (l) An untagged lock table that another object adopts between this pass's look at it and
+/// its write of the tags: the adopting pass looks at the tags once more right before
+/// writing them, leaves the table to the object that tagged it first, and is a Conflict whose
+/// runners were never granted the table. (The bucket's creation is held for 4 s: the pass
+/// looked at the table before, and writes its tags after.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_adopted_by_another_meanwhile_is_left_to_it() {
+    let _serial = serial().await;
+    let t = Chaos::new("chaos-l").await;
+    let (name, bucket, role) = t.names(0);
+    let table = format!("{bucket}-lock");
+    dynamodb::create(&t.aws.dynamodb, &table, None, false, &Default::default()).await.expect("CreateTable");
+    let arn = dynamodb::describe(&t.aws.dynamodb, &table).await.expect("DescribeTable").expect("the table").arn;
+    t.faults.set_rules(json!([{"service": "s3", "operation": "CreateBucket", "bucket": bucket,
+        "fault": "latency", "latency_ms": 4000, "count": 1}]));
+    let _op = t.operator(Duration::from_secs(3), limits(60, 90, 3)).await;
+    let obj: TerraformStateBackend = serde_json::from_value(json!({
+        "apiVersion": "tfstate.dev/v1alpha1", "kind": "TerraformStateBackend",
+        "metadata": {"name": name},
+        "spec": {
+            "bucket": {"name": bucket}, "adoptExisting": true,
+            "access": {"roleName": role, "trust": {"awsPrincipals": ["arn:aws:iam::123456789012:root"]}},
+        },
+    }))
+    .expect("test backend");
+    t.api.create(&PostParams::default(), &obj).await.expect("create backend");
+
+    let held = || t.faults.stats()["injected"]["s3:CreateBucket:latency"].as_u64().unwrap_or(0);
+    let started = Instant::now();
+    while held() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the bucket was not created within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The rival's claim lands while the bucket's creation is held.
+    let rival =
+        tfstate_operator::aws::Tags::from([(OWNER_UID.to_string(), "00000000-0000-4000-8000-00000000beef".into())]);
+    dynamodb::sync_tags(&t.aws.dynamodb, &arn, &Default::default(), &rival).await.expect("TagResource");
+    print_stats("chaos-l", &t.faults);
+
+    let obj = wait_for(&t.api, &name, Duration::from_secs(60), "LockTableReady Conflict", |o| {
+        condition(o, "LockTableReady").is_some_and(|(_, r, _)| r == "Conflict")
+    })
+    .await;
+    let (_, _, message) = condition(&obj, "LockTableReady").expect("LockTableReady");
+    assert!(message.contains("another TerraformStateBackend"), "{message}");
+    let tags = dynamodb::get_tags(&t.aws.dynamodb, &arn).await.expect("ListTagsOfResource");
+    assert_eq!(tags, rival, "the rival's claim was overwritten");
+    let inline = iam::get_inline_policy(&t.aws.iam, &role, "tfstate-backend").await.expect("GetRolePolicy");
+    assert!(!inline.unwrap_or_default().contains(&format!("table/{table}")), "the runners were granted the table");
+    t.faults.clear_rules();
+}

@@ -80,15 +80,20 @@ pub async fn describe(c: &Client, name: &str) -> Result<Option<TableInfo>, AwsEr
 pub async fn get_settings(c: &Client, name: &str, arn: &str) -> Result<TableSettings, AwsError> {
     let (backups, tags) = tokio::try_join!(
         async { c.describe_continuous_backups().table_name(name).send().await.ctx(DDB, "DescribeContinuousBackups") },
-        async { c.list_tags_of_resource().resource_arn(arn).send().await.ctx(DDB, "ListTagsOfResource") },
+        get_tags(c, arn),
     )?;
     let pitr = backups
         .continuous_backups_description()
         .and_then(|d| d.point_in_time_recovery_description())
         .and_then(|p| p.point_in_time_recovery_status())
         .is_some_and(|s| s.as_str() == "ENABLED");
-    let tags = tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     Ok(TableSettings { pitr, tags })
+}
+
+/// The table's tags (ListTagsOfResource, 1 read).
+pub async fn get_tags(c: &Client, arn: &str) -> Result<Tags, AwsError> {
+    let out = c.list_tags_of_resource().resource_arn(arn).send().await.ctx(DDB, "ListTagsOfResource")?;
+    Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
 }
 
 /// Creates the lock table: hash key `LockID` (S), on-demand, SSE with `kms_key_arn`

@@ -270,21 +270,32 @@ async fn apply_bucket_setting(
     Ok(())
 }
 
-/// Whether the table still has to become ACTIVE before the rest can be applied.
-pub type Pending = bool;
+/// What applying the table's changes came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableApplied {
+    /// Every change is written.
+    Done,
+    /// The table has to become ACTIVE before the rest can be applied (a new table may not
+    /// accept PITR yet): left for the next pass.
+    Pending,
+    /// The untagged table this pass was adopting carries another object's tags now: it was
+    /// adopted by that object meanwhile, and is left untouched.
+    AdoptedByAnother,
+}
 
-/// Applies table changes. A table just created may not accept PITR yet: then the rest is
-/// left for the next pass and `Ok(true)` (pending) is returned.
+/// Applies table changes. Adopting an untagged table (its tags, nothing else: see
+/// `plan_table`) looks at its tags once more right before the write, as for the bucket.
 pub async fn apply_table(
     aws: &AwsClients,
     desired: &DesiredTable,
     observed: Option<&ObservedTable>,
     changes: &[TableChange],
     tags: &Tags,
-) -> Result<Pending, AwsError> {
+) -> Result<TableApplied, AwsError> {
     let (c, t) = (&aws.dynamodb, desired.name.as_str());
     let no_tags = Tags::new();
     let current_tags = observed.map(|o| &o.settings.tags).unwrap_or(&no_tags);
+    let adopting = observed.is_some() && current_tags.get(TAG_OWNER_UID) != tags.get(TAG_OWNER_UID);
     for change in changes {
         match change {
             TableChange::Create => {
@@ -292,18 +303,27 @@ pub async fn apply_table(
                 // One look: tables often become ACTIVE within the round trip.
                 let active = dynamodb::describe(c, t).await?.is_some_and(|i| i.status == "ACTIVE");
                 if !active {
-                    return Ok(true);
+                    return Ok(TableApplied::Pending);
                 }
             }
             TableChange::Update { deletion_protection, sse_key, on_demand } => {
                 dynamodb::update(c, t, *deletion_protection, sse_key.as_ref().map(|k| k.as_deref()), *on_demand).await?
             }
             TableChange::SetPitr(on) => dynamodb::set_pitr(c, t, *on).await?,
+            TableChange::SyncTags if adopting => {
+                // The shorter the time between the look and the write, the less room for
+                // overwriting another object's claim.
+                let now = dynamodb::get_tags(c, &desired.arn).await?;
+                if now.get(TAG_OWNER_UID).is_some_and(|uid| Some(uid) != tags.get(TAG_OWNER_UID)) {
+                    return Ok(TableApplied::AdoptedByAnother);
+                }
+                dynamodb::sync_tags(c, &desired.arn, &now, tags).await?
+            }
             TableChange::SyncTags => dynamodb::sync_tags(c, &desired.arn, current_tags, tags).await?,
-            TableChange::WaitUntilActive => return Ok(true),
+            TableChange::WaitUntilActive => return Ok(TableApplied::Pending),
         }
     }
-    Ok(false)
+    Ok(TableApplied::Done)
 }
 
 /// Applies trail changes, in their order: a new trail gets its selectors before it starts

@@ -14,7 +14,8 @@ use crate::render::render;
 
 use super::admit::admit;
 use super::apply::{
-    BucketApplied, apply_bucket_settings, apply_inline_policy, apply_key, apply_role, apply_table, claim_bucket,
+    BucketApplied, TableApplied, apply_bucket_settings, apply_inline_policy, apply_key, apply_role, apply_table,
+    claim_bucket,
 };
 use super::desired::{
     DesiredKey, Identity, Owned, Owner, desired_key, desired_resources, desired_role, desired_runner_policy,
@@ -436,7 +437,7 @@ impl Run<'_> {
             async {
                 match (&table_plan, &res.table) {
                     (Ok(changes), Some(table)) => apply_table(aws, table, observed.table.as_ref(), changes, tags).await,
-                    _ => Ok(false),
+                    _ => Ok(TableApplied::Done),
                 }
             },
         );
@@ -451,7 +452,8 @@ impl Run<'_> {
         };
         // A table is granted once it is ours: created by this pass, or read back with our tags
         // (one adopted by this pass only got its tags: it is granted by the next pass).
-        let table_adopted = table_plan.is_ok() && t.is_ok() && observed.table.is_some() && !table_is_ours;
+        let table_adopted =
+            table_plan.is_ok() && matches!(t, Ok(TableApplied::Done)) && observed.table.is_some() && !table_is_ours;
         let table_owned = table_plan.is_ok() && (table_is_ours || (t.is_ok() && observed.table.is_none()));
         // During a roll-out away from the table, runs on the old configuration still lock
         // there: the kept table stays granted while its tags say it is ours.
@@ -554,7 +556,15 @@ impl Run<'_> {
                 self.fail(C::LockTableReady, &e);
                 first_error.get_or_insert(e);
             }
-            (Ok(_), Some(table), Ok(true)) => {
+            (Ok(_), Some(table), Ok(TableApplied::AdoptedByAnother)) => {
+                let message = format!(
+                    "DynamoDB table {} was adopted by another TerraformStateBackend meanwhile; it is left untouched: \
+                     choose another spec.locking.table.name",
+                    table.name
+                );
+                self.block(C::LockTableReady, Reason::Conflict, message);
+            }
+            (Ok(_), Some(table), Ok(TableApplied::Pending)) => {
                 let observed_status = observed.table.as_ref().map(|o| o.info.status.as_str());
                 let part = status::table_not_yet_active(&table.name, observed_status);
                 if part.reason.is_permanent() {
@@ -567,10 +577,10 @@ impl Run<'_> {
                     self.report.parts.insert(C::LockTableReady, part);
                 }
             }
-            (Ok(_), Some(table), Ok(false)) if table_adopted => {
+            (Ok(_), Some(table), Ok(TableApplied::Done)) if table_adopted => {
                 self.adopted(C::LockTableReady, &format!("DynamoDB table {}", table.name));
             }
-            (Ok(changes), Some(table), Ok(false)) => {
+            (Ok(changes), Some(table), Ok(TableApplied::Done)) => {
                 self.settle(
                     C::LockTableReady,
                     &format!("DynamoDB table {}", table.name),
