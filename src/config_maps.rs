@@ -91,7 +91,7 @@ impl WatchedConfigMaps {
         self.complete && self.by_key.get(&format!("{namespace}/{name}")) == Some(&config_map_digest(data, [owner_uid]))
     }
 
-    /// How many ConfigMaps it shows (for tests and metrics).
+    /// How many ConfigMaps it shows (for tests).
     pub fn len(&self) -> usize {
         self.by_key.len()
     }

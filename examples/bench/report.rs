@@ -158,7 +158,7 @@ pub fn print(r: &Results) -> bool {
         "  Kubernetes objects created or changed: {}",
         if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
     );
-    print_api_requests("resync (restart's lists and watches included)", &r.steady_api, reconciles);
+    print_api_requests("resync, the restart's lists and watches included,", &r.steady_api, reconciles);
     println!("emulator floor ({} calls per replay, the fastest replay counts):", r.floor.planned);
     for p in &r.floor.replays {
         println!(
